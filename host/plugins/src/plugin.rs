@@ -1,0 +1,390 @@
+//! A loaded plugin: its `InstancePre`, limits and settings, and one fresh `Store` per call.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{Engine, ResourceLimiter, Store, Trap};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::bindings::admission::AdmissionPre;
+use crate::bindings::scheduler::SchedulerPre;
+use crate::bindings::template::TemplatePre;
+use crate::bindings::{host, types as wit};
+use crate::digest::Digest;
+use crate::error::{CallError, LoadError};
+use crate::metrics::PluginMetrics;
+use crate::render::RenderPolicy;
+use crate::types::{
+    AdmissionContext, Node, Placement, PlacementDecision, SessionRequest, TemplateInfo, Verdict,
+};
+
+/// Default time limit of one decision.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(100);
+/// Default linear-memory limit of one instance.
+pub const DEFAULT_MEMORY_BYTES: usize = 64 << 20;
+/// Default cap on a deny reason or an unschedulable reason list.
+pub const DEFAULT_MAX_REASON_BYTES: usize = 4 << 10;
+/// Bytes of guest stdout and stderr kept per call (more traps the writer).
+pub const STDIO_CAPACITY: usize = 64 << 10;
+/// Longest log line kept from a guest.
+const MAX_LOG_LINE: usize = 4 << 10;
+
+/// Which decision a plugin makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Hook {
+    /// `admission` world.
+    Admission,
+    /// `scheduler` world.
+    Scheduler,
+    /// `template` world.
+    Template,
+}
+
+impl Hook {
+    /// The world's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Admission => "admission",
+            Self::Scheduler => "scheduler",
+            Self::Template => "template",
+        }
+    }
+}
+
+/// Hard limits of one plugin's calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Wall-clock time of one call (instantiation included).
+    pub timeout: Duration,
+    /// Total linear memory of one instance, in bytes.
+    pub memory_bytes: usize,
+    /// Largest deny reason or unschedulable reason list, in bytes.
+    pub max_reason_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            timeout: DEFAULT_TIMEOUT,
+            memory_bytes: DEFAULT_MEMORY_BYTES,
+            max_reason_bytes: DEFAULT_MAX_REASON_BYTES,
+        }
+    }
+}
+
+/// Store data of one call: a WASI context with no capabilities, and the limiter.
+pub(crate) struct State {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limiter: MemoryLimiter,
+    plugin: Arc<str>,
+}
+
+impl WasiView for State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl wit::Host for State {}
+
+impl host::Host for State {
+    fn log(&mut self, level: host::LogLevel, message: String) {
+        let plugin = &*self.plugin;
+        let message = truncate(&message, MAX_LOG_LINE);
+        match level {
+            host::LogLevel::Trace => tracing::trace!(plugin, "{message}"),
+            host::LogLevel::Debug => tracing::debug!(plugin, "{message}"),
+            host::LogLevel::Info => tracing::info!(plugin, "{message}"),
+            host::LogLevel::Warn => tracing::warn!(plugin, "{message}"),
+            host::LogLevel::Error => tracing::error!(plugin, "{message}"),
+        }
+    }
+}
+
+/// Caps the total linear memory of an instance and remembers a refused growth, so that the
+/// trap that follows is reported as [`CallError::MemoryLimit`].
+struct MemoryLimiter {
+    limit: usize,
+    used: usize,
+    refused: Option<usize>,
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(&mut self, current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+        let total = self.used - current.min(self.used) + desired;
+        if total > self.limit {
+            self.refused = Some(total);
+            return Ok(false);
+        }
+        self.used = total;
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= crate::runtime::MAX_TABLE_ELEMENTS)
+    }
+}
+
+pub(crate) enum HookPre {
+    Admission(AdmissionPre<State>),
+    Scheduler(SchedulerPre<State>),
+    Template(TemplatePre<State>),
+}
+
+struct Inner {
+    name: Arc<str>,
+    digest: Digest,
+    size: usize,
+    limits: Limits,
+    pre: HookPre,
+    engine: Engine,
+    metrics: PluginMetrics,
+}
+
+/// A loaded, configured plugin. Cheap to clone; every call gets a fresh instance.
+#[derive(Clone)]
+pub struct Plugin {
+    inner: Arc<Inner>,
+    settings: Arc<str>,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("name", &self.inner.name)
+            .field("digest", &self.inner.digest)
+            .field("hook", &self.hook())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one call observed besides its result.
+struct Outcome<R> {
+    result: Result<R, CallError>,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+}
+
+impl Plugin {
+    pub(crate) fn new(
+        name: &str,
+        digest: Digest,
+        size: usize,
+        limits: Limits,
+        pre: HookPre,
+        engine: Engine,
+        metrics: PluginMetrics,
+    ) -> Self {
+        let inner = Inner { name: name.into(), digest, size, limits, pre, engine, metrics };
+        Self { inner: Arc::new(inner), settings: "{}".into() }
+    }
+
+    /// The plugin's name (its `VDIPlugin` name).
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The module's digest.
+    pub fn digest(&self) -> Digest {
+        self.inner.digest
+    }
+
+    /// Size of the module in bytes.
+    pub fn size(&self) -> usize {
+        self.inner.size
+    }
+
+    /// The hook it implements.
+    pub fn hook(&self) -> Hook {
+        match self.inner.pre {
+            HookPre::Admission(_) => Hook::Admission,
+            HookPre::Scheduler(_) => Hook::Scheduler,
+            HookPre::Template(_) => Hook::Template,
+        }
+    }
+
+    /// Its limits.
+    pub fn limits(&self) -> Limits {
+        self.inner.limits
+    }
+
+    /// The normalised settings `configure` returned.
+    pub fn settings(&self) -> &str {
+        &self.settings
+    }
+
+    /// The same compiled plugin with other settings, validated by its `configure`.
+    pub fn with_settings(&self, settings: &str) -> Result<Self, LoadError> {
+        let settings = if settings.trim().is_empty() { "{}" } else { settings };
+        let out = match &self.inner.pre {
+            HookPre::Admission(p) => self.call("configure", |s| p.instantiate(&mut *s)?.call_configure(s, settings)),
+            HookPre::Scheduler(p) => self.call("configure", |s| p.instantiate(&mut *s)?.call_configure(s, settings)),
+            HookPre::Template(p) => self.call("configure", |s| p.instantiate(&mut *s)?.call_configure(s, settings)),
+        };
+        match out {
+            Ok(Ok(normalised)) => Ok(Self { inner: self.inner.clone(), settings: normalised.into() }),
+            Ok(Err(e)) => Err(LoadError::Settings { field: e.field, reason: e.reason }),
+            Err(e) => Err(LoadError::Configure(Box::new(e))),
+        }
+    }
+
+    /// Admission: reviews one request.
+    pub fn review(&self, request: &SessionRequest, context: &AdmissionContext) -> Result<Verdict, CallError> {
+        let HookPre::Admission(pre) = &self.inner.pre else {
+            return Err(self.wrong_hook(Hook::Admission));
+        };
+        let settings = &*self.settings;
+        let verdict = self.call("review", |s| pre.instantiate(&mut *s)?.call_review(s, settings, request, context))?;
+        let verdict = verdict.map_err(CallError::Plugin)?;
+        match &verdict {
+            Verdict::Deny(reason) => self.check_reason_size(reason.len())?,
+            Verdict::Mutate(spec) if spec.user != request.spec.user => {
+                return Err(CallError::IdentityChanged {
+                    from: request.spec.user.name.clone(),
+                    to: spec.user.name.clone(),
+                });
+            }
+            Verdict::Mutate(spec) if spec.template.is_empty() => {
+                return Err(CallError::BadOutput { reason: "mutated spec has an empty template".into() });
+            }
+            _ => {}
+        }
+        Ok(verdict)
+    }
+
+    /// Scheduler: places one request on one of `nodes`. The host re-checks the placement.
+    pub fn place(&self, request: &SessionRequest, nodes: &[Node]) -> Result<PlacementDecision, CallError> {
+        let HookPre::Scheduler(pre) = &self.inner.pre else {
+            return Err(self.wrong_hook(Hook::Scheduler));
+        };
+        let settings = &*self.settings;
+        let decision = self.call("place", |s| pre.instantiate(&mut *s)?.call_place(s, settings, request, nodes))?;
+        let decision = decision.map_err(CallError::Plugin)?;
+        match &decision {
+            PlacementDecision::Placed(p) => crate::placement::check(request, nodes, p)?,
+            PlacementDecision::Unschedulable(reasons) => {
+                self.check_reason_size(reasons.iter().map(String::len).sum())?;
+            }
+        }
+        Ok(decision)
+    }
+
+    /// Template: renders the session's objects and checks them against `policy`.
+    pub fn render(
+        &self,
+        request: &SessionRequest,
+        template: &TemplateInfo,
+        placement: &Placement,
+        policy: &RenderPolicy,
+    ) -> Result<Vec<serde_json::Value>, CallError> {
+        let HookPre::Template(pre) = &self.inner.pre else {
+            return Err(self.wrong_hook(Hook::Template));
+        };
+        let settings = &*self.settings;
+        let objects = self.call("render", |s| {
+            pre.instantiate(&mut *s)?.call_render(s, settings, request, template, placement)
+        })?;
+        let objects = objects.map_err(CallError::Plugin)?;
+        policy.check(request, objects).map_err(|e| CallError::BadOutput { reason: e.to_string() })
+    }
+
+    fn wrong_hook(&self, called: Hook) -> CallError {
+        CallError::WrongHook { called: called.name(), actual: self.hook().name() }
+    }
+
+    fn check_reason_size(&self, len: usize) -> Result<(), CallError> {
+        let max = self.inner.limits.max_reason_bytes;
+        if len > max {
+            return Err(CallError::BadOutput { reason: format!("reason of {len} bytes exceeds the {max}-byte limit") });
+        }
+        Ok(())
+    }
+
+    /// Runs `f` in a fresh store with this plugin's limits; records metrics and guest output.
+    fn call<R>(
+        &self,
+        function: &'static str,
+        f: impl FnOnce(&mut Store<State>) -> wasmtime::Result<R>,
+    ) -> Result<R, CallError> {
+        let started = Instant::now();
+        let outcome = self.run_in_store(f);
+        let elapsed = started.elapsed();
+        self.inner.metrics.observe(elapsed, outcome.result.as_ref().err());
+        self.forward_output(function, &outcome.stdout, &outcome.stderr);
+        if let Err(e) = &outcome.result {
+            tracing::debug!(plugin = %self.inner.name, function, error = %e, "plugin call failed");
+        }
+        outcome.result
+    }
+
+    fn run_in_store<R>(&self, f: impl FnOnce(&mut Store<State>) -> wasmtime::Result<R>) -> Outcome<R> {
+        let limits = self.inner.limits;
+        let stdout = MemoryOutputPipe::new(STDIO_CAPACITY);
+        let stderr = MemoryOutputPipe::new(STDIO_CAPACITY);
+        // No preopens, no environment, no arguments, no sockets, no name lookup.
+        let wasi = WasiCtx::builder()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let state = State {
+            wasi,
+            table: ResourceTable::new(),
+            limiter: MemoryLimiter { limit: limits.memory_bytes, used: 0, refused: None },
+            plugin: self.inner.name.clone(),
+        };
+        let mut store = Store::new(&self.inner.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        let ticks = limits.timeout.as_nanos().div_ceil(crate::runtime::EPOCH_TICK.as_nanos());
+        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX).saturating_add(1));
+        let result = f(&mut store).map_err(|e| classify(e, &store, limits, &stderr.contents()));
+        Outcome { result, stdout: stdout.contents().to_vec(), stderr: stderr.contents().to_vec() }
+    }
+
+    fn forward_output(&self, function: &str, stdout: &[u8], stderr: &[u8]) {
+        let plugin = &*self.inner.name;
+        for line in String::from_utf8_lossy(stdout).lines().filter(|l| !l.is_empty()) {
+            tracing::info!(plugin, function, stream = "stdout", "{}", truncate(line, MAX_LOG_LINE));
+        }
+        for line in String::from_utf8_lossy(stderr).lines().filter(|l| !l.is_empty()) {
+            tracing::warn!(plugin, function, stream = "stderr", "{}", truncate(line, MAX_LOG_LINE));
+        }
+    }
+}
+
+/// Turns a wasmtime error into the typed error it stands for.
+fn classify(e: wasmtime::Error, store: &Store<State>, limits: Limits, stderr: &[u8]) -> CallError {
+    if let Some(requested) = store.data().limiter.refused {
+        return CallError::MemoryLimit { limit: limits.memory_bytes, requested };
+    }
+    match e.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => CallError::Timeout { limit: limits.timeout },
+        Some(Trap::StackOverflow) => CallError::StackOverflow,
+        Some(trap) => {
+            let stderr = String::from_utf8_lossy(stderr);
+            let last: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+            let tail = last[last.len().saturating_sub(3)..].join(" | ");
+            let message = if tail.is_empty() { trap.to_string() } else { format!("{trap}; guest stderr: {}", truncate(&tail, MAX_LOG_LINE)) };
+            CallError::Trap { message }
+        }
+        None if format!("{e:#}").contains("concurrent") => CallError::Instantiate(format!("{e:#}")),
+        None => CallError::Trap { message: format!("{e:#}") },
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}

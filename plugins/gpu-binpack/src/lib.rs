@@ -1,0 +1,187 @@
+//! Scheduler plugin `gpu-binpack`: places sessions on GPU time-slices.
+//!
+//! Bin-packing (the default) fills the fullest GPU that still fits, up to the configured density
+//! (time-slices per GPU), so whole GPUs stay free for large sessions; `spread` picks the emptiest
+//! instead. A GPU fits when it has the slices, the GPU memory and, if the session needs one, a
+//! free hardware-encoder session; the node must have the CPU and memory. Ties break on node name
+//! and GPU index, so decisions are deterministic.
+
+use serde::{Deserialize, Serialize};
+use vdi_plugin_sdk::{
+    FieldError, Gpu, Node, Placement, PlacementDecision, PluginError, Resources, Scheduler,
+    SessionRequest,
+};
+
+/// Default sessions per GPU (time-slice density).
+pub const DEFAULT_SLICES_PER_GPU: u32 = 8;
+
+/// The plugin's settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct Settings {
+    /// Most slices handed out per GPU, even when the GPU advertises more.
+    pub slices_per_gpu: u32,
+    /// Prefer the emptiest GPU (and node) instead of the fullest.
+    pub spread: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self { slices_per_gpu: DEFAULT_SLICES_PER_GPU, spread: false }
+    }
+}
+
+impl Settings {
+    /// Parses and validates settings JSON (empty means defaults).
+    pub fn parse(json: &str) -> Result<Self, FieldError> {
+        let settings: Self = if json.trim().is_empty() {
+            Self::default()
+        } else {
+            serde_json::from_str(json).map_err(|e| FieldError::new("settings", e.to_string()))?
+        };
+        if settings.slices_per_gpu == 0 {
+            return Err(FieldError::new("slicesPerGpu", "must be greater than 0"));
+        }
+        Ok(settings)
+    }
+}
+
+/// Why candidates were turned down, counted for the unschedulable reasons.
+#[derive(Default)]
+struct Misfits {
+    cpu: u32,
+    memory: u32,
+    no_gpu: u32,
+    slices: u32,
+    gpu_memory: u32,
+    encoder: u32,
+}
+
+impl Misfits {
+    fn reasons(&self, nodes: usize) -> Vec<String> {
+        let mut out = Vec::new();
+        if nodes == 0 {
+            out.push("no candidate nodes".to_owned());
+        }
+        let mut add = |n: u32, what: &str| {
+            if n > 0 {
+                out.push(format!("{n} {what}"));
+            }
+        };
+        add(self.cpu, "node(s) lack CPU");
+        add(self.memory, "node(s) lack memory");
+        add(self.no_gpu, "node(s) have no GPU");
+        add(self.slices, "GPU(s) have no free time-slice");
+        add(self.gpu_memory, "GPU(s) lack GPU memory");
+        add(self.encoder, "GPU(s) have no free video-encoder session");
+        out
+    }
+}
+
+/// A fitting (score, node, GPU); the lowest score wins.
+type Candidate<'a> = (u64, &'a Node, Option<&'a Gpu>);
+
+/// Keeps the better of `best` and `cand`; ties go to the first in node-name, GPU-index order.
+fn pick<'a>(best: &mut Option<Candidate<'a>>, cand: Candidate<'a>) {
+    let key = |c: &Candidate<'a>| (c.0, c.1.name.as_str(), c.2.map(|g| g.index));
+    if best.as_ref().is_none_or(|b| key(&cand) < key(b)) {
+        *best = Some(cand);
+    }
+}
+
+/// The bin-packing scheduler.
+pub struct GpuBinpack;
+
+impl GpuBinpack {
+    /// Slices still free on `gpu` under the density cap.
+    fn free_slices(settings: &Settings, gpu: &Gpu) -> u32 {
+        gpu.slices_total.min(settings.slices_per_gpu).saturating_sub(gpu.slices_used)
+    }
+
+    fn gpu_fits(settings: &Settings, r: &Resources, gpu: &Gpu, misfits: &mut Misfits) -> bool {
+        if Self::free_slices(settings, gpu) < r.gpu_slices {
+            misfits.slices += 1;
+        } else if gpu.memory_mib.saturating_sub(gpu.memory_used_mib) < r.gpu_memory_mib {
+            misfits.gpu_memory += 1;
+        } else if r.video_encoder && gpu.encoder_sessions_used >= gpu.encoder_sessions_total {
+            misfits.encoder += 1;
+        } else {
+            return true;
+        }
+        false
+    }
+
+    /// Places one request with parsed settings.
+    pub fn decide(settings: &Settings, request: &SessionRequest, nodes: &[Node]) -> PlacementDecision {
+        let r = &request.spec.resources;
+        let mut misfits = Misfits::default();
+        let mut best: Option<Candidate<'_>> = None;
+        for node in nodes {
+            if node.cpu_millis_free < r.cpu_millis {
+                misfits.cpu += 1;
+                continue;
+            }
+            if node.memory_mib_free < r.memory_mib {
+                misfits.memory += 1;
+                continue;
+            }
+            if r.gpu_slices == 0 {
+                let free = u64::from(node.cpu_millis_free);
+                let score = if settings.spread { u64::MAX - free } else { free };
+                pick(&mut best, (score, node, None));
+                continue;
+            }
+            if node.gpus.is_empty() {
+                misfits.no_gpu += 1;
+                continue;
+            }
+            for gpu in &node.gpus {
+                if Self::gpu_fits(settings, r, gpu, &mut misfits) {
+                    let free = u64::from(Self::free_slices(settings, gpu));
+                    let score = if settings.spread { u64::MAX - free } else { free };
+                    pick(&mut best, (score, node, Some(gpu)));
+                }
+            }
+        }
+        match best {
+            None => PlacementDecision::Unschedulable(misfits.reasons(nodes.len())),
+            Some((_, node, gpu)) => PlacementDecision::Placed(Placement {
+                node: node.name.clone(),
+                gpu: gpu.map(|g| g.index),
+                reason: match gpu {
+                    Some(g) => format!(
+                        "{} GPU {} ({}): {} of {} slices used, {}",
+                        node.name,
+                        g.index,
+                        g.product,
+                        g.slices_used,
+                        g.slices_total.min(settings.slices_per_gpu),
+                        if settings.spread { "spread" } else { "bin-packed" }
+                    ),
+                    None => format!(
+                        "{}: CPU-only session, {}m CPU free",
+                        node.name, node.cpu_millis_free
+                    ),
+                },
+            }),
+        }
+    }
+}
+
+impl Scheduler for GpuBinpack {
+    fn configure(settings: &str) -> Result<String, FieldError> {
+        let parsed = Settings::parse(settings)?;
+        serde_json::to_string(&parsed).map_err(|e| FieldError::new("settings", e.to_string()))
+    }
+
+    fn place(
+        settings: &str,
+        request: SessionRequest,
+        nodes: Vec<Node>,
+    ) -> Result<PlacementDecision, PluginError> {
+        let settings = Settings::parse(settings)?;
+        Ok(Self::decide(&settings, &request, &nodes))
+    }
+}
+
+vdi_plugin_sdk::export_scheduler!(GpuBinpack);

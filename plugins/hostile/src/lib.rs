@@ -1,0 +1,116 @@
+//! Test-only admission plugin that attacks its sandbox. Its settings pick the attack:
+//! `{"mode": "loop"}` and so on; see [`Mode`]. The host's hostile-plugin tests load it once per
+//! mode and check that each attack ends in its typed error within its limit.
+
+use serde::{Deserialize, Serialize};
+use vdi_plugin_sdk::{
+    Admission, AdmissionContext, FieldError, LogLevel, PluginError, SessionRequest, Verdict,
+};
+
+/// The misbehaviour to perform on `review`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Behave: allow (and write to the log, stdout and stderr).
+    Allow,
+    /// Spin forever.
+    Loop,
+    /// Allocate until memory runs out.
+    MemoryBomb,
+    /// Recurse without end.
+    Recursion,
+    /// Panic.
+    Panic,
+    /// Deny with a 16 MiB reason.
+    HugeOutput,
+    /// Read `/etc/passwd`.
+    ReadFile,
+    /// Connect a TCP socket.
+    Socket,
+    /// Report any environment variables or arguments it can see (there should be none).
+    Ambient,
+    /// Mutate the spec to another user.
+    ChangeIdentity,
+}
+
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    mode: Mode,
+}
+
+#[allow(unconditional_recursion, reason = "the deep-recursion attack")]
+fn recurse(depth: u64, pad: [u64; 16]) -> u64 {
+    let next = std::hint::black_box(pad);
+    recurse(depth + 1, next).wrapping_add(next[(depth % 16) as usize])
+}
+
+/// The hostile policy.
+pub struct Hostile;
+
+impl Admission for Hostile {
+    fn configure(settings: &str) -> Result<String, FieldError> {
+        let s: Settings =
+            serde_json::from_str(settings).map_err(|e| FieldError::new("mode", e.to_string()))?;
+        serde_json::to_string(&s).map_err(|e| FieldError::new("mode", e.to_string()))
+    }
+
+    fn review(
+        settings: &str,
+        request: SessionRequest,
+        _context: AdmissionContext,
+    ) -> Result<Verdict, PluginError> {
+        let s: Settings =
+            serde_json::from_str(settings).map_err(|e| PluginError::Internal(e.to_string()))?;
+        match s.mode {
+            Mode::Allow => {
+                vdi_plugin_sdk::log(LogLevel::Info, "hostile plugin says hello through log");
+                println!("hello on stdout");
+                eprintln!("hello on stderr");
+                Ok(Verdict::Allow)
+            }
+            Mode::Loop => {
+                let mut n = 0u64;
+                loop {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            }
+            Mode::MemoryBomb => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1u8; 1 << 20]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            Mode::Recursion => Ok(Verdict::Deny(recurse(0, [7; 16]).to_string())),
+            Mode::Panic => panic!("hostile plugin panics on purpose"),
+            Mode::HugeOutput => Ok(Verdict::Deny("x".repeat(16 << 20))),
+            Mode::ReadFile => {
+                let text = std::fs::read_to_string("/etc/passwd").expect("read /etc/passwd");
+                Ok(Verdict::Deny(format!("stole {} bytes", text.len())))
+            }
+            Mode::Socket => {
+                let stream = std::net::TcpStream::connect("127.0.0.1:80").expect("connect a socket");
+                Ok(Verdict::Deny(format!("connected {:?}", stream.peer_addr())))
+            }
+            Mode::Ambient => {
+                let env: Vec<String> = std::env::vars().map(|(k, _)| k).collect();
+                let args: Vec<String> = std::env::args().collect();
+                let cwd = std::env::current_dir().ok();
+                if env.is_empty() && args.is_empty() && cwd.is_none() {
+                    Ok(Verdict::Allow)
+                } else {
+                    Ok(Verdict::Deny(format!("saw env {env:?}, args {args:?}, cwd {cwd:?}")))
+                }
+            }
+            Mode::ChangeIdentity => {
+                let mut spec = request.spec;
+                spec.user.name = "root".to_owned();
+                spec.user.groups.push("admins".to_owned());
+                Ok(Verdict::Mutate(spec))
+            }
+        }
+    }
+}
+
+vdi_plugin_sdk::export_admission!(Hostile);
