@@ -118,12 +118,21 @@ impl AdmissionChain {
         let mut decisions = Vec::with_capacity(self.entries.len());
         let verdict = match self.pass(request.clone(), context, &mut decisions, false) {
             Pass::Stop(v) => v,
-            Pass::Done(spec, false) => ChainVerdict::Allowed { spec, mutated: false },
+            Pass::Done(spec, false) => ChainVerdict::Allowed {
+                spec,
+                mutated: false,
+            },
             Pass::Done(spec, true) => {
-                let recheck = SessionRequest { spec, ..request.clone() };
+                let recheck = SessionRequest {
+                    spec,
+                    ..request.clone()
+                };
                 match self.pass(recheck, context, &mut decisions, true) {
                     Pass::Stop(v) => v,
-                    Pass::Done(spec, _) => ChainVerdict::Allowed { spec, mutated: true },
+                    Pass::Done(spec, _) => ChainVerdict::Allowed {
+                        spec,
+                        mutated: true,
+                    },
                 }
             }
         };
@@ -142,9 +151,13 @@ impl AdmissionChain {
             let plugin = &entry.plugin;
             let started = Instant::now();
             let result = plugin.review(&request, context).and_then(|v| match v {
-                Verdict::Mutate(spec) if recheck && spec != request.spec => Err(CallError::BadOutput {
-                    reason: "mutated the spec again on re-check: its mutation does not converge".into(),
-                }),
+                Verdict::Mutate(spec) if recheck && spec != request.spec => {
+                    Err(CallError::BadOutput {
+                        reason:
+                            "mutated the spec again on re-check: its mutation does not converge"
+                                .into(),
+                    })
+                }
                 Verdict::Mutate(spec) if spec == request.spec => Ok(Verdict::Allow),
                 v => Ok(v),
             });
@@ -160,7 +173,10 @@ impl AdmissionChain {
                 Ok(Verdict::Allow) => record(DecisionOutcome::Allowed),
                 Ok(Verdict::Deny(reason)) => {
                     record(DecisionOutcome::Denied(reason.clone()));
-                    return Pass::Stop(ChainVerdict::Denied { plugin: plugin.name().to_owned(), reason });
+                    return Pass::Stop(ChainVerdict::Denied {
+                        plugin: plugin.name().to_owned(),
+                        reason,
+                    });
                 }
                 Ok(Verdict::Mutate(spec)) => {
                     record(DecisionOutcome::Mutated);
@@ -175,7 +191,10 @@ impl AdmissionChain {
                     FailurePolicy::Fail => {
                         tracing::warn!(plugin = plugin.name(), %error, "admission plugin failed; request refused (Fail)");
                         record(DecisionOutcome::Failed(error.clone()));
-                        return Pass::Stop(ChainVerdict::Failed { plugin: plugin.name().to_owned(), error });
+                        return Pass::Stop(ChainVerdict::Failed {
+                            plugin: plugin.name().to_owned(),
+                            error,
+                        });
                     }
                 },
             }

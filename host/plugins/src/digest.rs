@@ -45,7 +45,8 @@ impl FromStr for Digest {
         if hex_part.len() != 64 || hex_part.bytes().any(|b| b.is_ascii_uppercase()) {
             return Err(LoadError::InvalidDigest(s.to_owned()));
         }
-        hex::decode_to_slice(hex_part, &mut out).map_err(|_| LoadError::InvalidDigest(s.to_owned()))?;
+        hex::decode_to_slice(hex_part, &mut out)
+            .map_err(|_| LoadError::InvalidDigest(s.to_owned()))?;
         Ok(Self(out))
     }
 }
@@ -57,11 +58,21 @@ mod tests {
     #[test]
     fn round_trips_and_rejects_malformed() {
         let d = Digest::of(b"hello");
-        assert_eq!(d.to_string(), "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824");
+        assert_eq!(
+            d.to_string(),
+            "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+        );
         assert_eq!(d.to_string().parse::<Digest>().ok(), Some(d));
         assert_eq!(d.hex().parse::<Digest>().ok(), Some(d));
-        for bad in ["sha256:abc", "sha256:2CF24DBA5FB0A30E26E83B2AC5B9E29E1B161E5C1FA7425E73043362938B9824", "sha256:zz24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"] {
-            assert!(matches!(bad.parse::<Digest>(), Err(LoadError::InvalidDigest(_))), "{bad}");
+        for bad in [
+            "sha256:abc",
+            "sha256:2CF24DBA5FB0A30E26E83B2AC5B9E29E1B161E5C1FA7425E73043362938B9824",
+            "sha256:zz24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824",
+        ] {
+            assert!(
+                matches!(bad.parse::<Digest>(), Err(LoadError::InvalidDigest(_))),
+                "{bad}"
+            );
         }
     }
 }

@@ -21,7 +21,10 @@ mod plugin;
 mod render;
 mod runtime;
 
-pub use chain::{AdmissionChain, ChainEntry, ChainOutcome, ChainVerdict, Decision, DecisionOutcome, FailurePolicy};
+pub use chain::{
+    AdmissionChain, ChainEntry, ChainOutcome, ChainVerdict, Decision, DecisionOutcome,
+    FailurePolicy,
+};
 pub use digest::Digest;
 pub use error::{CallError, LoadError};
 pub use metrics::Metrics;
@@ -32,7 +35,8 @@ pub use runtime::{CacheOutcome, Inspection, LoadStats, Runtime, RuntimeConfig};
 /// The values plugins exchange with the host, as generated from `wit/types.wit`.
 pub mod types {
     pub use crate::bindings::types::{
-        ActiveSession, AdmissionContext, FieldError, Gpu, Node, Operation, Placement, PlacementDecision,
-        PluginError, Resources, SessionRequest, SessionSpec, TemplateInfo, UserInfo, Verdict,
+        ActiveSession, AdmissionContext, FieldError, Gpu, Node, Operation, Placement,
+        PlacementDecision, PluginError, Resources, SessionRequest, SessionSpec, TemplateInfo,
+        UserInfo, Verdict,
     };
 }

@@ -47,17 +47,37 @@ impl Default for Metrics {
             latency_histogram as fn() -> Histogram,
         );
         let mut registry = Registry::with_prefix("vdi_plugin");
-        registry.register("calls", "Plugin calls (every function, configure included)", calls.clone());
-        registry.register("errors", "Plugin calls that failed, by kind", errors.clone());
-        registry.register("call_duration_seconds", "Wall time of one call with a fresh instance", latency.clone());
-        Self { registry, calls, errors, latency }
+        registry.register(
+            "calls",
+            "Plugin calls (every function, configure included)",
+            calls.clone(),
+        );
+        registry.register(
+            "errors",
+            "Plugin calls that failed, by kind",
+            errors.clone(),
+        );
+        registry.register(
+            "call_duration_seconds",
+            "Wall time of one call with a fresh instance",
+            latency.clone(),
+        );
+        Self {
+            registry,
+            calls,
+            errors,
+            latency,
+        }
     }
 }
 
 impl Metrics {
     /// The handles one plugin records into (looked up once, not per call).
     pub(crate) fn for_plugin(&self, plugin: &str, hook: Hook) -> PluginMetrics {
-        let labels = PluginLabels { plugin: plugin.to_owned(), hook: hook.name() };
+        let labels = PluginLabels {
+            plugin: plugin.to_owned(),
+            hook: hook.name(),
+        };
         PluginMetrics {
             calls: self.calls.get_or_create(&labels).clone(),
             latency: self.latency.get_or_create(&labels).clone(),
@@ -68,12 +88,21 @@ impl Metrics {
 
     /// Calls recorded for `plugin`.
     pub fn calls(&self, plugin: &str, hook: Hook) -> u64 {
-        self.calls.get_or_create(&PluginLabels { plugin: plugin.to_owned(), hook: hook.name() }).get()
+        self.calls
+            .get_or_create(&PluginLabels {
+                plugin: plugin.to_owned(),
+                hook: hook.name(),
+            })
+            .get()
     }
 
     /// Errors of `kind` (see [`CallError::kind`]) recorded for `plugin`.
     pub fn errors(&self, plugin: &str, hook: Hook, kind: &'static str) -> u64 {
-        let labels = ErrorLabels { plugin: plugin.to_owned(), hook: hook.name(), kind };
+        let labels = ErrorLabels {
+            plugin: plugin.to_owned(),
+            hook: hook.name(),
+            kind,
+        };
         self.errors.get_or_create(&labels).get()
     }
 
@@ -100,7 +129,11 @@ impl PluginMetrics {
         self.calls.inc();
         self.latency.observe(elapsed.as_secs_f64());
         if let Some(e) = error {
-            let labels = ErrorLabels { plugin: self.labels.plugin.clone(), hook: self.labels.hook, kind: e.kind() };
+            let labels = ErrorLabels {
+                plugin: self.labels.plugin.clone(),
+                hook: self.labels.hook,
+                kind: e.kind(),
+            };
             self.errors.get_or_create(&labels).inc();
         }
     }

@@ -85,7 +85,10 @@ pub(crate) struct State {
 
 impl WasiView for State {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -114,7 +117,12 @@ struct MemoryLimiter {
 }
 
 impl ResourceLimiter for MemoryLimiter {
-    fn memory_growing(&mut self, current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         let total = self.used - current.min(self.used) + desired;
         if total > self.limit {
             self.refused = Some(total);
@@ -124,7 +132,12 @@ impl ResourceLimiter for MemoryLimiter {
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= crate::runtime::MAX_TABLE_ELEMENTS)
     }
 }
@@ -179,8 +192,19 @@ impl Plugin {
         engine: Engine,
         metrics: PluginMetrics,
     ) -> Self {
-        let inner = Inner { name: name.into(), digest, size, limits, pre, engine, metrics };
-        Self { inner: Arc::new(inner), settings: "{}".into() }
+        let inner = Inner {
+            name: name.into(),
+            digest,
+            size,
+            limits,
+            pre,
+            engine,
+            metrics,
+        };
+        Self {
+            inner: Arc::new(inner),
+            settings: "{}".into(),
+        }
     }
 
     /// The plugin's name (its `VDIPlugin` name).
@@ -219,26 +243,49 @@ impl Plugin {
 
     /// The same compiled plugin with other settings, validated by its `configure`.
     pub fn with_settings(&self, settings: &str) -> Result<Self, LoadError> {
-        let settings = if settings.trim().is_empty() { "{}" } else { settings };
+        let settings = if settings.trim().is_empty() {
+            "{}"
+        } else {
+            settings
+        };
         let out = match &self.inner.pre {
-            HookPre::Admission(p) => self.call("configure", |s| p.instantiate(&mut *s)?.call_configure(s, settings)),
-            HookPre::Scheduler(p) => self.call("configure", |s| p.instantiate(&mut *s)?.call_configure(s, settings)),
-            HookPre::Template(p) => self.call("configure", |s| p.instantiate(&mut *s)?.call_configure(s, settings)),
+            HookPre::Admission(p) => self.call("configure", |s| {
+                p.instantiate(&mut *s)?.call_configure(s, settings)
+            }),
+            HookPre::Scheduler(p) => self.call("configure", |s| {
+                p.instantiate(&mut *s)?.call_configure(s, settings)
+            }),
+            HookPre::Template(p) => self.call("configure", |s| {
+                p.instantiate(&mut *s)?.call_configure(s, settings)
+            }),
         };
         match out {
-            Ok(Ok(normalised)) => Ok(Self { inner: self.inner.clone(), settings: normalised.into() }),
-            Ok(Err(e)) => Err(LoadError::Settings { field: e.field, reason: e.reason }),
+            Ok(Ok(normalised)) => Ok(Self {
+                inner: self.inner.clone(),
+                settings: normalised.into(),
+            }),
+            Ok(Err(e)) => Err(LoadError::Settings {
+                field: e.field,
+                reason: e.reason,
+            }),
             Err(e) => Err(LoadError::Configure(Box::new(e))),
         }
     }
 
     /// Admission: reviews one request.
-    pub fn review(&self, request: &SessionRequest, context: &AdmissionContext) -> Result<Verdict, CallError> {
+    pub fn review(
+        &self,
+        request: &SessionRequest,
+        context: &AdmissionContext,
+    ) -> Result<Verdict, CallError> {
         let HookPre::Admission(pre) = &self.inner.pre else {
             return Err(self.wrong_hook(Hook::Admission));
         };
         let settings = &*self.settings;
-        let verdict = self.call("review", |s| pre.instantiate(&mut *s)?.call_review(s, settings, request, context))?;
+        let verdict = self.call("review", |s| {
+            pre.instantiate(&mut *s)?
+                .call_review(s, settings, request, context)
+        })?;
         let verdict = verdict.map_err(CallError::Plugin)?;
         match &verdict {
             Verdict::Deny(reason) => self.check_reason_size(reason.len())?,
@@ -249,7 +296,9 @@ impl Plugin {
                 });
             }
             Verdict::Mutate(spec) if spec.template.is_empty() => {
-                return Err(CallError::BadOutput { reason: "mutated spec has an empty template".into() });
+                return Err(CallError::BadOutput {
+                    reason: "mutated spec has an empty template".into(),
+                });
             }
             _ => {}
         }
@@ -257,12 +306,19 @@ impl Plugin {
     }
 
     /// Scheduler: places one request on one of `nodes`. The host re-checks the placement.
-    pub fn place(&self, request: &SessionRequest, nodes: &[Node]) -> Result<PlacementDecision, CallError> {
+    pub fn place(
+        &self,
+        request: &SessionRequest,
+        nodes: &[Node],
+    ) -> Result<PlacementDecision, CallError> {
         let HookPre::Scheduler(pre) = &self.inner.pre else {
             return Err(self.wrong_hook(Hook::Scheduler));
         };
         let settings = &*self.settings;
-        let decision = self.call("place", |s| pre.instantiate(&mut *s)?.call_place(s, settings, request, nodes))?;
+        let decision = self.call("place", |s| {
+            pre.instantiate(&mut *s)?
+                .call_place(s, settings, request, nodes)
+        })?;
         let decision = decision.map_err(CallError::Plugin)?;
         match &decision {
             PlacementDecision::Placed(p) => crate::placement::check(request, nodes, p)?,
@@ -286,20 +342,30 @@ impl Plugin {
         };
         let settings = &*self.settings;
         let objects = self.call("render", |s| {
-            pre.instantiate(&mut *s)?.call_render(s, settings, request, template, placement)
+            pre.instantiate(&mut *s)?
+                .call_render(s, settings, request, template, placement)
         })?;
         let objects = objects.map_err(CallError::Plugin)?;
-        policy.check(request, objects).map_err(|e| CallError::BadOutput { reason: e.to_string() })
+        policy
+            .check(request, objects)
+            .map_err(|e| CallError::BadOutput {
+                reason: e.to_string(),
+            })
     }
 
     fn wrong_hook(&self, called: Hook) -> CallError {
-        CallError::WrongHook { called: called.name(), actual: self.hook().name() }
+        CallError::WrongHook {
+            called: called.name(),
+            actual: self.hook().name(),
+        }
     }
 
     fn check_reason_size(&self, len: usize) -> Result<(), CallError> {
         let max = self.inner.limits.max_reason_bytes;
         if len > max {
-            return Err(CallError::BadOutput { reason: format!("reason of {len} bytes exceeds the {max}-byte limit") });
+            return Err(CallError::BadOutput {
+                reason: format!("reason of {len} bytes exceeds the {max}-byte limit"),
+            });
         }
         Ok(())
     }
@@ -313,7 +379,9 @@ impl Plugin {
         let started = Instant::now();
         let outcome = self.run_in_store(f);
         let elapsed = started.elapsed();
-        self.inner.metrics.observe(elapsed, outcome.result.as_ref().err());
+        self.inner
+            .metrics
+            .observe(elapsed, outcome.result.as_ref().err());
         self.forward_output(function, &outcome.stdout, &outcome.stderr);
         if let Err(e) = &outcome.result {
             tracing::debug!(plugin = %self.inner.name, function, error = %e, "plugin call failed");
@@ -321,7 +389,10 @@ impl Plugin {
         outcome.result
     }
 
-    fn run_in_store<R>(&self, f: impl FnOnce(&mut Store<State>) -> wasmtime::Result<R>) -> Outcome<R> {
+    fn run_in_store<R>(
+        &self,
+        f: impl FnOnce(&mut Store<State>) -> wasmtime::Result<R>,
+    ) -> Outcome<R> {
         let limits = self.inner.limits;
         let stdout = MemoryOutputPipe::new(STDIO_CAPACITY);
         let stderr = MemoryOutputPipe::new(STDIO_CAPACITY);
@@ -336,24 +407,53 @@ impl Plugin {
         let state = State {
             wasi,
             table: ResourceTable::new(),
-            limiter: MemoryLimiter { limit: limits.memory_bytes, used: 0, refused: None },
+            limiter: MemoryLimiter {
+                limit: limits.memory_bytes,
+                used: 0,
+                refused: None,
+            },
             plugin: self.inner.name.clone(),
         };
         let mut store = Store::new(&self.inner.engine, state);
         store.limiter(|s| &mut s.limiter);
-        let ticks = limits.timeout.as_nanos().div_ceil(crate::runtime::EPOCH_TICK.as_nanos());
+        let ticks = limits
+            .timeout
+            .as_nanos()
+            .div_ceil(crate::runtime::EPOCH_TICK.as_nanos());
         store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX).saturating_add(1));
         let result = f(&mut store).map_err(|e| classify(e, &store, limits, &stderr.contents()));
-        Outcome { result, stdout: stdout.contents().to_vec(), stderr: stderr.contents().to_vec() }
+        Outcome {
+            result,
+            stdout: stdout.contents().to_vec(),
+            stderr: stderr.contents().to_vec(),
+        }
     }
 
     fn forward_output(&self, function: &str, stdout: &[u8], stderr: &[u8]) {
         let plugin = &*self.inner.name;
-        for line in String::from_utf8_lossy(stdout).lines().filter(|l| !l.is_empty()) {
-            tracing::info!(plugin, function, stream = "stdout", "{}", truncate(line, MAX_LOG_LINE));
+        for line in String::from_utf8_lossy(stdout)
+            .lines()
+            .filter(|l| !l.is_empty())
+        {
+            tracing::info!(
+                plugin,
+                function,
+                stream = "stdout",
+                "{}",
+                truncate(line, MAX_LOG_LINE)
+            );
         }
-        for line in String::from_utf8_lossy(stderr).lines().filter(|l| !l.is_empty()) {
-            tracing::warn!(plugin, function, stream = "stderr", "{}", truncate(line, MAX_LOG_LINE));
+        for line in String::from_utf8_lossy(stderr)
+            .lines()
+            .filter(|l| !l.is_empty())
+        {
+            tracing::warn!(
+                plugin,
+                function,
+                stream = "stderr",
+                "{}",
+                truncate(line, MAX_LOG_LINE)
+            );
         }
     }
 }
@@ -361,20 +461,31 @@ impl Plugin {
 /// Turns a wasmtime error into the typed error it stands for.
 fn classify(e: wasmtime::Error, store: &Store<State>, limits: Limits, stderr: &[u8]) -> CallError {
     if let Some(requested) = store.data().limiter.refused {
-        return CallError::MemoryLimit { limit: limits.memory_bytes, requested };
+        return CallError::MemoryLimit {
+            limit: limits.memory_bytes,
+            requested,
+        };
     }
     match e.downcast_ref::<Trap>() {
-        Some(Trap::Interrupt) => CallError::Timeout { limit: limits.timeout },
+        Some(Trap::Interrupt) => CallError::Timeout {
+            limit: limits.timeout,
+        },
         Some(Trap::StackOverflow) => CallError::StackOverflow,
         Some(trap) => {
             let stderr = String::from_utf8_lossy(stderr);
             let last: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
             let tail = last[last.len().saturating_sub(3)..].join(" | ");
-            let message = if tail.is_empty() { trap.to_string() } else { format!("{trap}; guest stderr: {}", truncate(&tail, MAX_LOG_LINE)) };
+            let message = if tail.is_empty() {
+                trap.to_string()
+            } else {
+                format!("{trap}; guest stderr: {}", truncate(&tail, MAX_LOG_LINE))
+            };
             CallError::Trap { message }
         }
         None if format!("{e:#}").contains("concurrent") => CallError::Instantiate(format!("{e:#}")),
-        None => CallError::Trap { message: format!("{e:#}") },
+        None => CallError::Trap {
+            message: format!("{e:#}"),
+        },
     }
 }
 

@@ -53,7 +53,9 @@ pub enum RenderError {
         name: String,
     },
     /// An object in another namespace.
-    #[error("object {index} ({kind} {name:?}): namespace {namespace:?} is not the session's {expected:?}")]
+    #[error(
+        "object {index} ({kind} {name:?}): namespace {namespace:?} is not the session's {expected:?}"
+    )]
     WrongNamespace {
         /// Position in the output.
         index: usize,
@@ -95,22 +97,45 @@ impl Default for RenderPolicy {
 impl RenderPolicy {
     fn allowed(&self, group: &str, kind: &str) -> bool {
         BUILTIN_KINDS.iter().any(|(g, k)| *g == group && *k == kind)
-            || self.extra_kinds.iter().any(|(g, k)| g == group && k == kind)
+            || self
+                .extra_kinds
+                .iter()
+                .any(|(g, k)| g == group && k == kind)
     }
 
     /// Parses and checks `objects`; fills in the namespace and the host's labels.
-    pub fn check(&self, request: &SessionRequest, objects: Vec<String>) -> Result<Vec<Value>, RenderError> {
+    pub fn check(
+        &self,
+        request: &SessionRequest,
+        objects: Vec<String>,
+    ) -> Result<Vec<Value>, RenderError> {
         if objects.len() > self.max_objects {
-            return Err(RenderError::TooLarge(format!("{} objects exceed the limit of {}", objects.len(), self.max_objects)));
+            return Err(RenderError::TooLarge(format!(
+                "{} objects exceed the limit of {}",
+                objects.len(),
+                self.max_objects
+            )));
         }
         let total: usize = objects.iter().map(String::len).sum();
         if total > self.max_total_bytes {
-            return Err(RenderError::TooLarge(format!("{total} bytes of objects exceed the limit of {}", self.max_total_bytes)));
+            return Err(RenderError::TooLarge(format!(
+                "{total} bytes of objects exceed the limit of {}",
+                self.max_total_bytes
+            )));
         }
-        objects.iter().enumerate().map(|(index, raw)| self.check_one(request, index, raw)).collect()
+        objects
+            .iter()
+            .enumerate()
+            .map(|(index, raw)| self.check_one(request, index, raw))
+            .collect()
     }
 
-    fn check_one(&self, request: &SessionRequest, index: usize, raw: &str) -> Result<Value, RenderError> {
+    fn check_one(
+        &self,
+        request: &SessionRequest,
+        index: usize,
+        raw: &str,
+    ) -> Result<Value, RenderError> {
         let malformed = |reason: String| RenderError::Malformed { index, reason };
         if raw.len() > self.max_object_bytes {
             return Err(RenderError::TooLarge(format!(
@@ -119,21 +144,32 @@ impl RenderPolicy {
                 self.max_object_bytes
             )));
         }
-        let mut obj: Value = serde_json::from_str(raw).map_err(|e| malformed(format!("not JSON: {e}")))?;
+        let mut obj: Value =
+            serde_json::from_str(raw).map_err(|e| malformed(format!("not JSON: {e}")))?;
         let field = |name: &str| obj.get(name).and_then(Value::as_str).map(str::to_owned);
-        let api_version = field("apiVersion").ok_or_else(|| malformed("apiVersion is missing".into()))?;
+        let api_version =
+            field("apiVersion").ok_or_else(|| malformed("apiVersion is missing".into()))?;
         let kind = field("kind").ok_or_else(|| malformed("kind is missing".into()))?;
         let meta = obj
             .get_mut("metadata")
             .and_then(Value::as_object_mut)
             .ok_or_else(|| malformed("metadata is missing".into()))?;
-        let name = meta.get("name").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let name = meta
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
         if name.is_empty() {
             return Err(malformed("metadata.name is missing".into()));
         }
         let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
         if !self.allowed(group, &kind) {
-            return Err(RenderError::KindNotAllowed { index, api_version, kind, name });
+            return Err(RenderError::KindNotAllowed {
+                index,
+                api_version,
+                kind,
+                name,
+            });
         }
         match meta.get("namespace").and_then(Value::as_str) {
             Some(ns) if ns != request.namespace => {
@@ -150,8 +186,12 @@ impl RenderPolicy {
                 meta.insert("namespace".into(), Value::String(request.namespace.clone()));
             }
         }
-        let labels = meta.entry("labels").or_insert_with(|| Value::Object(Default::default()));
-        let labels = labels.as_object_mut().ok_or_else(|| malformed("metadata.labels is not an object".into()))?;
+        let labels = meta
+            .entry("labels")
+            .or_insert_with(|| Value::Object(Default::default()));
+        let labels = labels
+            .as_object_mut()
+            .ok_or_else(|| malformed("metadata.labels is not an object".into()))?;
         labels.insert(SESSION_LABEL.into(), Value::String(request.name.clone()));
         labels.insert(MANAGED_BY_LABEL.into(), Value::String("vdi".into()));
         Ok(obj)

@@ -34,7 +34,10 @@ pub struct RuntimeConfig {
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
-        Self { cache_dir: None, pool_instances: DEFAULT_POOL_INSTANCES }
+        Self {
+            cache_dir: None,
+            pool_instances: DEFAULT_POOL_INSTANCES,
+        }
     }
 }
 
@@ -144,7 +147,10 @@ impl Runtime {
         let compile = started.elapsed();
         let started = Instant::now();
         let hook = detect_hook(&self.engine, &component)?;
-        let instance_pre = self.linker.instantiate_pre(&component).map_err(link_error)?;
+        let instance_pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(link_error)?;
         let exports = |e: wasmtime::Error| LoadError::Exports {
             world: hook.name(),
             reason: format!("{e:#}"),
@@ -170,7 +176,11 @@ impl Runtime {
             self.metrics.for_plugin(name, hook),
         )
         .with_settings(settings)?;
-        let stats = LoadStats { outcome, compile, link: started.elapsed() };
+        let stats = LoadStats {
+            outcome,
+            compile,
+            link: started.elapsed(),
+        };
         tracing::info!(
             plugin = name,
             digest = %plugin.digest(),
@@ -191,34 +201,55 @@ impl Runtime {
             world: detect_hook(&self.engine, &component).ok().map(Hook::name),
             digest: digest.to_string(),
             size: bytes.len(),
-            imports: ty.imports(&self.engine).map(|(n, _)| n.to_owned()).collect(),
-            exports: ty.exports(&self.engine).map(|(n, _)| n.to_owned()).collect(),
+            imports: ty
+                .imports(&self.engine)
+                .map(|(n, _)| n.to_owned())
+                .collect(),
+            exports: ty
+                .exports(&self.engine)
+                .map(|(n, _)| n.to_owned())
+                .collect(),
         })
     }
 
     /// Compiles `bytes`, or deserialises the artefact cached for `digest` and this engine.
-    fn component(&self, digest: &Digest, bytes: &[u8]) -> Result<(Component, CacheOutcome), LoadError> {
+    fn component(
+        &self,
+        digest: &Digest,
+        bytes: &[u8],
+    ) -> Result<(Component, CacheOutcome), LoadError> {
         let Some(path) = self.cache_path(digest) else {
-            let c = Component::new(&self.engine, bytes).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+            let c = Component::new(&self.engine, bytes)
+                .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
             return Ok((c, CacheOutcome::Compiled));
         };
-        if path.exists() {
+        // Read into memory rather than mmap the file: a mapped artefact that someone truncates
+        // would crash the process (SIGBUS), a copied one cannot.
+        if let Ok(artefact) = std::fs::read(&path) {
             // SAFETY: the file was written by `precompile_component` of an engine with the same
             // compatibility hash (it is in the path), into a cache directory that only the
             // platform writes. Wasmtime still checks the header and refuses foreign artefacts.
             #[expect(unsafe_code, reason = "deserialising our own precompiled artefact")]
-            let loaded = unsafe { Component::deserialize_file(&self.engine, &path) };
+            let loaded = unsafe { Component::deserialize(&self.engine, &artefact) };
             match loaded {
                 Ok(c) => return Ok((c, CacheOutcome::Cached)),
-                Err(e) => tracing::warn!(path = %path.display(), error = %e, "discarding unusable cache entry"),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "discarding unusable cache entry")
+                }
             }
         }
         let artefact = self
             .engine
             .precompile_component(bytes)
             .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
-        write_atomically(&path, &artefact).map_err(|source| LoadError::Cache { path: path.clone(), source })?;
-        #[expect(unsafe_code, reason = "deserialising the artefact this engine just produced")]
+        write_atomically(&path, &artefact).map_err(|source| LoadError::Cache {
+            path: path.clone(),
+            source,
+        })?;
+        #[expect(
+            unsafe_code,
+            reason = "deserialising the artefact this engine just produced"
+        )]
         // SAFETY: `artefact` was produced by `precompile_component` of this very engine.
         let c = unsafe { Component::deserialize(&self.engine, &artefact) }
             .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
@@ -230,7 +261,10 @@ impl Runtime {
         let dir = self.cache_dir.as_ref()?;
         let mut h = std::collections::hash_map::DefaultHasher::new();
         self.engine.precompile_compatibility_hash().hash(&mut h);
-        Some(dir.join(format!("engine-{:016x}", h.finish())).join(format!("{}.cwasm", digest.hex())))
+        Some(
+            dir.join(format!("engine-{:016x}", h.finish()))
+                .join(format!("{}.cwasm", digest.hex())),
+        )
     }
 }
 
@@ -254,11 +288,17 @@ fn spawn_epoch_ticker(engine: &Engine) {
 fn detect_hook(engine: &Engine, component: &Component) -> Result<Hook, LoadError> {
     let ty = component.component_type();
     let names: Vec<&str> = ty.exports(engine).map(|(n, _)| n).collect();
-    [("review", Hook::Admission), ("place", Hook::Scheduler), ("render", Hook::Template)]
-        .into_iter()
-        .find(|(export, _)| names.contains(export))
-        .map(|(_, hook)| hook)
-        .ok_or_else(|| LoadError::UnknownWorld { exports: names.join(", ") })
+    [
+        ("review", Hook::Admission),
+        ("place", Hook::Scheduler),
+        ("render", Hook::Template),
+    ]
+    .into_iter()
+    .find(|(export, _)| names.contains(export))
+    .map(|(_, hook)| hook)
+    .ok_or_else(|| LoadError::UnknownWorld {
+        exports: names.join(", "),
+    })
 }
 
 /// Names the import the linker could not satisfy.
@@ -277,5 +317,7 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 fn rand_suffix() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
 }

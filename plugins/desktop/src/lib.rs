@@ -98,16 +98,25 @@ impl Settings {
             serde_json::from_str(json).map_err(|e| FieldError::new("settings", e.to_string()))?
         };
         if s.run_as_user == 0 {
-            return Err(FieldError::new("runAsUser", "sessions never run as root (uid 0)"));
+            return Err(FieldError::new(
+                "runAsUser",
+                "sessions never run as root (uid 0)",
+            ));
         }
         if !s.path_prefix.starts_with('/') || s.path_prefix.ends_with('/') {
-            return Err(FieldError::new("pathPrefix", "must start with '/' and not end with '/'"));
+            return Err(FieldError::new(
+                "pathPrefix",
+                "must start with '/' and not end with '/'",
+            ));
         }
         if s.streamer_port == 0 {
             return Err(FieldError::new("streamerPort", "must be greater than 0"));
         }
         if s.entry_points.is_empty() {
-            return Err(FieldError::new("entryPoints", "must name at least one entry point"));
+            return Err(FieldError::new(
+                "entryPoints",
+                "must name at least one entry point",
+            ));
         }
         check_quantity("homeSize", &s.home_size)?;
         Ok(s)
@@ -119,8 +128,12 @@ fn check_quantity(field: &str, q: &str) -> Result<(), FieldError> {
     let digits = q.trim_end_matches(|c: char| c.is_ascii_alphabetic());
     let suffix = &q[digits.len()..];
     let known = ["", "Ki", "Mi", "Gi", "Ti", "k", "M", "G", "T"];
-    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) || !known.contains(&suffix) {
-        return Err(FieldError::new(field, format!("{q:?} is not a storage quantity like 10Gi")));
+    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) || !known.contains(&suffix)
+    {
+        return Err(FieldError::new(
+            field,
+            format!("{q:?} is not a storage quantity like 10Gi"),
+        ));
     }
     Ok(())
 }
@@ -129,10 +142,17 @@ fn check_quantity(field: &str, q: &str) -> Result<(), FieldError> {
 pub fn label_value(s: &str) -> String {
     let v: String = s
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
         .take(63)
         .collect();
-    v.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_owned()
+    v.trim_matches(|c: char| !c.is_ascii_alphanumeric())
+        .to_owned()
 }
 
 /// The desktop renderer.
@@ -172,12 +192,17 @@ impl Desktop {
         let path = format!("{}/{}/{}", s.path_prefix, ns, name);
         let home = format!("{name}-home");
 
-        let mut limits = json!({ "cpu": format!("{}m", r.cpu_millis), "memory": format!("{}Mi", r.memory_mib) });
+        let mut limits =
+            json!({ "cpu": format!("{}m", r.cpu_millis), "memory": format!("{}Mi", r.memory_mib) });
         if r.gpu_slices > 0 {
             limits["nvidia.com/gpu"] = json!(r.gpu_slices.to_string());
         }
         let mut env = vec![json!({ "name": "DISPLAY", "value": ":0" })];
-        env.extend(tpl.env.iter().map(|(k, v)| json!({ "name": k, "value": v })));
+        env.extend(
+            tpl.env
+                .iter()
+                .map(|(k, v)| json!({ "name": k, "value": v })),
+        );
         if let Some(gpu) = placement.gpu {
             env.push(json!({ "name": "VDI_GPU_INDEX", "value": gpu.to_string() }));
         }

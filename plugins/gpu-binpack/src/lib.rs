@@ -27,7 +27,10 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { slices_per_gpu: DEFAULT_SLICES_PER_GPU, spread: false }
+        Self {
+            slices_per_gpu: DEFAULT_SLICES_PER_GPU,
+            spread: false,
+        }
     }
 }
 
@@ -95,7 +98,9 @@ pub struct GpuBinpack;
 impl GpuBinpack {
     /// Slices still free on `gpu` under the density cap.
     fn free_slices(settings: &Settings, gpu: &Gpu) -> u32 {
-        gpu.slices_total.min(settings.slices_per_gpu).saturating_sub(gpu.slices_used)
+        gpu.slices_total
+            .min(settings.slices_per_gpu)
+            .saturating_sub(gpu.slices_used)
     }
 
     fn gpu_fits(settings: &Settings, r: &Resources, gpu: &Gpu, misfits: &mut Misfits) -> bool {
@@ -112,7 +117,11 @@ impl GpuBinpack {
     }
 
     /// Places one request with parsed settings.
-    pub fn decide(settings: &Settings, request: &SessionRequest, nodes: &[Node]) -> PlacementDecision {
+    pub fn decide(
+        settings: &Settings,
+        request: &SessionRequest,
+        nodes: &[Node],
+    ) -> PlacementDecision {
         let r = &request.spec.resources;
         let mut misfits = Misfits::default();
         let mut best: Option<Candidate<'_>> = None;
@@ -127,7 +136,11 @@ impl GpuBinpack {
             }
             if r.gpu_slices == 0 {
                 let free = u64::from(node.cpu_millis_free);
-                let score = if settings.spread { u64::MAX - free } else { free };
+                let score = if settings.spread {
+                    u64::MAX - free
+                } else {
+                    free
+                };
                 pick(&mut best, (score, node, None));
                 continue;
             }
@@ -138,7 +151,11 @@ impl GpuBinpack {
             for gpu in &node.gpus {
                 if Self::gpu_fits(settings, r, gpu, &mut misfits) {
                     let free = u64::from(Self::free_slices(settings, gpu));
-                    let score = if settings.spread { u64::MAX - free } else { free };
+                    let score = if settings.spread {
+                        u64::MAX - free
+                    } else {
+                        free
+                    };
                     pick(&mut best, (score, node, Some(gpu)));
                 }
             }
@@ -156,7 +173,11 @@ impl GpuBinpack {
                         g.product,
                         g.slices_used,
                         g.slices_total.min(settings.slices_per_gpu),
-                        if settings.spread { "spread" } else { "bin-packed" }
+                        if settings.spread {
+                            "spread"
+                        } else {
+                            "bin-packed"
+                        }
                     ),
                     None => format!(
                         "{}: CPU-only session, {}m CPU free",

@@ -10,7 +10,6 @@ mod bindings {
         generate_all,
     });
 
-
     struct Evil;
 
     impl Guest for Evil {

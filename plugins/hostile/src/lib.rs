@@ -27,7 +27,7 @@ pub enum Mode {
     ReadFile,
     /// Connect a TCP socket.
     Socket,
-    /// Report any environment variables or arguments it can see (there should be none).
+    /// Report any environment variables, arguments or readable directories (there should be none).
     Ambient,
     /// Mutate the spec to another user.
     ChangeIdentity,
@@ -39,10 +39,12 @@ struct Settings {
     mode: Mode,
 }
 
+/// Recursion that keeps everything in wasm locals (no shadow-stack frames), so it exhausts the
+/// engine's wasm stack rather than the guest's linear-memory stack.
 #[allow(unconditional_recursion, reason = "the deep-recursion attack")]
-fn recurse(depth: u64, pad: [u64; 16]) -> u64 {
-    let next = std::hint::black_box(pad);
-    recurse(depth + 1, next).wrapping_add(next[(depth % 16) as usize])
+#[inline(never)]
+fn recurse(n: u64) -> u64 {
+    recurse(n.wrapping_add(1)).wrapping_mul(3) ^ n
 }
 
 /// The hostile policy.
@@ -82,7 +84,7 @@ impl Admission for Hostile {
                     std::hint::black_box(&hoard);
                 }
             }
-            Mode::Recursion => Ok(Verdict::Deny(recurse(0, [7; 16]).to_string())),
+            Mode::Recursion => Ok(Verdict::Deny(recurse(0).to_string())),
             Mode::Panic => panic!("hostile plugin panics on purpose"),
             Mode::HugeOutput => Ok(Verdict::Deny("x".repeat(16 << 20))),
             Mode::ReadFile => {
@@ -90,17 +92,25 @@ impl Admission for Hostile {
                 Ok(Verdict::Deny(format!("stole {} bytes", text.len())))
             }
             Mode::Socket => {
-                let stream = std::net::TcpStream::connect("127.0.0.1:80").expect("connect a socket");
+                let stream =
+                    std::net::TcpStream::connect("127.0.0.1:80").expect("connect a socket");
                 Ok(Verdict::Deny(format!("connected {:?}", stream.peer_addr())))
             }
             Mode::Ambient => {
                 let env: Vec<String> = std::env::vars().map(|(k, _)| k).collect();
                 let args: Vec<String> = std::env::args().collect();
-                let cwd = std::env::current_dir().ok();
-                if env.is_empty() && args.is_empty() && cwd.is_none() {
+                // wasi-libc calls the working directory "/" by convention; what matters is
+                // whether any directory can be read.
+                let dirs: Vec<&str> = ["/", ".", "/tmp"]
+                    .into_iter()
+                    .filter(|d| std::fs::read_dir(d).is_ok())
+                    .collect();
+                if env.is_empty() && args.is_empty() && dirs.is_empty() {
                     Ok(Verdict::Allow)
                 } else {
-                    Ok(Verdict::Deny(format!("saw env {env:?}, args {args:?}, cwd {cwd:?}")))
+                    Ok(Verdict::Deny(format!(
+                        "saw env {env:?}, args {args:?}, readable dirs {dirs:?}"
+                    )))
                 }
             }
             Mode::ChangeIdentity => {

@@ -57,10 +57,16 @@ impl Settings {
             serde_json::from_str(json).map_err(|e| FieldError::new("settings", e.to_string()))?
         };
         if settings.max_timeout_seconds == 0 {
-            return Err(FieldError::new("maxTimeoutSeconds", "must be greater than 0"));
+            return Err(FieldError::new(
+                "maxTimeoutSeconds",
+                "must be greater than 0",
+            ));
         }
         if settings.default_timeout_seconds == 0 {
-            return Err(FieldError::new("defaultTimeoutSeconds", "must be greater than 0"));
+            return Err(FieldError::new(
+                "defaultTimeoutSeconds",
+                "must be greater than 0",
+            ));
         }
         if settings.default_timeout_seconds > settings.max_timeout_seconds {
             return Err(FieldError::new(
@@ -80,7 +86,11 @@ pub struct Quota;
 
 impl Quota {
     /// Decides one request with parsed settings.
-    pub fn decide(settings: &Settings, request: &SessionRequest, context: &AdmissionContext) -> Verdict {
+    pub fn decide(
+        settings: &Settings,
+        request: &SessionRequest,
+        context: &AdmissionContext,
+    ) -> Verdict {
         let spec = &request.spec;
         let user = &spec.user;
         if let Some(by_group) = &settings.templates_by_group {
@@ -94,14 +104,24 @@ impl Quota {
                     "template \"{}\" is not allowed for user \"{}\" (groups: {})",
                     spec.template,
                     user.name,
-                    if user.groups.is_empty() { "none".to_owned() } else { user.groups.join(", ") }
+                    if user.groups.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        user.groups.join(", ")
+                    }
                 ));
             }
         }
         // On update the session is already among the active ones: count the others.
-        let others = context.active_sessions.iter().filter(|s| s.name != request.name);
+        let others = context
+            .active_sessions
+            .iter()
+            .filter(|s| s.name != request.name);
         let (count, slices) = others.fold((0u32, 0u32), |(n, g), s| {
-            (n.saturating_add(1), g.saturating_add(s.resources.gpu_slices))
+            (
+                n.saturating_add(1),
+                g.saturating_add(s.resources.gpu_slices),
+            )
         });
         if context.operation == Operation::Create && count >= settings.max_sessions_per_user {
             return Verdict::Deny(format!(
