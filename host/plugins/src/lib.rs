@@ -20,6 +20,7 @@ mod placement;
 mod plugin;
 mod render;
 mod runtime;
+pub mod vectors;
 
 pub use chain::{
     AdmissionChain, ChainEntry, ChainOutcome, ChainVerdict, Decision, DecisionOutcome,
@@ -28,7 +29,9 @@ pub use chain::{
 pub use digest::Digest;
 pub use error::{CallError, LoadError};
 pub use metrics::Metrics;
-pub use plugin::{DEFAULT_MEMORY_BYTES, DEFAULT_TIMEOUT, Hook, Limits, Plugin};
+pub use plugin::{
+    DEFAULT_MAX_REASON_BYTES, DEFAULT_MEMORY_BYTES, DEFAULT_TIMEOUT, Hook, Limits, Plugin,
+};
 pub use render::{RenderError, RenderPolicy};
 pub use runtime::{CacheOutcome, Inspection, LoadStats, Runtime, RuntimeConfig};
 

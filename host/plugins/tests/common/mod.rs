@@ -95,3 +95,22 @@ pub fn create() -> AdmissionContext {
         active_sessions: vec![],
     }
 }
+
+/// Builds the JavaScript or Python quota plugin (`quota-js`, `quota-py`) with its build script
+/// and returns its bytes. The tools come from `scripts/setup.sh`.
+pub fn foreign_quota(dir: &str) -> Vec<u8> {
+    let script = plugins_dir().join(dir).join("build.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .output()
+        .expect("run build script");
+    assert!(
+        out.status.success(),
+        "{} failed (run scripts/setup.sh to install the JS and Python tool chains):\n{}{}",
+        script.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let path = plugins_dir().join(dir).join("out/quota.wasm");
+    std::fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
