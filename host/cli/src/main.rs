@@ -1,1 +1,69 @@
-fn main() {}
+//! The `vdi` command. Parses arguments and calls into the subcommands; all work lives there.
+
+mod bench;
+mod plugin_cmd;
+mod samples;
+mod up;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// VDI platform: Kubernetes-native virtual desktops decided by WebAssembly plugins.
+#[derive(Parser)]
+#[command(name = "vdi", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the platform on this machine. Today: load the default plugins and show each hook
+    /// deciding a sample session.
+    Up(up::UpArgs),
+    /// Work with plugin components.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Show a component's world, digest, imports and size.
+    Inspect {
+        /// The component (.wasm).
+        wasm: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run test vectors (a directory of JSON files) against a component.
+    Test(plugin_cmd::TestArgs),
+    /// Measure decisions per second and latency with a fresh instance per decision.
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("VDI_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Up(args) => up::run(&args),
+        Command::Plugin(PluginCommand::Inspect { wasm, json }) => plugin_cmd::inspect(&wasm, json),
+        Command::Plugin(PluginCommand::Test(args)) => plugin_cmd::test(&args),
+        Command::Plugin(PluginCommand::Bench(args)) => bench::run(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
