@@ -32,6 +32,9 @@ pub(crate) struct BenchArgs {
     /// GPUs per candidate node.
     #[arg(long, default_value_t = 1)]
     gpus_per_node: u32,
+    /// Sessions a scheduler places per call (one instance, one inventory transfer).
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
     /// Plugin settings (JSON).
     #[arg(long, default_value = "")]
     settings: String,
@@ -48,19 +51,32 @@ pub(crate) struct BenchArgs {
 
 /// Latency figures of one measured run.
 struct Figures {
+    /// Calls per second.
     per_second: f64,
+    /// Decisions each call makes (a scheduler's batch).
+    per_call: usize,
     p50: Duration,
     p99: Duration,
 }
 
 impl Figures {
     fn line(&self, label: &str, n: usize, threads: usize) -> String {
-        format!(
-            "{label:<10}{n} decisions on {threads} thread(s): {:>10.0} decisions/s, p50 {}, p99 {}",
-            self.per_second,
-            micros(self.p50),
-            micros(self.p99)
-        )
+        if self.per_call == 1 {
+            format!(
+                "{label:<10}{n} decisions on {threads} thread(s): {:>10.0} decisions/s, p50 {}, p99 {}",
+                self.per_second,
+                micros(self.p50),
+                micros(self.p99)
+            )
+        } else {
+            format!(
+                "{label:<10}{n} calls of {} on {threads} thread(s): {:>10.0} decisions/s, per call p50 {}, p99 {}",
+                self.per_call,
+                self.per_second * self.per_call as f64,
+                micros(self.p50),
+                micros(self.p99)
+            )
+        }
     }
 }
 
@@ -122,6 +138,7 @@ fn measure(
     let pick = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
     Ok(Figures {
         per_second: latencies.len() as f64 / wall.as_secs_f64(),
+        per_call: 1,
         p50: pick(0.50),
         p99: pick(0.99),
     })
@@ -183,17 +200,15 @@ pub(crate) fn run(args: &BenchArgs) -> Result<ExitCode> {
         Hook::Admission => bench_admission(&plugin, n, threads, args.no_baseline)?,
         Hook::Scheduler => {
             println!(
-                "input     {} candidate nodes x {} GPU(s)",
-                args.nodes, args.gpus_per_node
+                "input     {} candidate nodes x {} GPU(s), {} session(s) per call",
+                args.nodes, args.gpus_per_node, args.batch
             );
-            bench_scheduler(
-                &plugin,
-                n,
-                threads,
-                args.nodes,
-                args.gpus_per_node,
-                args.no_baseline,
-            )?
+            let shape = Shape {
+                nodes: args.nodes,
+                gpus: args.gpus_per_node,
+                batch: args.batch.max(1),
+            };
+            bench_scheduler(&plugin, n, threads, shape, args.no_baseline)?
         }
         Hook::Template => (bench_template(&plugin, n, threads)?, None),
     };
@@ -205,6 +220,13 @@ pub(crate) fn run(args: &BenchArgs) -> Result<ExitCode> {
             wasm.p50.as_secs_f64() / native.p50.as_secs_f64().max(1e-9),
             native.per_second / wasm.per_second
         );
+        if matches!(plugin.hook(), Hook::Scheduler) {
+            println!(
+                "placements/s wasm {:.0}, native {:.0}",
+                wasm.per_second * wasm.per_call as f64,
+                native.per_second * native.per_call as f64
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -238,20 +260,29 @@ fn bench_admission(plugin: &Plugin, n: usize, threads: usize, no_baseline: bool)
     Ok((wasm, Some(native)))
 }
 
+/// A scheduler benchmark's input size.
+struct Shape {
+    nodes: usize,
+    gpus: u32,
+    batch: usize,
+}
+
 fn bench_scheduler(
     plugin: &Plugin,
     n: usize,
     threads: usize,
-    nodes: usize,
-    gpus: u32,
+    shape: Shape,
     no_baseline: bool,
 ) -> Result<Pair> {
-    let request = samples::request("bench", "alice", &["staff"], "ubuntu-desktop");
-    let inventory = samples::nodes(nodes, gpus);
-    let wasm = measure(n, threads, "wasm", &|| {
-        plugin.place(&request, &inventory)?;
+    let requests: Vec<_> = (0..shape.batch)
+        .map(|i| samples::request(&format!("bench-{i}"), "alice", &["staff"], "ubuntu-desktop"))
+        .collect();
+    let inventory = samples::nodes(shape.nodes, shape.gpus);
+    let mut wasm = measure(n, threads, "wasm", &|| {
+        plugin.place_batch(&requests, &inventory)?;
         Ok(())
     })?;
+    wasm.per_call = shape.batch;
     if no_baseline {
         return Ok((wasm, None));
     }
@@ -260,16 +291,17 @@ fn bench_scheduler(
     );
     let settings = <GpuBinpack as Scheduler>::configure(plugin.settings())
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    let req: vdi_plugin_sdk::SessionRequest = samples::to_sdk(&request)?;
+    let reqs: Vec<vdi_plugin_sdk::SessionRequest> = samples::to_sdk(&requests)?;
     let inv: Vec<vdi_plugin_sdk::Node> = samples::to_sdk(&inventory)?;
-    // The component receives its own copy of the nodes on every call; so does the baseline.
-    let native = measure(n, threads, "native", &|| {
+    // The component receives its own copy of the input on every call; so does the baseline.
+    let mut native = measure(n, threads, "native", &|| {
         std::hint::black_box(
-            GpuBinpack::place(&settings, req.clone(), inv.clone())
+            GpuBinpack::place(&settings, reqs.clone(), inv.clone())
                 .map_err(|e| anyhow::anyhow!("{e:?}"))?,
         );
         Ok(())
     })?;
+    native.per_call = shape.batch;
     Ok((wasm, Some(native)))
 }
 

@@ -311,22 +311,35 @@ impl Plugin {
         request: &SessionRequest,
         nodes: &[Node],
     ) -> Result<PlacementDecision, CallError> {
+        let mut decisions = self.place_batch(std::slice::from_ref(request), nodes)?;
+        decisions.pop().ok_or_else(|| CallError::BadOutput {
+            reason: "no decision".into(),
+        })
+    }
+
+    /// Scheduler: places `requests` in order against one inventory snapshot, in one instance.
+    /// The host re-checks every placement, counting the batch's earlier ones.
+    pub fn place_batch(
+        &self,
+        requests: &[SessionRequest],
+        nodes: &[Node],
+    ) -> Result<Vec<PlacementDecision>, CallError> {
         let HookPre::Scheduler(pre) = &self.inner.pre else {
             return Err(self.wrong_hook(Hook::Scheduler));
         };
         let settings = &*self.settings;
-        let decision = self.call("place", |s| {
+        let decisions = self.call("place", |s| {
             pre.instantiate(&mut *s)?
-                .call_place(s, settings, request, nodes)
+                .call_place(s, settings, requests, nodes)
         })?;
-        let decision = decision.map_err(CallError::Plugin)?;
-        match &decision {
-            PlacementDecision::Placed(p) => crate::placement::check(request, nodes, p)?,
-            PlacementDecision::Unschedulable(reasons) => {
+        let decisions = decisions.map_err(CallError::Plugin)?;
+        for d in &decisions {
+            if let PlacementDecision::Unschedulable(reasons) = d {
                 self.check_reason_size(reasons.iter().map(String::len).sum())?;
             }
         }
-        Ok(decision)
+        crate::placement::check_batch(requests, nodes, &decisions)?;
+        Ok(decisions)
     }
 
     /// Template: renders the session's objects and checks them against `policy`.

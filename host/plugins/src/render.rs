@@ -197,3 +197,113 @@ impl RenderPolicy {
         Ok(obj)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{Resources, SessionSpec, UserInfo};
+    use serde_json::json;
+
+    fn request() -> SessionRequest {
+        SessionRequest {
+            name: "desk".into(),
+            namespace: "team".into(),
+            spec: SessionSpec {
+                user: UserInfo {
+                    name: "u".into(),
+                    groups: vec![],
+                },
+                template: "t".into(),
+                resources: Resources {
+                    gpu_slices: 0,
+                    gpu_memory_mib: 0,
+                    cpu_millis: 1,
+                    memory_mib: 1,
+                    video_encoder: false,
+                },
+                timeout_seconds: 1,
+                labels: vec![],
+            },
+        }
+    }
+
+    fn check(policy: &RenderPolicy, objects: &[Value]) -> Result<Vec<Value>, RenderError> {
+        policy.check(&request(), objects.iter().map(Value::to_string).collect())
+    }
+
+    #[test]
+    fn fills_namespace_and_host_labels() {
+        let out = check(
+            &RenderPolicy::default(),
+            &[json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}})],
+        )
+        .expect("allowed");
+        assert_eq!(out[0]["metadata"]["namespace"], "team");
+        assert_eq!(out[0]["metadata"]["labels"][SESSION_LABEL], "desk");
+        assert_eq!(out[0]["metadata"]["labels"][MANAGED_BY_LABEL], "vdi");
+    }
+
+    #[test]
+    fn refuses_other_kinds_unless_configured() {
+        let role = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "pwn"}});
+        let err =
+            check(&RenderPolicy::default(), std::slice::from_ref(&role)).expect_err("refused");
+        assert_eq!(
+            err.to_string(),
+            r#"object 0 (ClusterRoleBinding "pwn"): kind rbac.authorization.k8s.io/v1/ClusterRoleBinding is not allowed"#
+        );
+        let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}});
+        assert!(matches!(
+            check(&RenderPolicy::default(), std::slice::from_ref(&secret)),
+            Err(RenderError::KindNotAllowed { .. })
+        ));
+        let policy = RenderPolicy {
+            extra_kinds: vec![("".into(), "Secret".into())],
+            ..RenderPolicy::default()
+        };
+        assert!(check(&policy, &[secret]).is_ok());
+    }
+
+    #[test]
+    fn refuses_other_namespaces() {
+        let obj = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s", "namespace": "kube-system"}});
+        assert_eq!(
+            check(&RenderPolicy::default(), &[obj]).expect_err("refused"),
+            RenderError::WrongNamespace {
+                index: 0,
+                kind: "Service".into(),
+                name: "s".into(),
+                namespace: "kube-system".into(),
+                expected: "team".into(),
+            }
+        );
+    }
+
+    #[test]
+    fn refuses_malformed_and_oversized_output() {
+        let policy = RenderPolicy {
+            max_object_bytes: 100,
+            ..RenderPolicy::default()
+        };
+        let big = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"k": "x".repeat(200)}});
+        assert!(matches!(
+            check(&policy, &[big]),
+            Err(RenderError::TooLarge(_))
+        ));
+        let no_kind = json!({"apiVersion": "v1", "metadata": {"name": "c"}});
+        assert_eq!(
+            check(&RenderPolicy::default(), &[no_kind]).expect_err("refused"),
+            RenderError::Malformed {
+                index: 0,
+                reason: "kind is missing".into()
+            }
+        );
+        let err = RenderPolicy::default()
+            .check(&request(), vec!["not json".into()])
+            .expect_err("refused");
+        assert!(
+            matches!(err, RenderError::Malformed { index: 0, .. }),
+            "{err:?}"
+        );
+    }
+}

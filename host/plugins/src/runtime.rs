@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::bindings::admission::Admission;
 use crate::digest::Digest;
@@ -14,12 +14,15 @@ use crate::error::LoadError;
 use crate::metrics::Metrics;
 use crate::plugin::{Hook, HookPre, Limits, Plugin, State};
 
-/// How often the epoch advances; time limits are rounded up to whole ticks.
-pub const EPOCH_TICK: Duration = Duration::from_millis(1);
+/// How often the epoch advances; time limits are rounded up to whole ticks. A 1 ms tick
+/// preempted about 2% of 20 µs decisions on a 2-core machine and showed up in their p99.
+pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 /// Instances (and so concurrent decisions) the pool holds.
 pub const DEFAULT_POOL_INSTANCES: u32 = 256;
 /// Largest linear memory any plugin may be given; per-plugin limits are at most this.
 pub const MAX_MEMORY_BYTES: usize = 512 << 20;
+/// Bytes of each pooled memory reset in place (dirty pages only) rather than decommitted.
+pub const KEEP_RESIDENT_BYTES: usize = 4 << 20;
 /// Table elements per table (Python components need many).
 pub const MAX_TABLE_ELEMENTS: usize = 100_000;
 
@@ -97,7 +100,13 @@ impl Runtime {
             .max_memory_size(MAX_MEMORY_BYTES)
             .table_elements(MAX_TABLE_ELEMENTS)
             .max_core_instance_size(4 << 20)
-            .max_component_instance_size(4 << 20);
+            .max_component_instance_size(4 << 20)
+            // Reset only the pages an instance dirtied, with memset, instead of madvise-ing
+            // whole memories: madvise costs a syscall, page faults on reuse and, with threads
+            // on other cores, TLB shoot-downs. PAGEMAP_SCAN needs Linux 6.7; `Auto` falls back.
+            .pagemap_scan(Enabled::Auto)
+            .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
+            .table_keep_resident(KEEP_RESIDENT_BYTES / 16);
         let mut wasm = Config::new();
         wasm.wasm_component_model(true)
             .epoch_interruption(true)
@@ -134,13 +143,11 @@ impl Runtime {
         settings: &str,
     ) -> Result<(Plugin, LoadStats), LoadError> {
         let digest = Digest::of(bytes);
-        if let Some(expected) = expected {
-            if *expected != digest {
-                return Err(LoadError::DigestMismatch {
-                    expected: expected.hex(),
-                    actual: digest.hex(),
-                });
-            }
+        if let Some(expected) = expected.filter(|e| **e != digest) {
+            return Err(LoadError::DigestMismatch {
+                expected: expected.hex(),
+                actual: digest.hex(),
+            });
         }
         let started = Instant::now();
         let (component, outcome) = self.component(&digest, bytes)?;

@@ -8,7 +8,8 @@
 //!   "request": {...}, "context": {...}, "expect": {"Deny": "..."} }
 //! ```
 //!
-//! Scheduler vectors carry `nodes`, template vectors `template` and `placement`. The expected
+//! Scheduler vectors carry `requests` (a batch) and `nodes` and expect a list of decisions;
+//! template vectors carry `template` and `placement`. The expected
 //! value is matched as a subset of the actual one: every object key given must match, arrays
 //! must have the same length; so a vector states only what it is about.
 
@@ -32,10 +33,10 @@ pub enum Input {
         /// Its context.
         context: AdmissionContext,
     },
-    /// A placement.
+    /// A batch of placements.
     Scheduler {
-        /// The request.
-        request: SessionRequest,
+        /// The requests, placed in order.
+        requests: Vec<SessionRequest>,
         /// The candidate nodes.
         nodes: Vec<Node>,
     },
@@ -155,9 +156,9 @@ fn evaluate(plugin: &Plugin, vector: &Vector) -> Value {
                 .map_err(|e| e.to_string())
                 .and_then(|v| serde_json::to_value(v).map_err(|e| e.to_string())),
         ),
-        Input::Scheduler { request, nodes } => to_json(
+        Input::Scheduler { requests, nodes } => to_json(
             plugin
-                .place(request, nodes)
+                .place_batch(requests, nodes)
                 .map_err(|e| e.to_string())
                 .and_then(|v| serde_json::to_value(v).map_err(|e| e.to_string())),
         ),

@@ -189,6 +189,44 @@ impl GpuBinpack {
     }
 }
 
+impl GpuBinpack {
+    /// Places `requests` in order, recording each placement in `nodes` so later requests of the
+    /// batch see it.
+    pub fn decide_batch(
+        settings: &Settings,
+        requests: &[SessionRequest],
+        nodes: &mut [Node],
+    ) -> Vec<PlacementDecision> {
+        requests
+            .iter()
+            .map(|request| {
+                let decision = Self::decide(settings, request, nodes);
+                if let PlacementDecision::Placed(p) = &decision {
+                    commit(nodes, p, &request.spec.resources);
+                }
+                decision
+            })
+            .collect()
+    }
+}
+
+/// Records a placement in the inventory.
+fn commit(nodes: &mut [Node], p: &Placement, r: &Resources) {
+    let Some(node) = nodes.iter_mut().find(|n| n.name == p.node) else {
+        return;
+    };
+    node.cpu_millis_free = node.cpu_millis_free.saturating_sub(r.cpu_millis);
+    node.memory_mib_free = node.memory_mib_free.saturating_sub(r.memory_mib);
+    if let Some(gpu) = p
+        .gpu
+        .and_then(|i| node.gpus.iter_mut().find(|g| g.index == i))
+    {
+        gpu.slices_used += r.gpu_slices;
+        gpu.memory_used_mib += r.gpu_memory_mib;
+        gpu.encoder_sessions_used += u32::from(r.video_encoder);
+    }
+}
+
 impl Scheduler for GpuBinpack {
     fn configure(settings: &str) -> Result<String, FieldError> {
         let parsed = Settings::parse(settings)?;
@@ -197,11 +235,11 @@ impl Scheduler for GpuBinpack {
 
     fn place(
         settings: &str,
-        request: SessionRequest,
-        nodes: Vec<Node>,
-    ) -> Result<PlacementDecision, PluginError> {
+        requests: Vec<SessionRequest>,
+        mut nodes: Vec<Node>,
+    ) -> Result<Vec<PlacementDecision>, PluginError> {
         let settings = Settings::parse(settings)?;
-        Ok(Self::decide(&settings, &request, &nodes))
+        Ok(Self::decide_batch(&settings, &requests, &mut nodes))
     }
 }
 

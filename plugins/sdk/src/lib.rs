@@ -6,12 +6,19 @@
 //! (so the host can benchmark it against its own component). This crate owns the mapping between
 //! the WIT bindings and the plain types; it holds no policy.
 
+#[cfg(target_arch = "wasm32")]
+pub mod arena;
 pub mod types;
 #[cfg(target_arch = "wasm32")]
 #[doc(hidden)]
 pub mod wasm;
 
 pub use types::*;
+
+/// Every guest built with this SDK allocates from a bump arena: instances live for one decision.
+#[cfg(target_arch = "wasm32")]
+#[global_allocator]
+static ALLOCATOR: arena::Arena = arena::Arena::new();
 
 /// An admission policy: may this user have this session, with which settings?
 pub trait Admission {
@@ -25,16 +32,17 @@ pub trait Admission {
     ) -> Result<Verdict, PluginError>;
 }
 
-/// A scheduler: which node and GPU time-slice gets the session?
+/// A scheduler: which node and GPU time-slice gets each session?
 pub trait Scheduler {
     /// Validates settings (a JSON object) and returns them normalised.
     fn configure(settings: &str) -> Result<String, FieldError>;
-    /// Places one session on one of `nodes`.
+    /// Places `requests` in order on `nodes`, counting earlier placements of the batch; one
+    /// decision per request.
     fn place(
         settings: &str,
-        request: SessionRequest,
+        requests: Vec<SessionRequest>,
         nodes: Vec<Node>,
-    ) -> Result<PlacementDecision, PluginError>;
+    ) -> Result<Vec<PlacementDecision>, PluginError>;
 }
 
 /// A template renderer: which Kubernetes objects realise the session?
@@ -103,15 +111,15 @@ macro_rules! export_scheduler {
                 }
                 fn place(
                     settings: String,
-                    request: w::SessionRequest,
+                    requests: Vec<w::SessionRequest>,
                     nodes: Vec<w::Node>,
-                ) -> Result<w::PlacementDecision, w::PluginError> {
+                ) -> Result<Vec<w::PlacementDecision>, w::PluginError> {
                     <$policy as $crate::Scheduler>::place(
                         &settings,
-                        request.into(),
+                        requests.into_iter().map(Into::into).collect(),
                         nodes.into_iter().map(Into::into).collect(),
                     )
-                    .map(Into::into)
+                    .map(|ds| ds.into_iter().map(Into::into).collect())
                     .map_err(Into::into)
                 }
             }

@@ -22,7 +22,8 @@ pub fn guests() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let dir = plugins_dir();
-        let target = dir.join("target");
+        let target = std::env::var_os("VDI_PLUGINS_TARGET_DIR")
+            .map_or_else(|| dir.join("target"), PathBuf::from);
         let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
             .args(["build", "--release", "--quiet", "--target", "wasm32-wasip2"])
             .current_dir(&dir)
@@ -44,7 +45,7 @@ pub fn wasm(crate_name: &str) -> Vec<u8> {
 /// A runtime whose compile cache is shared by all test processes, so each guest is compiled
 /// once per engine configuration.
 pub fn runtime() -> Runtime {
-    let cache_dir = Some(plugins_dir().join("target/test-compile-cache"));
+    let cache_dir = Some(guests().join("../../test-compile-cache"));
     Runtime::new(RuntimeConfig {
         cache_dir,
         ..RuntimeConfig::default()

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Installs everything the build and the tests need on a fresh Debian bookworm machine with
+# rustup, Node.js and Python 3 (the project's machine image). Idempotent: a second run only
+# checks. Used by `make` targets and .ci/run; never rely on a tool installed by hand.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+tools_dir=${VDI_TOOLS_DIR:-$PWD/.tools}
+componentize_py_version=0.25.1
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+# Debian packages the build and tests need (later issues add GStreamer, Chromium, coturn ...).
+apt_packages=(pkg-config)
+missing=()
+for p in "${apt_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  log "apt-get install ${missing[*]}"
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# Rust: the guest target and the test runner.
+if ! rustup target list --installed | grep -qx wasm32-wasip2; then
+  log "rustup target add wasm32-wasip2"
+  rustup target add wasm32-wasip2
+fi
+rustup component list --installed | grep -q '^clippy' || rustup component add clippy
+rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
+if ! cargo nextest --version >/dev/null 2>&1; then
+  log "cargo install cargo-nextest"
+  cargo install cargo-nextest --locked
+fi
+
+# JavaScript plugins: componentize-qjs (QuickJS) from npm, pinned by package-lock.json.
+if [ ! -x plugins/quota-js/node_modules/.bin/componentize-qjs ] \
+   || [ plugins/quota-js/package-lock.json -nt plugins/quota-js/node_modules/.package-lock.json ]; then
+  log "npm ci (plugins/quota-js)"
+  (cd plugins/quota-js && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+# Python plugins: componentize-py in a private virtual environment.
+venv="$tools_dir/venv"
+if ! "$venv/bin/componentize-py" --version 2>/dev/null | grep -q "$componentize_py_version"; then
+  log "componentize-py $componentize_py_version into $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "componentize-py==$componentize_py_version"
+fi
+# Make a tools dir outside the repo visible where the build scripts look for it.
+if [ "$tools_dir" != "$PWD/.tools" ] && [ ! -e .tools ]; then
+  ln -s "$tools_dir" .tools
+fi
+log "ready"
