@@ -15,6 +15,8 @@ mod bindings;
 mod chain;
 mod digest;
 mod error;
+#[cfg(test)]
+mod fixtures;
 mod metrics;
 mod placement;
 mod plugin;

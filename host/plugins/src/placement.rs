@@ -125,29 +125,10 @@ fn check(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::{Gpu, SessionSpec, UserInfo};
+    use crate::types::Gpu;
 
     fn request(gpu_slices: u32, video_encoder: bool) -> SessionRequest {
-        SessionRequest {
-            name: "s".into(),
-            namespace: "ns".into(),
-            spec: SessionSpec {
-                user: UserInfo {
-                    name: "u".into(),
-                    groups: vec![],
-                },
-                template: "t".into(),
-                resources: Resources {
-                    gpu_slices,
-                    gpu_memory_mib: 1024,
-                    cpu_millis: 1000,
-                    memory_mib: 1024,
-                    video_encoder,
-                },
-                timeout_seconds: 60,
-                labels: vec![],
-            },
-        }
+        crate::fixtures::request("s", "ns", gpu_slices, video_encoder)
     }
 
     fn node(slices_used: u32, encoder_sessions_used: u32) -> Node {

@@ -201,30 +201,10 @@ impl RenderPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::{Resources, SessionSpec, UserInfo};
     use serde_json::json;
 
     fn request() -> SessionRequest {
-        SessionRequest {
-            name: "desk".into(),
-            namespace: "team".into(),
-            spec: SessionSpec {
-                user: UserInfo {
-                    name: "u".into(),
-                    groups: vec![],
-                },
-                template: "t".into(),
-                resources: Resources {
-                    gpu_slices: 0,
-                    gpu_memory_mib: 0,
-                    cpu_millis: 1,
-                    memory_mib: 1,
-                    video_encoder: false,
-                },
-                timeout_seconds: 1,
-                labels: vec![],
-            },
-        }
+        crate::fixtures::request("desk", "team", 0, false)
     }
 
     fn check(policy: &RenderPolicy, objects: &[Value]) -> Result<Vec<Value>, RenderError> {
