@@ -99,6 +99,10 @@ unsafe impl GlobalAlloc for Arena {
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let at = ptr as usize;
+        if new_size <= layout.size() && at != self.last.get() {
+            // Shrinking in place is always sound; only the last allocation gives bytes back.
+            return ptr;
+        }
         if at == self.last.get()
             && at + layout.size() == self.next.get()
             && at + new_size <= self.end.get()
