@@ -1,0 +1,31 @@
+//! In-process admission: what a validating/mutating webhook does on a real cluster, as a trait
+//! the platform implements (its plugin chain runs here for `VDISession`).
+
+use serde_json::Value;
+
+use crate::error::Result;
+use crate::resources::ResourceType;
+
+/// Why admission runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// A new object.
+    Create,
+    /// A change to an object (not to its status).
+    Update,
+}
+
+/// Mutates or refuses objects before they are stored.
+pub trait AdmissionHook: Send + Sync {
+    /// Whether this hook judges objects of `rt`.
+    fn handles(&self, rt: &ResourceType) -> bool;
+    /// Mutates `obj` in place, or refuses it with an error (use `ApiError::Invalid` or
+    /// `ApiError::BadRequest` to show the reason to the client). `old` is set on update.
+    fn admit(
+        &self,
+        op: Operation,
+        rt: &ResourceType,
+        obj: &mut Value,
+        old: Option<&Value>,
+    ) -> Result<()>;
+}

@@ -1,0 +1,528 @@
+//! The REST surface: discovery, and get/list/watch/create/update/patch/delete on every served
+//! resource, under `/api/v1/...` and `/apis/<group>/<version>/...`, as the Kubernetes API
+//! conventions lay them out.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use futures::StreamExt;
+use serde_json::{Value, json};
+use tokio_stream::wrappers::BroadcastStream;
+
+use crate::error::{ApiError, Result};
+use crate::resources::ResourceType;
+use crate::selectors::{FieldSelector, LabelSelector};
+use crate::store::{Part, Propagation, Store, WatchEvent};
+
+/// Kubernetes version the server reports.
+pub const KUBERNETES_VERSION: (&str, &str) = ("1", "37");
+/// Interval between watch bookmarks when the client allows them.
+pub const BOOKMARK_INTERVAL: Duration = Duration::from_secs(1);
+/// Longest watch when the client names no timeout.
+pub const DEFAULT_WATCH_TIMEOUT: Duration = Duration::from_secs(1800);
+
+/// Shared state of the handlers.
+#[derive(Clone)]
+pub struct AppState {
+    /// The object store.
+    pub store: Arc<Store>,
+    /// Bearer token every request must carry; `None` disables authentication.
+    pub token: Option<Arc<str>>,
+}
+
+/// The API router (without a socket, so tests can call it directly).
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/version", get(version))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(|| async { "ok" }))
+        .route("/livez", get(|| async { "ok" }))
+        .route("/api", get(api_versions))
+        .route("/apis", get(api_groups))
+        .route("/api/{*rest}", any(core_resource))
+        .route("/apis/{*rest}", any(group_resource))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            authenticate,
+        ))
+        .with_state(state)
+}
+
+async fn authenticate(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if let Some(token) = &state.token {
+        let ok = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|t| t == &**token);
+        if !ok && req.uri().path() != "/healthz" {
+            return ApiError::Unauthorized.into_response();
+        }
+    }
+    next.run(req).await
+}
+
+async fn version() -> impl IntoResponse {
+    let (major, minor) = KUBERNETES_VERSION;
+    axum::Json(json!({
+        "major": major,
+        "minor": minor,
+        "gitVersion": format!("v{major}.{minor}.0-vdi.{}", env!("CARGO_PKG_VERSION")),
+        "gitCommit": "",
+        "gitTreeState": "clean",
+        "buildDate": "2026-01-01T00:00:00Z",
+        "goVersion": "n/a (rust)",
+        "compiler": "rustc",
+        "platform": "linux/amd64",
+    }))
+}
+
+async fn api_versions() -> impl IntoResponse {
+    axum::Json(json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}))
+}
+
+async fn api_groups(State(state): State<AppState>) -> impl IntoResponse {
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    for t in state
+        .store
+        .registry
+        .all()
+        .into_iter()
+        .filter(|t| !t.group.is_empty())
+    {
+        match groups.iter_mut().find(|(g, _)| *g == t.group) {
+            Some((_, vs)) if !vs.contains(&t.version) => vs.push(t.version),
+            Some(_) => {}
+            None => groups.push((t.group, vec![t.version])),
+        }
+    }
+    let groups: Vec<Value> = groups
+        .into_iter()
+        .map(|(name, versions)| {
+            let vs: Vec<Value> = versions
+                .iter()
+                .map(|v| json!({"groupVersion": format!("{name}/{v}"), "version": v}))
+                .collect();
+            json!({"name": name, "versions": vs, "preferredVersion": vs[0]})
+        })
+        .collect();
+    axum::Json(json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}))
+}
+
+fn resource_list(state: &AppState, group: &str, version: &str) -> Result<Response> {
+    let types: Vec<ResourceType> = state
+        .store
+        .registry
+        .all()
+        .into_iter()
+        .filter(|t| t.group == group && t.version == version)
+        .collect();
+    if types.is_empty() {
+        return Err(ApiError::NotFound {
+            resource: "groupversion".into(),
+            name: format!("{group}/{version}"),
+        });
+    }
+    let gv = if group.is_empty() {
+        version.to_owned()
+    } else {
+        format!("{group}/{version}")
+    };
+    let resources: Vec<Value> = types.iter().flat_map(ResourceType::discovery).collect();
+    Ok(axum::Json(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources})).into_response())
+}
+
+/// Where a request points.
+struct Target {
+    rt: ResourceType,
+    /// Namespace from the path ("" for cluster-scoped or all-namespaces).
+    ns: String,
+    /// Whether the path named a namespace.
+    ns_in_path: bool,
+    name: Option<String>,
+    sub: Option<String>,
+}
+
+fn resolve(state: &AppState, group: &str, version: &str, segs: &[&str]) -> Result<Target> {
+    let reg = &state.store.registry;
+    let not_found = || ApiError::NotFound {
+        resource: segs.first().copied().unwrap_or_default().to_owned(),
+        name: String::new(),
+    };
+    if segs.len() >= 3
+        && segs[0] == "namespaces"
+        && let Some(rt) = reg.find(group, version, segs[2]).filter(|t| t.namespaced)
+    {
+        return Ok(Target {
+            rt,
+            ns: segs[1].to_owned(),
+            ns_in_path: true,
+            name: segs.get(3).map(|s| (*s).to_owned()),
+            sub: segs.get(4).map(|s| (*s).to_owned()),
+        });
+    }
+    let rt = reg.find(group, version, segs[0]).ok_or_else(not_found)?;
+    Ok(Target {
+        rt,
+        ns: String::new(),
+        ns_in_path: false,
+        name: segs.get(1).map(|s| (*s).to_owned()),
+        sub: segs.get(2).map(|s| (*s).to_owned()),
+    })
+}
+
+async fn core_resource(
+    State(state): State<AppState>,
+    method: Method,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    req: Request,
+) -> Response {
+    let path = req.uri().path().trim_start_matches("/api/").to_owned();
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let body = axum::body::to_bytes(req.into_body(), 64 << 20)
+        .await
+        .unwrap_or_default();
+    match segs.split_first() {
+        Some((version, [])) => {
+            resource_list(&state, "", version).unwrap_or_else(IntoResponse::into_response)
+        }
+        Some((version, rest)) => dispatch(&state, "", version, rest, method, &q, &headers, body)
+            .unwrap_or_else(IntoResponse::into_response),
+        None => ApiError::NotFound {
+            resource: "path".into(),
+            name: path,
+        }
+        .into_response(),
+    }
+}
+
+async fn group_resource(
+    State(state): State<AppState>,
+    method: Method,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    req: Request,
+) -> Response {
+    let path = req.uri().path().trim_start_matches("/apis/").to_owned();
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let body = axum::body::to_bytes(req.into_body(), 64 << 20)
+        .await
+        .unwrap_or_default();
+    match segs.as_slice() {
+        [group] => {
+            let versions: Vec<Value> = state
+                .store
+                .registry
+                .all()
+                .into_iter()
+                .filter(|t| t.group == *group)
+                .map(|t| json!({"groupVersion": t.api_version(), "version": t.version}))
+                .collect();
+            if versions.is_empty() {
+                return ApiError::NotFound {
+                    resource: "group".into(),
+                    name: (*group).to_owned(),
+                }
+                .into_response();
+            }
+            axum::Json(json!({"kind": "APIGroup", "apiVersion": "v1", "name": group, "versions": versions, "preferredVersion": versions[0]})).into_response()
+        }
+        [group, version] => {
+            resource_list(&state, group, version).unwrap_or_else(IntoResponse::into_response)
+        }
+        [group, version, rest @ ..] => {
+            dispatch(&state, group, version, rest, method, &q, &headers, body)
+                .unwrap_or_else(IntoResponse::into_response)
+        }
+        [] => ApiError::NotFound {
+            resource: "path".into(),
+            name: path.clone(),
+        }
+        .into_response(),
+    }
+}
+
+fn json_body(body: &Bytes) -> Result<Value> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+}
+
+#[allow(clippy::too_many_arguments, reason = "one request's parts")]
+fn dispatch(
+    state: &AppState,
+    group: &str,
+    version: &str,
+    segs: &[&str],
+    method: Method,
+    q: &HashMap<String, String>,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
+    let t = resolve(state, group, version, segs)?;
+    let store = &state.store;
+    let part = match t.sub.as_deref() {
+        None => Part::Main,
+        Some("status") if t.rt.status_subresource => Part::Status,
+        Some(other) => {
+            return Err(ApiError::NotFound {
+                resource: format!("{}/{other}", t.rt.plural),
+                name: t.name.unwrap_or_default(),
+            });
+        }
+    };
+    let ok = |v: Value| Ok(axum::Json(v).into_response());
+    let created = |v: Value| Ok((StatusCode::CREATED, axum::Json(v)).into_response());
+    match (method, t.name.as_deref()) {
+        (Method::GET, Some(name)) => ok(store.get(&t.rt, &t.ns, name)?),
+        (Method::GET, None) if q.get("watch").is_some_and(|w| w == "true" || w == "1") => {
+            watch(state, &t, q)
+        }
+        (Method::GET, None) => list(state, &t, q),
+        (Method::POST, None) => created(store.create(&t.rt, &t.ns, json_body(&body)?)?),
+        (Method::PUT, Some(name)) => {
+            ok(store.update(&t.rt, &t.ns, name, json_body(&body)?, part)?)
+        }
+        (Method::PATCH, Some(name)) => {
+            let ctype = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            patch(state, &t, name, ctype, &body, part)
+        }
+        (Method::DELETE, Some(name)) => {
+            let opts: Value = if body.is_empty() {
+                json!({})
+            } else {
+                json_body(&body)?
+            };
+            let policy = q
+                .get("propagationPolicy")
+                .cloned()
+                .or_else(|| opts["propagationPolicy"].as_str().map(str::to_owned));
+            let propagation = match policy.as_deref() {
+                Some("Foreground") => Propagation::Foreground,
+                Some("Orphan") => Propagation::Orphan,
+                _ => Propagation::Background,
+            };
+            ok(store.delete(&t.rt, &t.ns, name, propagation)?)
+        }
+        (Method::DELETE, None) => {
+            let items = list_items(state, &t, q)?;
+            for item in &items {
+                let ns = item["metadata"]["namespace"].as_str().unwrap_or_default();
+                let name = item["metadata"]["name"].as_str().unwrap_or_default();
+                store.delete(&t.rt, ns, name, Propagation::Background)?;
+            }
+            ok(json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}))
+        }
+        (m, _) => Err(ApiError::MethodNotAllowed(format!(
+            "{m} is not supported on this path"
+        ))),
+    }
+}
+
+fn filter_for(q: &HashMap<String, String>) -> Result<impl Fn(&Value) -> bool + use<>> {
+    let labels = LabelSelector::parse(q.get("labelSelector").map_or("", String::as_str))?;
+    let fields = FieldSelector::parse(q.get("fieldSelector").map_or("", String::as_str))?;
+    Ok(move |o: &Value| labels.matches(o) && fields.matches(o))
+}
+
+fn list_items(state: &AppState, t: &Target, q: &HashMap<String, String>) -> Result<Vec<Value>> {
+    let filter = filter_for(q)?;
+    Ok(state
+        .store
+        .list(
+            &t.rt,
+            t.ns_in_path.then_some(t.ns.as_str()),
+            None,
+            None,
+            &filter,
+        )
+        .0)
+}
+
+fn list(state: &AppState, t: &Target, q: &HashMap<String, String>) -> Result<Response> {
+    let filter = filter_for(q)?;
+    let limit = q
+        .get("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .filter(|l| *l > 0);
+    let after = match q.get("continue").filter(|c| !c.is_empty()) {
+        Some(token) => Some(decode_continue(token)?),
+        None => None,
+    };
+    let (items, rv, next) = state.store.list(
+        &t.rt,
+        t.ns_in_path.then_some(t.ns.as_str()),
+        after.as_ref(),
+        limit,
+        &filter,
+    );
+    let mut metadata = json!({"resourceVersion": rv.to_string()});
+    if let Some(next) = next {
+        metadata["continue"] = json!(encode_continue(&next));
+    }
+    Ok(axum::Json(json!({"kind": format!("{}List", t.rt.kind), "apiVersion": t.rt.api_version(), "metadata": metadata, "items": items})).into_response())
+}
+
+fn encode_continue((ns, name): &(String, String)) -> String {
+    serde_json::to_string(&[ns, name])
+        .map(|s| s.bytes().map(|b| format!("{b:02x}")).collect())
+        .unwrap_or_default()
+}
+
+fn decode_continue(token: &str) -> Result<(String, String)> {
+    let bad = || ApiError::BadRequest("invalid continue token".into());
+    let bytes: Vec<u8> = (0..token.len())
+        .step_by(2)
+        .map(|i| {
+            token
+                .get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
+        .collect::<Option<_>>()
+        .ok_or_else(bad)?;
+    let [ns, name]: [String; 2] = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+    Ok((ns, name))
+}
+
+fn patch(
+    state: &AppState,
+    t: &Target,
+    name: &str,
+    ctype: &str,
+    body: &Bytes,
+    part: Part,
+) -> Result<Response> {
+    let store = &state.store;
+    let media = ctype.split(';').next().unwrap_or_default().trim();
+    let current = match store.get(&t.rt, &t.ns, name) {
+        Ok(c) => c,
+        // Server-side apply creates what does not exist yet.
+        Err(ApiError::NotFound { .. })
+            if media == "application/apply-patch+yaml" && part == Part::Main =>
+        {
+            let mut obj = json_body(body)?;
+            obj["metadata"]["name"] = json!(name);
+            return Ok((
+                StatusCode::CREATED,
+                axum::Json(store.create(&t.rt, &t.ns, obj)?),
+            )
+                .into_response());
+        }
+        Err(e) => return Err(e),
+    };
+    let mut doc = current.clone();
+    match media {
+        "application/json-patch+json" => {
+            let ops: json_patch::Patch = serde_json::from_slice(body)
+                .map_err(|e| ApiError::BadRequest(format!("invalid JSON patch: {e}")))?;
+            json_patch::patch(&mut doc, &ops).map_err(|e| ApiError::Invalid {
+                kind: t.rt.kind.clone(),
+                name: name.to_owned(),
+                field: "patch".into(),
+                reason: e.to_string(),
+            })?;
+        }
+        // Strategic merge and apply are served as JSON merge patches: lists are replaced, not
+        // merged by key, and apply records no field ownership yet.
+        "application/merge-patch+json"
+        | "application/strategic-merge-patch+json"
+        | "application/apply-patch+yaml" => {
+            json_patch::merge(&mut doc, &json_body(body)?);
+        }
+        _ => return Err(ApiError::UnsupportedMediaType),
+    }
+    // A patch that names no resourceVersion applies to whatever is current.
+    if doc["metadata"]["resourceVersion"] == current["metadata"]["resourceVersion"]
+        || doc["metadata"]["resourceVersion"].is_null()
+    {
+        doc["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"].clone();
+    }
+    Ok(axum::Json(store.update(&t.rt, &t.ns, name, doc, part)?).into_response())
+}
+
+fn watch(state: &AppState, t: &Target, q: &HashMap<String, String>) -> Result<Response> {
+    let from = match q.get("resourceVersion").map(String::as_str) {
+        None | Some("") | Some("0") => None,
+        Some(rv) => Some(
+            rv.parse::<u64>()
+                .map_err(|_| ApiError::BadRequest(format!("invalid resourceVersion {rv:?}")))?,
+        ),
+    };
+    let timeout = q
+        .get("timeoutSeconds")
+        .and_then(|s| s.parse::<u64>().ok())
+        .map_or(DEFAULT_WATCH_TIMEOUT, Duration::from_secs);
+    let bookmarks = q.get("allowWatchBookmarks").is_some_and(|b| b == "true");
+    let filter = filter_for(q)?;
+    let ns = t.ns_in_path.then(|| t.ns.clone());
+    let key = t.rt.key();
+    let api_version = t.rt.api_version();
+    let kind = t.rt.kind.clone();
+    let start = match state.store.watch(&t.rt, ns.as_deref(), from) {
+        Ok(s) => s,
+        Err(e @ ApiError::Gone { .. }) => {
+            // Kubernetes answers an expired watch with an ERROR event, not an HTTP error.
+            let line = format!("{}\n", json!({"type": "ERROR", "object": e.status()}));
+            return Response::builder()
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(line))
+                .map_err(|e| ApiError::Internal(e.to_string()));
+        }
+        Err(e) => return Err(e),
+    };
+    let render = move |e: &WatchEvent| -> Option<String> {
+        if e.key != key || ns.as_ref().is_some_and(|n| *n != e.namespace) || !filter(&e.object) {
+            return None;
+        }
+        let mut obj = e.object.clone();
+        obj["apiVersion"] = json!(api_version);
+        Some(format!(
+            "{}\n",
+            json!({"type": e.kind.as_str(), "object": obj})
+        ))
+    };
+    let render = Arc::new(render);
+    let backlog_render = render.clone();
+    let backlog = futures::stream::iter(start.backlog).filter_map(move |e| {
+        let line = backlog_render(&e);
+        async move { line }
+    });
+    let live = BroadcastStream::new(start.receiver)
+        .take_while(|r| futures::future::ready(r.is_ok()))
+        .filter_map(move |r| {
+            let line = r.ok().and_then(|e| render(&e));
+            async move { line }
+        });
+    let store = state.store.clone();
+    let bookmark_api_version = t.rt.api_version();
+    let ticks = tokio_stream::wrappers::IntervalStream::new(tokio::time::interval(BOOKMARK_INTERVAL))
+        .skip(1)
+        .filter_map(move |_| {
+            let line = bookmarks.then(|| {
+                let rv = store.resource_version();
+                format!("{}\n", json!({"type": "BOOKMARK", "object": {"kind": kind, "apiVersion": bookmark_api_version, "metadata": {"resourceVersion": rv.to_string(), "annotations": {"k8s.io/initial-events-end": "true"}}}}))
+            });
+            async move { line }
+        });
+    let events = backlog.chain(futures::stream::select(live, ticks));
+    let bounded = events
+        .take_until(tokio::time::sleep(timeout))
+        .map(Ok::<_, Infallible>);
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from_stream(bounded))
+        .map_err(|e| ApiError::Internal(e.to_string()))
+}

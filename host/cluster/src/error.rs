@@ -1,0 +1,146 @@
+//! API errors as Kubernetes `metav1.Status` objects with the conventional code and reason.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// An error the API answers with.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ApiError {
+    /// 404 NotFound.
+    #[error("{resource} \"{name}\" not found")]
+    NotFound {
+        /// Plural resource, e.g. `pods` or `vdisessions.vdi.dev`.
+        resource: String,
+        /// Object name.
+        name: String,
+    },
+    /// 409 AlreadyExists.
+    #[error("{resource} \"{name}\" already exists")]
+    AlreadyExists {
+        /// Plural resource.
+        resource: String,
+        /// Object name.
+        name: String,
+    },
+    /// 409 Conflict (stale resourceVersion).
+    #[error(
+        "Operation cannot be fulfilled on {resource} \"{name}\": the object has been modified; please apply your changes to the latest version and try again"
+    )]
+    Conflict {
+        /// Plural resource.
+        resource: String,
+        /// Object name.
+        name: String,
+    },
+    /// 422 Invalid, naming the field.
+    #[error("{kind} \"{name}\" is invalid: {field}: {reason}")]
+    Invalid {
+        /// Kind of the object.
+        kind: String,
+        /// Object name.
+        name: String,
+        /// Path of the field.
+        field: String,
+        /// Why.
+        reason: String,
+    },
+    /// 400 BadRequest.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 401 Unauthorized.
+    #[error("Unauthorized")]
+    Unauthorized,
+    /// 405 MethodNotAllowed.
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    /// 410 Gone (watch or continue token too old).
+    #[error("too old resource version: {requested} ({oldest})")]
+    Gone {
+        /// The version asked for.
+        requested: u64,
+        /// The oldest version still known.
+        oldest: u64,
+    },
+    /// 415 UnsupportedMediaType.
+    #[error(
+        "the body of the request was in an unknown format - accepted media types include: application/json, application/merge-patch+json, application/json-patch+json, application/strategic-merge-patch+json"
+    )]
+    UnsupportedMediaType,
+    /// 500, logged with its cause.
+    #[error("Internal error occurred: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// HTTP status and Kubernetes reason.
+    pub fn code_and_reason(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::NotFound { .. } => (StatusCode::NOT_FOUND, "NotFound"),
+            Self::AlreadyExists { .. } => (StatusCode::CONFLICT, "AlreadyExists"),
+            Self::Conflict { .. } => (StatusCode::CONFLICT, "Conflict"),
+            Self::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "Invalid"),
+            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "BadRequest"),
+            Self::Unauthorized => (StatusCode::UNAUTHORIZED, "Unauthorized"),
+            Self::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed"),
+            Self::Gone { .. } => (StatusCode::GONE, "Expired"),
+            Self::UnsupportedMediaType => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType")
+            }
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalError"),
+        }
+    }
+
+    /// The `metav1.Status` body.
+    pub fn status(&self) -> serde_json::Value {
+        let (code, reason) = self.code_and_reason();
+        let mut details = serde_json::Map::new();
+        match self {
+            Self::NotFound { resource, name }
+            | Self::AlreadyExists { resource, name }
+            | Self::Conflict { resource, name } => {
+                let (res, group) = resource.split_once('.').unwrap_or((resource, ""));
+                details.insert("name".into(), json!(name));
+                details.insert("group".into(), json!(group));
+                details.insert("kind".into(), json!(res));
+            }
+            Self::Invalid {
+                kind,
+                name,
+                field,
+                reason,
+            } => {
+                details.insert("name".into(), json!(name));
+                details.insert("kind".into(), json!(kind));
+                details.insert(
+                    "causes".into(),
+                    json!([{ "reason": "FieldValueInvalid", "message": format!("Invalid value: {reason}"), "field": field }]),
+                );
+            }
+            _ => {}
+        }
+        json!({
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.to_string(),
+            "reason": reason,
+            "details": details,
+            "code": code.as_u16(),
+        })
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let Self::Internal(cause) = &self {
+            tracing::error!(%cause, "internal API error");
+        }
+        let (code, _) = self.code_and_reason();
+        (code, axum::Json(self.status())).into_response()
+    }
+}
+
+/// Results of API operations.
+pub type Result<T, E = ApiError> = std::result::Result<T, E>;

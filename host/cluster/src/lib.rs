@@ -1,0 +1,25 @@
+//! The embedded Kubernetes-API-compatible control plane.
+//!
+//! It serves the Kubernetes REST protocol over HTTP on a local port (discovery, built-in kinds,
+//! CustomResourceDefinitions and their resources, get/list/watch/create/update/patch/delete with
+//! resourceVersions, finalizers and owner-reference garbage collection) from an SQLite store, so
+//! `kube::Client` and `kubectl` work against it unmodified. It is the one-machine and test
+//! cluster; production runs on a real Kubernetes. It knows nothing of the VDI platform: the
+//! platform plugs in through [`AdmissionHook`].
+
+mod admission;
+mod api;
+mod error;
+mod resources;
+mod schema;
+mod selectors;
+mod server;
+mod store;
+
+pub use admission::{AdmissionHook, Operation};
+pub use api::{AppState, app};
+pub use error::{ApiError, Result};
+pub use resources::{Registry, ResourceType};
+pub use selectors::{FieldSelector, LabelSelector};
+pub use server::{Cluster, ClusterConfig};
+pub use store::{EventType, Part, Propagation, Store, WatchEvent};

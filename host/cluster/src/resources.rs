@@ -1,0 +1,284 @@
+//! The kinds the server serves: built-in ones and those CustomResourceDefinitions add.
+
+use std::sync::RwLock;
+
+use serde_json::{Value, json};
+
+/// One served resource (a group, version and plural name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceType {
+    /// API group; empty for the core group.
+    pub group: String,
+    /// Version, e.g. `v1`.
+    pub version: String,
+    /// Plural resource name, e.g. `pods`.
+    pub plural: String,
+    /// Singular name.
+    pub singular: String,
+    /// Kind, e.g. `Pod`.
+    pub kind: String,
+    /// Whether objects live in namespaces.
+    pub namespaced: bool,
+    /// Whether `/status` is a separate subresource.
+    pub status_subresource: bool,
+    /// `kubectl` short names.
+    pub short_names: Vec<String>,
+    /// Categories (`kubectl get all`).
+    pub categories: Vec<String>,
+    /// The CRD's schema for this version, if any.
+    pub schema: Option<Value>,
+    /// The CRD's printer columns for this version.
+    pub printer_columns: Vec<Value>,
+}
+
+impl ResourceType {
+    fn builtin(
+        group: &str,
+        version: &str,
+        plural: &str,
+        kind: &str,
+        namespaced: bool,
+        status: bool,
+        short: &[&str],
+    ) -> Self {
+        Self {
+            group: group.into(),
+            version: version.into(),
+            plural: plural.into(),
+            singular: kind.to_lowercase(),
+            kind: kind.into(),
+            namespaced,
+            status_subresource: status,
+            short_names: short.iter().map(|s| (*s).to_owned()).collect(),
+            categories: Vec::new(),
+            schema: None,
+            printer_columns: Vec::new(),
+        }
+    }
+
+    /// `group/version`, or `version` for the core group.
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    /// Storage key shared by all versions of a resource: `plural.group` (`pods` for core).
+    pub fn key(&self) -> String {
+        if self.group.is_empty() {
+            self.plural.clone()
+        } else {
+            format!("{}.{}", self.plural, self.group)
+        }
+    }
+
+    /// The discovery entry (`APIResource`) and, if any, the status subresource's.
+    pub fn discovery(&self) -> Vec<Value> {
+        let verbs = [
+            "create",
+            "delete",
+            "deletecollection",
+            "get",
+            "list",
+            "patch",
+            "update",
+            "watch",
+        ];
+        let mut out = vec![json!({
+            "name": self.plural,
+            "singularName": self.singular,
+            "namespaced": self.namespaced,
+            "kind": self.kind,
+            "verbs": verbs,
+            "shortNames": self.short_names,
+            "categories": self.categories,
+        })];
+        if self.status_subresource {
+            out.push(json!({
+                "name": format!("{}/status", self.plural),
+                "singularName": "",
+                "namespaced": self.namespaced,
+                "kind": self.kind,
+                "verbs": ["get", "patch", "update"],
+            }));
+        }
+        out
+    }
+}
+
+/// Built-in kinds.
+fn builtins() -> Vec<ResourceType> {
+    vec![
+        ResourceType::builtin("", "v1", "namespaces", "Namespace", false, true, &["ns"]),
+        ResourceType::builtin("", "v1", "nodes", "Node", false, true, &["no"]),
+        ResourceType::builtin("", "v1", "pods", "Pod", true, true, &["po"]),
+        ResourceType::builtin("", "v1", "services", "Service", true, true, &["svc"]),
+        ResourceType::builtin(
+            "",
+            "v1",
+            "persistentvolumeclaims",
+            "PersistentVolumeClaim",
+            true,
+            true,
+            &["pvc"],
+        ),
+        ResourceType::builtin("", "v1", "configmaps", "ConfigMap", true, false, &["cm"]),
+        ResourceType::builtin("", "v1", "secrets", "Secret", true, false, &[]),
+        ResourceType::builtin("", "v1", "events", "Event", true, false, &["ev"]),
+        ResourceType::builtin(
+            "events.k8s.io",
+            "v1",
+            "events",
+            "Event",
+            true,
+            false,
+            &["ev"],
+        ),
+        ResourceType::builtin(
+            "coordination.k8s.io",
+            "v1",
+            "leases",
+            "Lease",
+            true,
+            false,
+            &[],
+        ),
+        ResourceType::builtin(
+            "networking.k8s.io",
+            "v1",
+            "networkpolicies",
+            "NetworkPolicy",
+            true,
+            false,
+            &["netpol"],
+        ),
+        ResourceType::builtin(
+            "apiextensions.k8s.io",
+            "v1",
+            "customresourcedefinitions",
+            "CustomResourceDefinition",
+            false,
+            true,
+            &["crd", "crds"],
+        ),
+    ]
+}
+
+/// The resource types served right now. CRDs add and remove theirs at run time.
+#[derive(Debug)]
+pub struct Registry {
+    types: RwLock<Vec<ResourceType>>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self {
+            types: RwLock::new(builtins()),
+        }
+    }
+}
+
+impl Registry {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<ResourceType>> {
+        self.types
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Finds `plural` in `group/version`.
+    pub fn find(&self, group: &str, version: &str, plural: &str) -> Option<ResourceType> {
+        self.read()
+            .iter()
+            .find(|t| t.group == group && t.version == version && t.plural == plural)
+            .cloned()
+    }
+
+    /// Every type, in registration order.
+    pub fn all(&self) -> Vec<ResourceType> {
+        self.read().clone()
+    }
+
+    /// Registers (or replaces) the served versions of a CRD object.
+    pub fn register_crd(&self, crd: &Value) -> Result<(), String> {
+        let spec = &crd["spec"];
+        let group = spec["group"].as_str().ok_or("spec.group is required")?;
+        let names = &spec["names"];
+        let plural = names["plural"]
+            .as_str()
+            .ok_or("spec.names.plural is required")?;
+        let kind = names["kind"]
+            .as_str()
+            .ok_or("spec.names.kind is required")?;
+        let namespaced = match spec["scope"].as_str() {
+            Some("Namespaced") => true,
+            Some("Cluster") => false,
+            _ => return Err("spec.scope must be Namespaced or Cluster".into()),
+        };
+        let versions = spec["versions"]
+            .as_array()
+            .filter(|v| !v.is_empty())
+            .ok_or("spec.versions must not be empty")?;
+        let strings = |v: &Value| -> Vec<String> {
+            v.as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|s| s.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let mut added = Vec::new();
+        for v in versions {
+            if v["served"].as_bool() == Some(false) {
+                continue;
+            }
+            let version = v["name"]
+                .as_str()
+                .ok_or("spec.versions[].name is required")?;
+            added.push(ResourceType {
+                group: group.into(),
+                version: version.into(),
+                plural: plural.into(),
+                singular: names["singular"]
+                    .as_str()
+                    .map_or_else(|| kind.to_lowercase(), str::to_owned),
+                kind: kind.into(),
+                namespaced,
+                status_subresource: v["subresources"]["status"].is_object(),
+                short_names: strings(&names["shortNames"]),
+                categories: strings(&names["categories"]),
+                schema: v["schema"]["openAPIV3Schema"]
+                    .as_object()
+                    .map(|o| Value::Object(o.clone())),
+                printer_columns: v["additionalPrinterColumns"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default(),
+            });
+        }
+        let mut types = self
+            .types
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        types.retain(|t| !(t.group == group && t.plural == plural));
+        types.extend(added);
+        Ok(())
+    }
+
+    /// Stops serving a CRD's resources.
+    pub fn unregister_crd(&self, crd: &Value) {
+        let (Some(group), Some(plural)) = (
+            crd["spec"]["group"].as_str(),
+            crd["spec"]["names"]["plural"].as_str(),
+        ) else {
+            return;
+        };
+        let mut types = self
+            .types
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        types.retain(|t| !(t.group == group && t.plural == plural));
+    }
+}

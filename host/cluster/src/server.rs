@@ -1,0 +1,134 @@
+//! Starting and stopping the API server on a local port, and the kubeconfig that reaches it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::api::{AppState, app};
+use crate::error::{ApiError, Result};
+use crate::store::Store;
+
+/// Where and how the server runs.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// Directory of the SQLite database.
+    pub data_dir: PathBuf,
+    /// Address to listen on; port 0 picks a free one.
+    pub listen: SocketAddr,
+    /// Bearer token clients must send; a fresh random one when `None`.
+    pub token: Option<String>,
+}
+
+impl ClusterConfig {
+    /// Listens on a free 127.0.0.1 port with a fresh token, storing in `data_dir`.
+    pub fn local(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            token: None,
+        }
+    }
+}
+
+/// A running embedded control plane.
+pub struct Cluster {
+    addr: SocketAddr,
+    token: String,
+    store: Arc<Store>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Cluster {
+    /// Opens the store and starts serving.
+    pub async fn start(config: ClusterConfig) -> Result<Self> {
+        let store = Arc::new(Store::open(&config.data_dir)?);
+        let token = config
+            .token
+            .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| ApiError::Internal(format!("bind {}: {e}", config.listen)))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let router = app(AppState {
+            store: store.clone(),
+            token: Some(token.as_str().into()),
+        });
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let served = axum::serve(listener, router).with_graceful_shutdown(async {
+                let _ = stopped.await;
+            });
+            if let Err(e) = served.await {
+                tracing::error!(error = %e, "API server stopped");
+            }
+        });
+        tracing::info!(%addr, "embedded control plane listening");
+        Ok(Self {
+            addr,
+            token,
+            store,
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The socket address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The bearer token clients must send.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// The store, for in-process use (admission hooks, node agents).
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// A kubeconfig (YAML) for `kubectl` and `kube::Client`.
+    pub fn kubeconfig(&self) -> String {
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: vdi\n  cluster:\n    server: {url}\ncontexts:\n- name: vdi\n  context:\n    cluster: vdi\n    user: admin\n    namespace: default\ncurrent-context: vdi\nusers:\n- name: admin\n  user:\n    token: {token}\n",
+            url = self.url(),
+            token = self.token
+        )
+    }
+
+    /// Stops serving (open watches end) and waits for the server task.
+    pub async fn stop(mut self) {
+        self.shutdown().await;
+    }
+
+    async fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            // Open watches keep connections alive; do not wait for their timeouts.
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}

@@ -1,0 +1,888 @@
+//! The object store: every object in memory for reads and watches, every write committed to
+//! SQLite (WAL) before it is acknowledged, one global, monotonic resourceVersion.
+//!
+//! Writes are serialised by one mutex; a commit takes tens of microseconds, so one writer is not
+//! the bottleneck of a one-machine control plane. Watches get a history of recent events and a
+//! broadcast of new ones, taken under the same lock so none is missed or repeated.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rusqlite::{Connection, params};
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+
+use crate::admission::{AdmissionHook, Operation};
+use crate::error::{ApiError, Result};
+use crate::resources::{Registry, ResourceType};
+
+/// Events kept for watches that resume from an older resourceVersion.
+pub const HISTORY_EVENTS: usize = 50_000;
+/// Finalizer the garbage collector uses for foreground deletion.
+pub const FOREGROUND_FINALIZER: &str = "foregroundDeletion";
+
+/// A watch event type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    /// Created.
+    Added,
+    /// Changed (including deletion started).
+    Modified,
+    /// Gone.
+    Deleted,
+}
+
+impl EventType {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Added => "ADDED",
+            Self::Modified => "MODIFIED",
+            Self::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One change, as watches see it.
+#[derive(Debug, Clone)]
+pub struct WatchEvent {
+    /// resourceVersion of the change.
+    pub rv: u64,
+    /// Storage key of the resource (`pods`, `vdisessions.vdi.dev`).
+    pub key: String,
+    /// Namespace of the object ("" for cluster-scoped).
+    pub namespace: String,
+    /// What happened.
+    pub kind: EventType,
+    /// The object after the change (before it, for deletions, with the deletion's version).
+    pub object: Value,
+}
+
+/// Where a watch starts.
+pub struct WatchStart {
+    /// Events to send first (synthetic ADDED for a fresh watch, or the history after the
+    /// requested version).
+    pub backlog: Vec<Arc<WatchEvent>>,
+    /// New events.
+    pub receiver: broadcast::Receiver<Arc<WatchEvent>>,
+    /// The version the backlog brings the watcher to.
+    pub rv: u64,
+}
+
+/// How dependents are deleted with their owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Propagation {
+    /// Owner goes now; the collector deletes dependents afterwards.
+    #[default]
+    Background,
+    /// Dependents go first; the owner waits with the `foregroundDeletion` finalizer.
+    Foreground,
+    /// Dependents are left alone.
+    Orphan,
+}
+
+/// Which part of an object a write may change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// Everything but status, where status is a subresource.
+    Main,
+    /// Status only.
+    Status,
+}
+
+type Objects = HashMap<String, BTreeMap<(String, String), Value>>;
+
+struct Inner {
+    db: Connection,
+    rv: u64,
+    objects: Objects,
+    history: VecDeque<Arc<WatchEvent>>,
+    /// Every change after this version is in `history`.
+    history_from: u64,
+}
+
+/// The store.
+pub struct Store {
+    inner: Mutex<Inner>,
+    events: broadcast::Sender<Arc<WatchEvent>>,
+    /// Served resource types.
+    pub registry: Registry,
+    hooks: Mutex<Vec<Arc<dyn AdmissionHook>>>,
+}
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError::Internal(e.to_string())
+}
+
+/// `now` as Kubernetes writes timestamps.
+pub fn now() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+fn meta(obj: &Value, field: &str) -> String {
+    obj["metadata"][field]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn finalizers(obj: &Value) -> Vec<String> {
+    obj["metadata"]["finalizers"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Everything but metadata and status: what `metadata.generation` tracks.
+fn spec_part(obj: &Value) -> Value {
+    let mut v = obj.clone();
+    if let Some(o) = v.as_object_mut() {
+        o.remove("metadata");
+        o.remove("status");
+    }
+    v
+}
+
+/// Checks a DNS-1123 subdomain name.
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric())
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir`, loading every object.
+    pub fn open(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(internal)?;
+        let db = Connection::open(dir.join("cluster.db")).map_err(internal)?;
+        db.execute_batch(
+            "PRAGMA journal_mode=WAL;
+             PRAGMA synchronous=NORMAL;
+             CREATE TABLE IF NOT EXISTS objects (
+                 resource TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,
+                 rv INTEGER NOT NULL, body TEXT NOT NULL,
+                 PRIMARY KEY (resource, namespace, name));
+             CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);",
+        )
+        .map_err(internal)?;
+        let rv: u64 = db
+            .query_row("SELECT v FROM meta WHERE k = 'rv'", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|v| v as u64)
+            .unwrap_or(0);
+        let mut objects: Objects = HashMap::new();
+        {
+            let mut stmt = db
+                .prepare("SELECT resource, namespace, name, body FROM objects")
+                .map_err(internal)?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                    ))
+                })
+                .map_err(internal)?;
+            for row in rows {
+                let (resource, ns, name, body) = row.map_err(internal)?;
+                let obj: Value = serde_json::from_str(&body).map_err(internal)?;
+                objects.entry(resource).or_default().insert((ns, name), obj);
+            }
+        }
+        let registry = Registry::default();
+        for crd in objects
+            .get("customresourcedefinitions.apiextensions.k8s.io")
+            .into_iter()
+            .flat_map(|m| m.values())
+        {
+            if let Err(e) = registry.register_crd(crd) {
+                tracing::warn!(crd = %meta(crd, "name"), error = %e, "stored CRD not served");
+            }
+        }
+        let (events, _) = broadcast::channel(HISTORY_EVENTS);
+        let store = Self {
+            inner: Mutex::new(Inner {
+                db,
+                rv,
+                objects,
+                history: VecDeque::new(),
+                history_from: rv,
+            }),
+            events,
+            registry,
+            hooks: Mutex::new(Vec::new()),
+        };
+        for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+            let nt = store
+                .registry
+                .find("", "v1", "namespaces")
+                .ok_or_else(|| internal("no namespaces type"))?;
+            if store.get(&nt, "", ns).is_err() {
+                store.create(
+                    &nt,
+                    "",
+                    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+                )?;
+            }
+        }
+        Ok(store)
+    }
+
+    /// Adds an admission hook, run on every create and update.
+    pub fn add_admission_hook(&self, hook: Arc<dyn AdmissionHook>) {
+        self.hooks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(hook);
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The current resourceVersion.
+    pub fn resource_version(&self) -> u64 {
+        self.lock().rv
+    }
+
+    /// Gets one object.
+    pub fn get(&self, rt: &ResourceType, ns: &str, name: &str) -> Result<Value> {
+        let inner = self.lock();
+        let mut obj = inner
+            .objects
+            .get(&rt.key())
+            .and_then(|m| m.get(&(ns.to_owned(), name.to_owned())))
+            .cloned()
+            .ok_or_else(|| ApiError::NotFound {
+                resource: rt.key(),
+                name: name.to_owned(),
+            })?;
+        obj["apiVersion"] = json!(rt.api_version());
+        Ok(obj)
+    }
+
+    /// Lists objects of `rt` (in `ns`, or everywhere when `None`) that `filter` accepts, from
+    /// the key after `after` on, at most `limit`. Returns the items, the list's version and
+    /// whether more remain.
+    pub fn list(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        after: Option<&(String, String)>,
+        limit: Option<usize>,
+        filter: &dyn Fn(&Value) -> bool,
+    ) -> (Vec<Value>, u64, Option<(String, String)>) {
+        let inner = self.lock();
+        let mut items = Vec::new();
+        let (mut last, mut more) = (None, false);
+        if let Some(map) = inner.objects.get(&rt.key()) {
+            let range = match after {
+                Some(k) => map.range::<(String, String), _>((
+                    std::ops::Bound::Excluded(k),
+                    std::ops::Bound::Unbounded,
+                )),
+                None => map.range::<(String, String), _>(..),
+            };
+            for (key, obj) in range {
+                if ns.is_some_and(|n| n != key.0) || !filter(obj) {
+                    continue;
+                }
+                if limit.is_some_and(|l| items.len() >= l) {
+                    more = true;
+                    break;
+                }
+                let mut obj = obj.clone();
+                obj["apiVersion"] = json!(rt.api_version());
+                items.push(obj);
+                last = Some(key.clone());
+            }
+        }
+        // The continue token names the last item returned; the next page starts after it.
+        let cont = if more { last } else { None };
+        (items, inner.rv, cont)
+    }
+
+    /// Starts a watch on `rt` in `ns` (everywhere when `None`) from `from` (`None`: send the
+    /// current objects as ADDED first).
+    pub fn watch(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        from: Option<u64>,
+    ) -> Result<WatchStart> {
+        let inner = self.lock();
+        let key = rt.key();
+        let receiver = self.events.subscribe();
+        let in_scope = |e_ns: &str| ns.is_none_or(|n| n == e_ns);
+        let backlog = match from {
+            None => inner
+                .objects
+                .get(&key)
+                .into_iter()
+                .flat_map(|m| m.iter())
+                .filter(|((o_ns, _), _)| in_scope(o_ns))
+                .map(|((o_ns, _), obj)| {
+                    Arc::new(WatchEvent {
+                        rv: inner.rv,
+                        key: key.clone(),
+                        namespace: o_ns.clone(),
+                        kind: EventType::Added,
+                        object: obj.clone(),
+                    })
+                })
+                .collect(),
+            Some(rv) if rv < inner.history_from => {
+                return Err(ApiError::Gone {
+                    requested: rv,
+                    oldest: inner.history_from,
+                });
+            }
+            Some(rv) => inner
+                .history
+                .iter()
+                .filter(|e| e.rv > rv && e.key == key && in_scope(&e.namespace))
+                .cloned()
+                .collect(),
+        };
+        Ok(WatchStart {
+            backlog,
+            receiver,
+            rv: inner.rv,
+        })
+    }
+
+    /// Creates an object.
+    pub fn create(&self, rt: &ResourceType, ns: &str, mut obj: Value) -> Result<Value> {
+        self.check_identity(rt, ns, &mut obj)?;
+        let md = obj["metadata"]
+            .as_object_mut()
+            .ok_or_else(|| ApiError::BadRequest("metadata is required".into()))?;
+        if md
+            .get("name")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
+            let prefix = md
+                .get("generateName")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            if prefix.is_empty() {
+                return Err(invalid(
+                    rt,
+                    "",
+                    "metadata.name",
+                    "name or generateName is required",
+                ));
+            }
+            let suffix: String = uuid::Uuid::new_v4()
+                .simple()
+                .to_string()
+                .chars()
+                .take(5)
+                .collect();
+            md.insert("name".into(), json!(format!("{prefix}{suffix}")));
+        }
+        let name = meta(&obj, "name");
+        if !valid_name(&name) {
+            return Err(invalid(
+                rt,
+                &name,
+                "metadata.name",
+                "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character",
+            ));
+        }
+        if rt.status_subresource
+            && rt.schema.is_some()
+            && let Some(o) = obj.as_object_mut()
+        {
+            o.remove("status");
+        }
+        self.admit(Operation::Create, rt, &mut obj, None)?;
+        crate::schema::validate(rt, &obj)?;
+        let mut inner = self.lock();
+        if rt.namespaced
+            && !inner
+                .objects
+                .get("namespaces")
+                .is_some_and(|m| m.contains_key(&(String::new(), ns.to_owned())))
+        {
+            return Err(ApiError::NotFound {
+                resource: "namespaces".into(),
+                name: ns.to_owned(),
+            });
+        }
+        if inner
+            .objects
+            .get(&rt.key())
+            .is_some_and(|m| m.contains_key(&(ns.to_owned(), name.clone())))
+        {
+            return Err(ApiError::AlreadyExists {
+                resource: rt.key(),
+                name,
+            });
+        }
+        let md = obj["metadata"]
+            .as_object_mut()
+            .ok_or_else(|| internal("metadata vanished"))?;
+        md.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
+        md.insert("creationTimestamp".into(), json!(now()));
+        md.insert("generation".into(), json!(1));
+        md.remove("deletionTimestamp");
+        md.remove("resourceVersion");
+        if rt.key() == "customresourcedefinitions.apiextensions.k8s.io" {
+            self.registry
+                .register_crd(&obj)
+                .map_err(|e| invalid(rt, &name, "spec", &e))?;
+            establish_crd(&mut obj);
+        }
+        self.commit(&mut inner, rt, ns, obj, EventType::Added)
+    }
+
+    /// Replaces an object (or its status). A non-empty `metadata.resourceVersion` must match.
+    pub fn update(
+        &self,
+        rt: &ResourceType,
+        ns: &str,
+        name: &str,
+        mut obj: Value,
+        part: Part,
+    ) -> Result<Value> {
+        self.check_identity(rt, ns, &mut obj)?;
+        if meta(&obj, "name") != name {
+            return Err(ApiError::BadRequest(format!(
+                "the name of the object ({}) does not match the name on the URL ({name})",
+                meta(&obj, "name")
+            )));
+        }
+        let old = self.get(rt, ns, name)?;
+        let wanted_rv = meta(&obj, "resourceVersion");
+        if !wanted_rv.is_empty() && wanted_rv != meta(&old, "resourceVersion") {
+            return Err(ApiError::Conflict {
+                resource: rt.key(),
+                name: name.to_owned(),
+            });
+        }
+        let mut new = match part {
+            Part::Status => {
+                let mut n = old.clone();
+                n["status"] = obj.get("status").cloned().unwrap_or(Value::Null);
+                n
+            }
+            Part::Main => {
+                let mut n = obj;
+                if rt.status_subresource {
+                    match old.get("status") {
+                        Some(s) => n["status"] = s.clone(),
+                        None => {
+                            if let Some(o) = n.as_object_mut() {
+                                o.remove("status");
+                            }
+                        }
+                    }
+                }
+                // The server owns these.
+                for f in [
+                    "uid",
+                    "creationTimestamp",
+                    "deletionTimestamp",
+                    "deletionGracePeriodSeconds",
+                    "generation",
+                ] {
+                    match old["metadata"].get(f) {
+                        Some(v) => n["metadata"][f] = v.clone(),
+                        None => {
+                            if let Some(md) = n["metadata"].as_object_mut() {
+                                md.remove(f);
+                            }
+                        }
+                    }
+                }
+                if spec_part(&n) != spec_part(&old) {
+                    let generation = old["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
+                    n["metadata"]["generation"] = json!(generation);
+                }
+                n
+            }
+        };
+        if part == Part::Main {
+            self.admit(Operation::Update, rt, &mut new, Some(&old))?;
+            crate::schema::validate(rt, &new)?;
+        }
+        let mut inner = self.lock();
+        // Re-check under the lock: another writer may have won since `get`.
+        let current = inner
+            .objects
+            .get(&rt.key())
+            .and_then(|m| m.get(&(ns.to_owned(), name.to_owned())))
+            .ok_or_else(|| ApiError::NotFound {
+                resource: rt.key(),
+                name: name.to_owned(),
+            })?;
+        if meta(current, "resourceVersion") != meta(&old, "resourceVersion") {
+            return Err(ApiError::Conflict {
+                resource: rt.key(),
+                name: name.to_owned(),
+            });
+        }
+        if rt.key() == "customresourcedefinitions.apiextensions.k8s.io" {
+            self.registry
+                .register_crd(&new)
+                .map_err(|e| invalid(rt, name, "spec", &e))?;
+            establish_crd(&mut new);
+        }
+        let deleting = !meta(&new, "deletionTimestamp").is_empty();
+        if deleting && finalizers(&new).is_empty() {
+            let gone = self.remove(&mut inner, rt, ns, name)?;
+            drop(inner);
+            self.collect_garbage()?;
+            return Ok(gone);
+        }
+        self.commit(&mut inner, rt, ns, new, EventType::Modified)
+    }
+
+    /// Deletes an object: at once without finalizers, else marks it with a deletionTimestamp.
+    pub fn delete(
+        &self,
+        rt: &ResourceType,
+        ns: &str,
+        name: &str,
+        propagation: Propagation,
+    ) -> Result<Value> {
+        let mut inner = self.lock();
+        let obj = inner
+            .objects
+            .get(&rt.key())
+            .and_then(|m| m.get(&(ns.to_owned(), name.to_owned())))
+            .cloned()
+            .ok_or_else(|| ApiError::NotFound {
+                resource: rt.key(),
+                name: name.to_owned(),
+            })?;
+        let uid = meta(&obj, "uid");
+        let mut fins = finalizers(&obj);
+        if propagation == Propagation::Foreground
+            && has_dependents(&inner.objects, &uid)
+            && !fins.iter().any(|f| f == FOREGROUND_FINALIZER)
+        {
+            fins.push(FOREGROUND_FINALIZER.to_owned());
+        }
+        if propagation == Propagation::Orphan {
+            orphan_dependents(self, &mut inner, &uid)?;
+        }
+        let result = if fins.is_empty() {
+            self.remove(&mut inner, rt, ns, name)?
+        } else if meta(&obj, "deletionTimestamp").is_empty() || fins != finalizers(&obj) {
+            let mut marked = obj;
+            if meta(&marked, "deletionTimestamp").is_empty() {
+                marked["metadata"]["deletionTimestamp"] = json!(now());
+                marked["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+            }
+            marked["metadata"]["finalizers"] = json!(fins);
+            self.commit(&mut inner, rt, ns, marked, EventType::Modified)?
+        } else {
+            obj
+        };
+        drop(inner);
+        self.collect_garbage()?;
+        Ok(result)
+    }
+
+    fn check_identity(&self, rt: &ResourceType, ns: &str, obj: &mut Value) -> Result<()> {
+        if !obj.is_object() {
+            return Err(ApiError::BadRequest(
+                "the body must be a JSON object".into(),
+            ));
+        }
+        match obj.get("kind").and_then(Value::as_str) {
+            Some(k) if k != rt.kind => {
+                return Err(ApiError::BadRequest(format!(
+                    "the kind {k:?} does not match the URL's resource {} ({})",
+                    rt.plural, rt.kind
+                )));
+            }
+            _ => obj["kind"] = json!(rt.kind),
+        }
+        obj["apiVersion"] = json!(rt.api_version());
+        if !obj["metadata"].is_object() {
+            obj["metadata"] = json!({});
+        }
+        let body_ns = meta(obj, "namespace");
+        if rt.namespaced {
+            if !body_ns.is_empty() && body_ns != ns {
+                return Err(ApiError::BadRequest(format!(
+                    "the namespace of the provided object ({body_ns}) does not match the namespace sent on the request ({ns})"
+                )));
+            }
+            obj["metadata"]["namespace"] = json!(ns);
+        } else if let Some(md) = obj["metadata"].as_object_mut() {
+            md.remove("namespace");
+        }
+        Ok(())
+    }
+
+    fn admit(
+        &self,
+        op: Operation,
+        rt: &ResourceType,
+        obj: &mut Value,
+        old: Option<&Value>,
+    ) -> Result<()> {
+        let hooks = self
+            .hooks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        for hook in hooks.iter().filter(|h| h.handles(rt)) {
+            hook.admit(op, rt, obj, old)?;
+        }
+        Ok(())
+    }
+
+    /// Persists `obj` with the next resourceVersion and publishes the event.
+    fn commit(
+        &self,
+        inner: &mut Inner,
+        rt: &ResourceType,
+        ns: &str,
+        mut obj: Value,
+        kind: EventType,
+    ) -> Result<Value> {
+        let rv = inner.rv + 1;
+        obj["metadata"]["resourceVersion"] = json!(rv.to_string());
+        let name = meta(&obj, "name");
+        let body = serde_json::to_string(&obj).map_err(internal)?;
+        let tx = inner.db.transaction().map_err(internal)?;
+        tx.execute(
+            "INSERT OR REPLACE INTO objects (resource, namespace, name, rv, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![rt.key(), ns, name, rv as i64, body],
+        )
+        .map_err(internal)?;
+        tx.execute(
+            "INSERT OR REPLACE INTO meta (k, v) VALUES ('rv', ?1)",
+            params![rv as i64],
+        )
+        .map_err(internal)?;
+        tx.commit().map_err(internal)?;
+        inner.rv = rv;
+        inner
+            .objects
+            .entry(rt.key())
+            .or_default()
+            .insert((ns.to_owned(), name), obj.clone());
+        self.publish(
+            inner,
+            WatchEvent {
+                rv,
+                key: rt.key(),
+                namespace: ns.to_owned(),
+                kind,
+                object: obj.clone(),
+            },
+        );
+        Ok(obj)
+    }
+
+    fn remove(&self, inner: &mut Inner, rt: &ResourceType, ns: &str, name: &str) -> Result<Value> {
+        let rv = inner.rv + 1;
+        let tx = inner.db.transaction().map_err(internal)?;
+        tx.execute(
+            "DELETE FROM objects WHERE resource = ?1 AND namespace = ?2 AND name = ?3",
+            params![rt.key(), ns, name],
+        )
+        .map_err(internal)?;
+        tx.execute(
+            "INSERT OR REPLACE INTO meta (k, v) VALUES ('rv', ?1)",
+            params![rv as i64],
+        )
+        .map_err(internal)?;
+        tx.commit().map_err(internal)?;
+        inner.rv = rv;
+        let mut obj = inner
+            .objects
+            .get_mut(&rt.key())
+            .and_then(|m| m.remove(&(ns.to_owned(), name.to_owned())))
+            .ok_or_else(|| ApiError::NotFound {
+                resource: rt.key(),
+                name: name.to_owned(),
+            })?;
+        obj["metadata"]["resourceVersion"] = json!(rv.to_string());
+        if rt.key() == "customresourcedefinitions.apiextensions.k8s.io" {
+            self.registry.unregister_crd(&obj);
+        }
+        self.publish(
+            inner,
+            WatchEvent {
+                rv,
+                key: rt.key(),
+                namespace: ns.to_owned(),
+                kind: EventType::Deleted,
+                object: obj.clone(),
+            },
+        );
+        Ok(obj)
+    }
+
+    fn publish(&self, inner: &mut Inner, event: WatchEvent) {
+        let event = Arc::new(event);
+        if inner.history.len() == HISTORY_EVENTS
+            && let Some(old) = inner.history.pop_front()
+        {
+            inner.history_from = old.rv;
+        }
+        inner.history.push_back(event.clone());
+        // No receiver is fine: nobody watches.
+        let _ = self.events.send(event);
+    }
+
+    /// Deletes dependents whose owners are gone, and finishes foreground deletions whose
+    /// dependents are gone. Repeats until nothing changes.
+    pub fn collect_garbage(&self) -> Result<()> {
+        loop {
+            let (orphans, finished) = {
+                let inner = self.lock();
+                let all = || inner.objects.values().flat_map(|m| m.values());
+                let uids: std::collections::HashSet<String> =
+                    all().map(|o| meta(o, "uid")).collect();
+                // Owners deleted in the foreground take their dependents with them first.
+                let foreground: std::collections::HashSet<String> = all()
+                    .filter(|o| finalizers(o).iter().any(|f| f == FOREGROUND_FINALIZER))
+                    .map(|o| meta(o, "uid"))
+                    .collect();
+                let mut orphans = Vec::new();
+                let mut finished = Vec::new();
+                for (key, map) in &inner.objects {
+                    for ((ns, name), obj) in map {
+                        let owners: Vec<String> = obj["metadata"]["ownerReferences"]
+                            .as_array()
+                            .map(|a| {
+                                a.iter()
+                                    .filter_map(|r| r["uid"].as_str().map(str::to_owned))
+                                    .collect()
+                            })
+                            .unwrap_or_default();
+                        let owner_gone =
+                            !owners.is_empty() && owners.iter().all(|u| !uids.contains(u));
+                        let owner_leaving = owners.iter().any(|u| foreground.contains(u));
+                        if (owner_gone || owner_leaving)
+                            && meta(obj, "deletionTimestamp").is_empty()
+                        {
+                            orphans.push((key.clone(), ns.clone(), name.clone()));
+                        }
+                        if finalizers(obj).iter().any(|f| f == FOREGROUND_FINALIZER)
+                            && !has_dependents(&inner.objects, &meta(obj, "uid"))
+                        {
+                            finished.push((key.clone(), ns.clone(), name.clone()));
+                        }
+                    }
+                }
+                (orphans, finished)
+            };
+            if orphans.is_empty() && finished.is_empty() {
+                return Ok(());
+            }
+            for (key, ns, name) in orphans {
+                if let Some(rt) = self.type_for_key(&key) {
+                    match self.delete(&rt, &ns, &name, Propagation::Background) {
+                        Ok(_) | Err(ApiError::NotFound { .. }) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            for (key, ns, name) in finished {
+                let Some(rt) = self.type_for_key(&key) else {
+                    continue;
+                };
+                let Ok(mut obj) = self.get(&rt, &ns, &name) else {
+                    continue;
+                };
+                let rest: Vec<String> = finalizers(&obj)
+                    .into_iter()
+                    .filter(|f| f != FOREGROUND_FINALIZER)
+                    .collect();
+                obj["metadata"]["finalizers"] = json!(rest);
+                match self.update(&rt, &ns, &name, obj, Part::Main) {
+                    Ok(_) | Err(ApiError::NotFound { .. }) | Err(ApiError::Conflict { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+
+    fn type_for_key(&self, key: &str) -> Option<ResourceType> {
+        self.registry.all().into_iter().find(|t| t.key() == key)
+    }
+}
+
+fn invalid(rt: &ResourceType, name: &str, field: &str, reason: &str) -> ApiError {
+    ApiError::Invalid {
+        kind: rt.kind.clone(),
+        name: name.to_owned(),
+        field: field.to_owned(),
+        reason: reason.to_owned(),
+    }
+}
+
+fn has_dependents(objects: &Objects, uid: &str) -> bool {
+    !uid.is_empty()
+        && objects.values().flat_map(|m| m.values()).any(|o| {
+            o["metadata"]["ownerReferences"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|r| r["uid"].as_str() == Some(uid)))
+        })
+}
+
+fn orphan_dependents(store: &Store, inner: &mut Inner, uid: &str) -> Result<()> {
+    let mut changed = Vec::new();
+    for (key, map) in &inner.objects {
+        for ((ns, _), obj) in map {
+            if let Some(refs) = obj["metadata"]["ownerReferences"].as_array()
+                && refs.iter().any(|r| r["uid"].as_str() == Some(uid))
+            {
+                let mut o = obj.clone();
+                let kept: Vec<Value> = refs
+                    .iter()
+                    .filter(|r| r["uid"].as_str() != Some(uid))
+                    .cloned()
+                    .collect();
+                o["metadata"]["ownerReferences"] = json!(kept);
+                changed.push((key.clone(), ns.clone(), o));
+            }
+        }
+    }
+    for (key, ns, o) in changed {
+        if let Some(rt) = store.type_for_key(&key) {
+            store.commit(inner, &rt, &ns, o, EventType::Modified)?;
+        }
+    }
+    Ok(())
+}
+
+/// Marks a CRD Established and its names accepted, as the real API server does once it serves it.
+fn establish_crd(crd: &mut Value) {
+    let t = now();
+    let condition = |type_: &str, reason: &str| json!({"type": type_, "status": "True", "reason": reason, "message": "", "lastTransitionTime": t});
+    crd["status"] = json!({
+        "conditions": [condition("NamesAccepted", "NoConflicts"), condition("Established", "InitialNamesAccepted")],
+        "acceptedNames": crd["spec"]["names"].clone(),
+        "storedVersions": crd["spec"]["versions"].as_array().map(|vs| {
+            vs.iter().filter(|v| v["storage"].as_bool() == Some(true)).map(|v| v["name"].clone()).collect::<Vec<_>>()
+        }).unwrap_or_default(),
+    });
+}
