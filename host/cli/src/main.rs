@@ -1,6 +1,7 @@
 //! The `vdi` command. Parses arguments and calls into the subcommands; all work lives there.
 
 mod bench;
+mod cluster_cmd;
 mod plugin_cmd;
 mod samples;
 mod up;
@@ -23,6 +24,8 @@ enum Command {
     /// Run the platform on this machine. Today: load the default plugins and show each hook
     /// deciding a sample session.
     Up(up::UpArgs),
+    /// Run the embedded Kubernetes-compatible control plane and write its kubeconfig.
+    Cluster(cluster_cmd::ClusterArgs),
     /// Work with plugin components.
     #[command(subcommand)]
     Plugin(PluginCommand),
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Up(args) => up::run(&args),
+        Command::Cluster(args) => cluster_cmd::run(&args),
         Command::Plugin(PluginCommand::Inspect { wasm, json }) => plugin_cmd::inspect(&wasm, json),
         Command::Plugin(PluginCommand::Test(args)) => plugin_cmd::test(&args),
         Command::Plugin(PluginCommand::Bench(args)) => bench::run(&args),

@@ -48,6 +48,8 @@ pub fn app(state: AppState) -> Router {
         .route("/livez", get(|| async { "ok" }))
         .route("/api", get(api_versions))
         .route("/apis", get(api_groups))
+        .route("/openapi/v3", get(openapi_index))
+        .route("/openapi/v3/{*path}", get(openapi_document))
         .route("/api/{*rest}", any(core_resource))
         .route("/apis/{*rest}", any(group_resource))
         .layer(axum::middleware::from_fn_with_state(
@@ -85,6 +87,24 @@ async fn version() -> impl IntoResponse {
         "compiler": "rustc",
         "platform": "linux/amd64",
     }))
+}
+
+async fn openapi_index(State(state): State<AppState>) -> impl IntoResponse {
+    axum::Json(crate::openapi::index(&state.store.registry))
+}
+
+async fn openapi_document(
+    State(state): State<AppState>,
+    axum::extract::Path(path): axum::extract::Path<String>,
+) -> Response {
+    match crate::openapi::document(&state.store.registry, &path) {
+        Some(doc) => axum::Json(doc).into_response(),
+        None => ApiError::NotFound {
+            resource: "openapi".into(),
+            name: path,
+        }
+        .into_response(),
+    }
 }
 
 async fn api_versions() -> impl IntoResponse {
@@ -283,10 +303,31 @@ fn dispatch(
     };
     let ok = |v: Value| Ok(axum::Json(v).into_response());
     let created = |v: Value| Ok((StatusCode::CREATED, axum::Json(v)).into_response());
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let as_table = crate::table::wanted(accept);
     match (method, t.name.as_deref()) {
+        (Method::GET, Some(name)) if as_table => {
+            let obj = store.get(&t.rt, &t.ns, name)?;
+            let rv = obj["metadata"]["resourceVersion"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            ok(crate::table::render(&t.rt, &[obj], &rv))
+        }
         (Method::GET, Some(name)) => ok(store.get(&t.rt, &t.ns, name)?),
         (Method::GET, None) if q.get("watch").is_some_and(|w| w == "true" || w == "1") => {
-            watch(state, &t, q)
+            watch(state, &t, q, as_table)
+        }
+        (Method::GET, None) if as_table => {
+            let items = list_items(state, &t, q)?;
+            ok(crate::table::render(
+                &t.rt,
+                &items,
+                &store.resource_version().to_string(),
+            ))
         }
         (Method::GET, None) => list(state, &t, q),
         (Method::POST, None) => created(store.create(&t.rt, &t.ns, json_body(&body)?)?),
@@ -453,7 +494,12 @@ fn patch(
     Ok(axum::Json(store.update(&t.rt, &t.ns, name, doc, part)?).into_response())
 }
 
-fn watch(state: &AppState, t: &Target, q: &HashMap<String, String>) -> Result<Response> {
+fn watch(
+    state: &AppState,
+    t: &Target,
+    q: &HashMap<String, String>,
+    as_table: bool,
+) -> Result<Response> {
     let from = match q.get("resourceVersion").map(String::as_str) {
         None | Some("") | Some("0") => None,
         Some(rv) => Some(
@@ -483,12 +529,16 @@ fn watch(state: &AppState, t: &Target, q: &HashMap<String, String>) -> Result<Re
         }
         Err(e) => return Err(e),
     };
+    let table_type = t.rt.clone();
     let render = move |e: &WatchEvent| -> Option<String> {
         if e.key != key || ns.as_ref().is_some_and(|n| *n != e.namespace) || !filter(&e.object) {
             return None;
         }
         let mut obj = e.object.clone();
         obj["apiVersion"] = json!(api_version);
+        if as_table {
+            obj = crate::table::render(&table_type, &[obj], &e.rv.to_string());
+        }
         Some(format!(
             "{}\n",
             json!({"type": e.kind.as_str(), "object": obj})

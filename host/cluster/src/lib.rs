@@ -10,11 +10,14 @@
 mod admission;
 mod api;
 mod error;
+mod openapi;
+mod pki;
 mod resources;
 mod schema;
 mod selectors;
 mod server;
 mod store;
+mod table;
 
 pub use admission::{AdmissionHook, Operation};
 pub use api::{AppState, app};

@@ -4,12 +4,14 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use axum_server::Handle;
+use axum_server::tls_rustls::RustlsConfig;
+use base64::Engine as _;
 use tokio::task::JoinHandle;
 
 use crate::api::{AppState, app};
 use crate::error::{ApiError, Result};
+use crate::pki::Pki;
 use crate::store::Store;
 
 /// Where and how the server runs.
@@ -39,20 +41,24 @@ pub struct Cluster {
     addr: SocketAddr,
     token: String,
     store: Arc<Store>,
-    stop: Option<oneshot::Sender<()>>,
+    ca_pem: String,
+    handle: Handle<SocketAddr>,
     task: Option<JoinHandle<()>>,
 }
 
 impl Cluster {
-    /// Opens the store and starts serving.
+    /// Opens the store and starts serving HTTPS with the data directory's certificates.
     pub async fn start(config: ClusterConfig) -> Result<Self> {
         let store = Arc::new(Store::open(&config.data_dir)?);
+        let pki = Pki::load_or_create(&config.data_dir.join("pki"))?;
         let token = config
             .token
             .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
-        let listener = TcpListener::bind(config.listen)
-            .await
+        let listener = std::net::TcpListener::bind(config.listen)
             .map_err(|e| ApiError::Internal(format!("bind {}: {e}", config.listen)))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
         let addr = listener
             .local_addr()
             .map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -60,12 +66,13 @@ impl Cluster {
             store: store.clone(),
             token: Some(token.as_str().into()),
         });
-        let (stop, stopped) = oneshot::channel::<()>();
+        let tls = RustlsConfig::from_config(pki.server_config()?);
+        let handle = Handle::new();
+        let server = axum_server::from_tcp_rustls(listener, tls)
+            .map_err(|e| ApiError::Internal(e.to_string()))?
+            .handle(handle.clone());
         let task = tokio::spawn(async move {
-            let served = axum::serve(listener, router).with_graceful_shutdown(async {
-                let _ = stopped.await;
-            });
-            if let Err(e) = served.await {
+            if let Err(e) = server.serve(router.into_make_service()).await {
                 tracing::error!(error = %e, "API server stopped");
             }
         });
@@ -74,14 +81,20 @@ impl Cluster {
             addr,
             token,
             store,
-            stop: Some(stop),
+            ca_pem: pki.ca_pem,
+            handle,
             task: Some(task),
         })
     }
 
-    /// `http://127.0.0.1:<port>`.
+    /// `https://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("https://{}", self.addr)
+    }
+
+    /// The CA certificate (PEM) that signed the serving certificate.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
     }
 
     /// The socket address.
@@ -102,8 +115,9 @@ impl Cluster {
     /// A kubeconfig (YAML) for `kubectl` and `kube::Client`.
     pub fn kubeconfig(&self) -> String {
         format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: vdi\n  cluster:\n    server: {url}\ncontexts:\n- name: vdi\n  context:\n    cluster: vdi\n    user: admin\n    namespace: default\ncurrent-context: vdi\nusers:\n- name: admin\n  user:\n    token: {token}\n",
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: vdi\n  cluster:\n    server: {url}\n    certificate-authority-data: {ca}\ncontexts:\n- name: vdi\n  context:\n    cluster: vdi\n    user: admin\n    namespace: default\ncurrent-context: vdi\nusers:\n- name: admin\n  user:\n    token: {token}\n",
             url = self.url(),
+            ca = base64::engine::general_purpose::STANDARD.encode(&self.ca_pem),
             token = self.token
         )
     }
@@ -114,9 +128,7 @@ impl Cluster {
     }
 
     async fn shutdown(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+        self.handle.shutdown();
         if let Some(task) = self.task.take() {
             // Open watches keep connections alive; do not wait for their timeouts.
             task.abort();

@@ -20,14 +20,26 @@ async fn start(dir: &std::path::Path) -> (Cluster, Client) {
     let cluster = Cluster::start(ClusterConfig::local(dir))
         .await
         .expect("start cluster");
-    let client = client_for(&cluster);
+    let client = client_for(&cluster).await;
     (cluster, client)
 }
 
-fn client_for(cluster: &Cluster) -> Client {
-    let mut config = kube::Config::new(cluster.url().parse().expect("url"));
-    config.auth_info.token = Some(cluster.token().to_owned().into());
-    config.default_namespace = "default".into();
+/// A client configured from the kubeconfig the cluster hands out (HTTPS, its CA, its token).
+async fn client_for(cluster: &Cluster) -> Client {
+    let kubeconfig =
+        kube::config::Kubeconfig::from_yaml(&cluster.kubeconfig()).expect("kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .expect("config");
+    assert!(
+        config
+            .cluster_url
+            .to_string()
+            .starts_with("https://127.0.0.1:")
+    );
     Client::try_from(config).expect("client")
 }
 
@@ -43,6 +55,29 @@ fn status_code(e: &kube::Error) -> Option<u16> {
         kube::Error::Api(s) => Some(s.code),
         _ => None,
     }
+}
+
+#[tokio::test]
+async fn requests_without_the_token_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cluster, _) = start(dir.path()).await;
+    let mut config = kube::Config::new(cluster.url().parse().expect("url"));
+    config.root_cert = Some(vec![rustls_pemfile_der(cluster.ca_pem())]);
+    let anonymous = Client::try_from(config).expect("client");
+    let cms: Api<ConfigMap> = Api::default_namespaced(anonymous);
+    assert_eq!(
+        status_code(&cms.list(&ListParams::default()).await.expect_err("refused")),
+        Some(401)
+    );
+}
+
+/// The DER bytes of the first certificate in `pem`.
+fn rustls_pemfile_der(pem: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .expect("base64")
 }
 
 #[tokio::test]

@@ -1,0 +1,57 @@
+//! `vdi cluster`: the embedded control plane as a process of its own.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use vdi_cluster::{Cluster, ClusterConfig};
+
+/// Arguments of `vdi cluster`.
+#[derive(clap::Args)]
+pub(crate) struct ClusterArgs {
+    /// Directory of the cluster's database.
+    #[arg(long, env = "VDI_DATA_DIR", default_value = ".vdi/cluster")]
+    data_dir: PathBuf,
+    /// Address to listen on (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    listen: SocketAddr,
+    /// Where to write the kubeconfig (written after the server listens).
+    #[arg(long, default_value = ".vdi/kubeconfig")]
+    kubeconfig: PathBuf,
+}
+
+pub(crate) fn run(args: &ClusterArgs) -> Result<ExitCode> {
+    let rt = tokio::runtime::Runtime::new().context("start the async runtime")?;
+    rt.block_on(async {
+        let config = ClusterConfig {
+            listen: args.listen,
+            ..ClusterConfig::local(&args.data_dir)
+        };
+        let cluster = Cluster::start(config)
+            .await
+            .context("start the control plane")?;
+        if let Some(dir) = args
+            .kubeconfig
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+        }
+        // Write then rename, so a reader never sees half a kubeconfig.
+        let tmp = args.kubeconfig.with_extension("tmp");
+        std::fs::write(&tmp, cluster.kubeconfig())
+            .with_context(|| format!("write {}", tmp.display()))?;
+        std::fs::rename(&tmp, &args.kubeconfig)
+            .with_context(|| format!("write {}", args.kubeconfig.display()))?;
+        println!("control plane listening on {}", cluster.url());
+        println!(
+            "kubeconfig: {}  (export KUBECONFIG={})",
+            args.kubeconfig.display(),
+            args.kubeconfig.display()
+        );
+        tokio::signal::ctrl_c().await.context("wait for Ctrl-C")?;
+        cluster.stop().await;
+        Ok(ExitCode::SUCCESS)
+    })
+}

@@ -1,0 +1,74 @@
+//! Runs `vdi cluster` as a separate process for tests that need a real server process (the
+//! real `kubectl`, crash tests).
+
+#![allow(dead_code, reason = "each test file uses a different part")]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A `vdi cluster` process and its kubeconfig.
+pub struct ClusterProcess {
+    child: Child,
+    /// The kubeconfig it wrote.
+    pub kubeconfig: PathBuf,
+}
+
+impl ClusterProcess {
+    /// Starts `vdi cluster` on a free port with its data in `data_dir`; waits for the kubeconfig.
+    pub fn start(data_dir: &Path) -> Self {
+        let kubeconfig = data_dir.join(format!("kubeconfig-{}", std::process::id()));
+        let _ = std::fs::remove_file(&kubeconfig);
+        let child = Command::new(env!("CARGO_BIN_EXE_vdi"))
+            .args(["cluster", "--listen", "127.0.0.1:0"])
+            .arg("--data-dir")
+            .arg(data_dir.join("db"))
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn vdi cluster");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !kubeconfig.exists() {
+            assert!(
+                Instant::now() < deadline,
+                "vdi cluster did not write its kubeconfig"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self { child, kubeconfig }
+    }
+
+    /// Kills the process with SIGKILL (no shutdown path runs) and reaps it.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ClusterProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The real kubectl: `$VDI_KUBECTL`, or the one `scripts/setup.sh` installs.
+pub fn kubectl_path() -> PathBuf {
+    let path = std::env::var_os("VDI_KUBECTL").map_or_else(
+        || repo_root().join(".tools/venv/bin/kubectl"),
+        PathBuf::from,
+    );
+    assert!(
+        path.exists(),
+        "kubectl not found at {} (run scripts/setup.sh)",
+        path.display()
+    );
+    path
+}

@@ -1,0 +1,267 @@
+//! The real `kubectl` binary against the embedded control plane (`vdi cluster`), over HTTPS
+//! with the kubeconfig the server writes.
+
+mod common;
+
+use std::process::{Command, Output};
+
+use common::{ClusterProcess, kubectl_path};
+
+struct Kubectl<'a> {
+    cluster: &'a ClusterProcess,
+    dir: &'a std::path::Path,
+}
+
+impl Kubectl<'_> {
+    fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        use std::io::Write;
+        let mut cmd = Command::new(kubectl_path());
+        cmd.args(args)
+            .env("KUBECONFIG", &self.cluster.kubeconfig)
+            .env("HOME", self.dir)
+            .current_dir(self.dir);
+        cmd.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn kubectl");
+        if let Some(input) = stdin {
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(input.as_bytes())
+                .expect("write stdin");
+        }
+        drop(child.stdin.take());
+        child.wait_with_output().expect("kubectl output")
+    }
+
+    /// Runs kubectl, asserts success, returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        self.ok_with(args, None)
+    }
+
+    fn ok_with(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let out = self.run(args, stdin);
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed:\n{stdout}\n{stderr}"
+        );
+        stdout.into_owned()
+    }
+
+    /// Runs kubectl, asserts failure, returns stderr.
+    fn fails(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let out = self.run(args, stdin);
+        assert!(!out.status.success(), "kubectl {args:?} should have failed");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+}
+
+const CONFIGMAP: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: demo\n  labels: {app: demo}\ndata: {a: \"1\"}\n";
+
+const CRD: &str = r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.test.vdi.dev
+spec:
+  group: test.vdi.dev
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget, shortNames: [wd]}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources: {status: {}}
+    additionalPrinterColumns:
+    - {name: Size, type: integer, jsonPath: .spec.size}
+    - {name: Colour, type: string, jsonPath: .spec.colour}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            required: [size]
+            properties:
+              size: {type: integer, minimum: 1, maximum: 10, description: How big the widget is.}
+              colour: {type: string}
+"#;
+
+#[test]
+fn kubectl_apply_get_patch_label_delete() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cluster = ClusterProcess::start(dir.path());
+    let k = Kubectl {
+        cluster: &cluster,
+        dir: dir.path(),
+    };
+
+    assert!(k.ok(&["get", "namespaces"]).contains("kube-system"));
+    // Client-side apply: create, no-op, change.
+    assert!(
+        k.ok_with(&["apply", "-f", "-"], Some(CONFIGMAP))
+            .contains("configmap/demo created")
+    );
+    assert!(
+        k.ok_with(&["apply", "-f", "-"], Some(CONFIGMAP))
+            .contains("configmap/demo unchanged")
+    );
+    let changed = CONFIGMAP.replace("a: \"1\"", "a: \"2\"");
+    assert!(
+        k.ok_with(&["apply", "-f", "-"], Some(&changed))
+            .contains("configmap/demo configured")
+    );
+    assert!(
+        k.ok(&["get", "cm", "demo", "-o", "yaml"])
+            .contains("a: \"2\"")
+    );
+    // Server-side apply.
+    let ssa = changed.replace("a: \"2\"", "a: \"3\"");
+    assert!(
+        k.ok_with(&["apply", "--server-side", "-f", "-"], Some(&ssa))
+            .contains("serverside-applied")
+    );
+    // Patches and labels.
+    k.ok(&[
+        "patch",
+        "cm",
+        "demo",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"data":{"b":"x"}}"#,
+    ]);
+    k.ok(&[
+        "patch",
+        "cm",
+        "demo",
+        "--type",
+        "json",
+        "-p",
+        r#"[{"op":"replace","path":"/data/b","value":"y"}]"#,
+    ]);
+    k.ok(&["label", "cm", "demo", "tier=gpu"]);
+    assert_eq!(
+        k.ok(&[
+            "get",
+            "cm",
+            "-l",
+            "tier=gpu",
+            "-o",
+            "jsonpath={.items[*].data.b}"
+        ]),
+        "y"
+    );
+    let table = k.ok(&["get", "cm"]);
+    assert!(
+        table.starts_with("NAME") && table.contains("demo"),
+        "{table}"
+    );
+
+    // Delete waits for a finalizer to be released.
+    k.ok(&[
+        "patch",
+        "cm",
+        "demo",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"metadata":{"finalizers":["test/hold"]}}"#,
+    ]);
+    let kubeconfig = cluster.kubeconfig.clone();
+    let releaser = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let out = Command::new(kubectl_path())
+            .args([
+                "patch",
+                "cm",
+                "demo",
+                "--type",
+                "merge",
+                "-p",
+                r#"{"metadata":{"finalizers":null}}"#,
+            ])
+            .env("KUBECONFIG", kubeconfig)
+            .output()
+            .expect("kubectl");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+    k.ok(&["delete", "cm", "demo", "--wait", "--timeout=20s"]);
+    releaser.join().expect("releaser");
+    assert!(k.fails(&["get", "cm", "demo"], None).contains("NotFound"));
+}
+
+#[test]
+fn kubectl_creates_a_crd_then_its_objects_with_printer_columns() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cluster = ClusterProcess::start(dir.path());
+    let k = Kubectl {
+        cluster: &cluster,
+        dir: dir.path(),
+    };
+    k.ok_with(&["create", "-f", "-"], Some(CRD));
+    k.ok(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/widgets.test.vdi.dev",
+        "--timeout=20s",
+    ]);
+    k.ok_with(&["apply", "-f", "-"], Some("apiVersion: test.vdi.dev/v1\nkind: Widget\nmetadata: {name: w1}\nspec: {size: 3, colour: red}\n"));
+    let table = k.ok(&["get", "wd"]);
+    let header: Vec<&str> = table
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(header, ["NAME", "SIZE", "COLOUR", "AGE"], "{table}");
+    let row: Vec<&str> = table
+        .lines()
+        .nth(1)
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(&row[..3], ["w1", "3", "red"], "{table}");
+    // Schema validation names the field.
+    let err = k.fails(
+        &["apply", "-f", "-"],
+        Some("apiVersion: test.vdi.dev/v1\nkind: Widget\nmetadata: {name: w2}\nspec: {size: 30}\n"),
+    );
+    assert!(
+        err.contains("spec.size") && err.contains("less than or equal to 10"),
+        "{err}"
+    );
+    // kubectl explain reads the CRD's schema.
+    assert!(
+        k.ok(&["explain", "widget.spec.size"])
+            .contains("How big the widget is.")
+    );
+}
+
+#[test]
+fn kubectl_watch_ends_at_its_timeout() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cluster = ClusterProcess::start(dir.path());
+    let k = Kubectl {
+        cluster: &cluster,
+        dir: dir.path(),
+    };
+    k.ok_with(&["apply", "-f", "-"], Some(CONFIGMAP));
+    let started = std::time::Instant::now();
+    let out = k.run(&["get", "cm", "-w", "--request-timeout=2s"], None);
+    assert!(started.elapsed() < std::time::Duration::from_secs(15));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("demo"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
