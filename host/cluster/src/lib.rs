@@ -10,8 +10,10 @@
 mod admission;
 mod api;
 mod error;
+mod nodes;
 mod openapi;
 mod pki;
+mod quantity;
 mod resources;
 mod schema;
 mod selectors;
@@ -22,6 +24,7 @@ mod table;
 pub use admission::{AdmissionHook, Operation};
 pub use api::{AppState, app};
 pub use error::{ApiError, Result};
+pub use nodes::{SIMULATED_LABEL, SimulatedNodes};
 pub use resources::{Registry, ResourceType};
 pub use selectors::{FieldSelector, LabelSelector};
 pub use server::{Cluster, ClusterConfig};
