@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use vdi_cluster::{Cluster, ClusterConfig};
+use vdi_cluster::{Cluster, ClusterConfig, SimulatedNodes};
 
 /// Arguments of `vdi cluster`.
 #[derive(clap::Args)]
@@ -19,6 +19,15 @@ pub(crate) struct ClusterArgs {
     /// Where to write the kubeconfig (written after the server listens).
     #[arg(long, default_value = ".vdi/kubeconfig")]
     kubeconfig: PathBuf,
+    /// Simulated GPU nodes to register (KWOK-style; 0 for none).
+    #[arg(long, default_value_t = 4)]
+    sim_nodes: usize,
+    /// GPUs per simulated node.
+    #[arg(long, default_value_t = 1)]
+    sim_gpus: u32,
+    /// Time-slices per simulated GPU.
+    #[arg(long, default_value_t = 8)]
+    sim_slices: u32,
 }
 
 pub(crate) fn run(args: &ClusterArgs) -> Result<ExitCode> {
@@ -31,6 +40,18 @@ pub(crate) fn run(args: &ClusterArgs) -> Result<ExitCode> {
         let cluster = Cluster::start(config)
             .await
             .context("start the control plane")?;
+        if args.sim_nodes > 0 {
+            let sim = SimulatedNodes {
+                count: args.sim_nodes,
+                gpus_per_node: args.sim_gpus,
+                slices_per_gpu: args.sim_slices,
+                ..SimulatedNodes::default()
+            };
+            let names = sim.names();
+            sim.start(cluster.store().clone())
+                .context("start the simulated nodes")?;
+            println!("simulated GPU nodes: {}", names.join(", "));
+        }
         if let Some(dir) = args
             .kubeconfig
             .parent()

@@ -1,6 +1,7 @@
 //! The `vdi` command. Parses arguments and calls into the subcommands; all work lives there.
 
 mod bench;
+mod cluster_bench;
 mod cluster_cmd;
 mod plugin_cmd;
 mod samples;
@@ -26,6 +27,8 @@ enum Command {
     Up(up::UpArgs),
     /// Run the embedded Kubernetes-compatible control plane and write its kubeconfig.
     Cluster(cluster_cmd::ClusterArgs),
+    /// Measure the embedded control plane: creates/s, updates/s, large lists, watch fan-out.
+    BenchCluster(cluster_bench::BenchArgs),
     /// Work with plugin components.
     #[command(subcommand)]
     Plugin(PluginCommand),
@@ -59,6 +62,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Up(args) => up::run(&args),
         Command::Cluster(args) => cluster_cmd::run(&args),
+        Command::BenchCluster(args) => cluster_bench::run(&args),
         Command::Plugin(PluginCommand::Inspect { wasm, json }) => plugin_cmd::inspect(&wasm, json),
         Command::Plugin(PluginCommand::Test(args)) => plugin_cmd::test(&args),
         Command::Plugin(PluginCommand::Bench(args)) => bench::run(&args),

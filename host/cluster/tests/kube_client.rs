@@ -568,3 +568,67 @@ async fn runtime_watcher_and_controller_work_against_it() {
     assert_eq!(seen.into_iter().collect::<Vec<_>>(), ["ctl-a", "ctl-b"]);
     handle.abort();
 }
+
+/// Refuses ConfigMaps labelled `deny=yes`, labels every other one `admitted=yes`.
+struct LabelPolicy;
+
+impl vdi_cluster::AdmissionHook for LabelPolicy {
+    fn handles(&self, rt: &vdi_cluster::ResourceType) -> bool {
+        rt.plural == "configmaps"
+    }
+
+    fn admit(
+        &self,
+        _op: vdi_cluster::Operation,
+        rt: &vdi_cluster::ResourceType,
+        obj: &mut serde_json::Value,
+        _old: Option<&serde_json::Value>,
+    ) -> vdi_cluster::Result<()> {
+        if obj["metadata"]["labels"]["deny"] == "yes" {
+            return Err(vdi_cluster::ApiError::Invalid {
+                kind: rt.kind.clone(),
+                name: obj["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                field: "metadata.labels.deny".into(),
+                reason: "denied by policy".into(),
+            });
+        }
+        obj["metadata"]["labels"]["admitted"] = json!("yes");
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn the_in_process_admission_hook_mutates_and_refuses() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cluster, client) = start(dir.path()).await;
+    cluster
+        .store()
+        .add_admission_hook(std::sync::Arc::new(LabelPolicy));
+    let cms: Api<ConfigMap> = Api::default_namespaced(client);
+    let made = cms
+        .create(&PostParams::default(), &cm("fine", json!({})))
+        .await
+        .expect("admitted");
+    assert_eq!(
+        made.labels().get("admitted").map(String::as_str),
+        Some("yes")
+    );
+    match cms
+        .create(&PostParams::default(), &cm("bad", json!({"deny": "yes"})))
+        .await
+        .expect_err("refused")
+    {
+        kube::Error::Api(s) => {
+            assert_eq!(s.code, 422);
+            assert!(s.message.contains("denied by policy"), "{}", s.message);
+        }
+        other => panic!("expected 422, got {other:?}"),
+    }
+    assert_eq!(
+        status_code(&cms.get("bad").await.expect_err("nothing stored")),
+        Some(404)
+    );
+}
