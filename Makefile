@@ -1,6 +1,6 @@
 # The two commands a newcomer needs:
-#   make up    builds the default plugins and runs the platform (today: each hook deciding a
-#              sample session)
+#   make up    builds the default plugins and runs the platform: each hook deciding a sample
+#              session, then the embedded control plane with 4 simulated GPU nodes (Ctrl-C stops)
 #   make test  runs every check and test (what CI runs)
 # Both run scripts/setup.sh first, which installs what is missing.
 

@@ -22,8 +22,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the platform on this machine. Today: load the default plugins and show each hook
-    /// deciding a sample session.
+    /// Run the platform on this machine: show each plugin hook deciding a sample session, then
+    /// serve the embedded control plane with simulated GPU nodes until Ctrl-C.
     Up(up::UpArgs),
     /// Run the embedded Kubernetes-compatible control plane and write its kubeconfig.
     Cluster(cluster_cmd::ClusterArgs),

@@ -1,6 +1,6 @@
-//! `vdi up`: runs the platform on this machine. Today it loads the default plugins and walks
-//! sample sessions through admission, scheduling and rendering; the embedded control plane and
-//! the operator join it later.
+//! `vdi up`: runs the platform on this machine. Today it loads the default plugins, walks sample
+//! sessions through admission, scheduling and rendering, then serves the embedded control plane
+//! with simulated GPU nodes until Ctrl-C; the operator joins it later.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,6 +34,12 @@ pub(crate) struct UpArgs {
     /// Print the rendered objects as JSON.
     #[arg(long)]
     objects: bool,
+    /// Only show the plugin decisions; do not start the control plane.
+    #[arg(long)]
+    no_cluster: bool,
+    /// The control plane's settings (data directory, port, kubeconfig, simulated nodes).
+    #[command(flatten)]
+    cluster: crate::cluster_cmd::ClusterArgs,
 }
 
 fn load(args: &UpArgs, file: &str, settings: &str) -> Result<Plugin> {
@@ -151,5 +157,9 @@ pub(crate) fn run(args: &UpArgs) -> Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&objects)?);
         }
     }
-    Ok(ExitCode::SUCCESS)
+    if args.no_cluster {
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!();
+    crate::cluster_cmd::run(&args.cluster)
 }

@@ -291,6 +291,9 @@ fn dispatch(
 ) -> Result<Response> {
     let t = resolve(state, group, version, segs)?;
     let store = &state.store;
+    if t.sub.as_deref() == Some("binding") && t.rt.key() == "pods" && method == Method::POST {
+        return bind_pod(store, &t, &body);
+    }
     let part = match t.sub.as_deref() {
         None => Part::Main,
         Some("status") if t.rt.status_subresource => Part::Status,
@@ -371,6 +374,34 @@ fn dispatch(
             "{m} is not supported on this path"
         ))),
     }
+}
+
+/// `POST pods/<name>/binding`: what a scheduler does to place a pod.
+fn bind_pod(store: &Store, t: &Target, body: &Bytes) -> Result<Response> {
+    let name = t.name.as_deref().unwrap_or_default();
+    let binding = json_body(body)?;
+    let node = binding["target"]["name"]
+        .as_str()
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| ApiError::Invalid {
+            kind: "Binding".into(),
+            name: name.to_owned(),
+            field: "target.name".into(),
+            reason: "Required value".into(),
+        })?;
+    let mut pod = store.get(&t.rt, &t.ns, name)?;
+    if pod["spec"]["nodeName"]
+        .as_str()
+        .is_some_and(|n| !n.is_empty())
+    {
+        return Err(ApiError::Conflict {
+            resource: "pods/binding".into(),
+            name: name.to_owned(),
+        });
+    }
+    pod["spec"]["nodeName"] = json!(node);
+    store.update(&t.rt, &t.ns, name, pod, Part::Main)?;
+    Ok((StatusCode::CREATED, axum::Json(json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}))).into_response())
 }
 
 fn filter_for(q: &HashMap<String, String>) -> Result<impl Fn(&Value) -> bool + use<>> {

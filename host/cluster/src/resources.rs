@@ -95,6 +95,9 @@ impl ResourceType {
             "shortNames": self.short_names,
             "categories": self.categories,
         })];
+        if self.key() == "pods" {
+            out.push(json!({"name": "pods/binding", "singularName": "", "namespaced": true, "kind": "Binding", "verbs": ["create"]}));
+        }
         if self.status_subresource {
             out.push(json!({
                 "name": format!("{}/status", self.plural),

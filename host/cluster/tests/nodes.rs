@@ -187,3 +187,37 @@ async fn failure_injection_fails_the_chosen_share_with_its_reason() {
     assert_eq!(phase(&doomed), "Pending");
     assert!(!ready(&doomed));
 }
+
+#[tokio::test]
+async fn the_binding_subresource_places_a_pod_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_cluster, client) = start(
+        dir.path(),
+        SimulatedNodes {
+            count: 1,
+            ..SimulatedNodes::default()
+        },
+    )
+    .await;
+    let pods: Api<Pod> = Api::default_namespaced(client.clone());
+    pods.create(&PostParams::default(), &pod("free", json!({}), 1))
+        .await
+        .expect("create");
+    let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "free"}, "target": {"kind": "Node", "name": "sim-gpu-000"}});
+    let request = |body: &serde_json::Value| {
+        http::Request::post("/api/v1/namespaces/default/pods/free/binding")
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(body).expect("json"))
+            .expect("request")
+    };
+    client.request_text(request(&binding)).await.expect("bind");
+    wait_for(&pods, "free", "Running", |p| phase(p) == "Running").await;
+    match client
+        .request_text(request(&binding))
+        .await
+        .expect_err("already bound")
+    {
+        kube::Error::Api(s) => assert_eq!(s.code, 409),
+        other => panic!("expected 409, got {other:?}"),
+    }
+}
