@@ -265,3 +265,69 @@ fn kubectl_watch_ends_at_its_timeout() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+const POD: &str = "apiVersion: v1\nkind: Pod\nmetadata: {name: desk}\nspec:\n  containers:\n  - name: desktop\n    image: desktop:1\n    env: [{name: A, value: \"1\"}]\n    resources: {limits: {cpu: \"1\"}}\n  - name: streamer\n    image: streamer:1\n";
+
+#[test]
+fn kubectl_apply_merges_container_lists_by_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cluster = ClusterProcess::start(dir.path());
+    let k = Kubectl {
+        cluster: &cluster,
+        dir: dir.path(),
+    };
+    k.ok_with(&["apply", "-f", "-"], Some(POD));
+    // A strategic merge patch naming one container leaves the other alone.
+    k.ok(&[
+        "patch",
+        "pod",
+        "desk",
+        "-p",
+        r#"{"spec":{"containers":[{"name":"desktop","image":"desktop:2"}]}}"#,
+    ]);
+    assert_eq!(
+        k.ok(&[
+            "get",
+            "pod",
+            "desk",
+            "-o",
+            "jsonpath={.spec.containers[*].image}"
+        ]),
+        "desktop:2 streamer:1"
+    );
+    assert_eq!(
+        k.ok(&[
+            "get",
+            "pod",
+            "desk",
+            "-o",
+            "jsonpath={.spec.containers[0].resources.limits.cpu}"
+        ]),
+        "1"
+    );
+    // Client-side apply of a changed manifest computes a strategic patch too.
+    k.ok_with(
+        &["apply", "-f", "-"],
+        Some(&POD.replace("streamer:1", "streamer:2")),
+    );
+    assert_eq!(
+        k.ok(&[
+            "get",
+            "pod",
+            "desk",
+            "-o",
+            "jsonpath={.spec.containers[*].image}"
+        ]),
+        "desktop:1 streamer:2"
+    );
+    assert_eq!(
+        k.ok(&[
+            "get",
+            "pod",
+            "desk",
+            "-o",
+            "jsonpath={.spec.containers[0].env[0].value}"
+        ]),
+        "1"
+    );
+}

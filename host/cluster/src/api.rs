@@ -507,11 +507,12 @@ fn patch(
                 reason: e.to_string(),
             })?;
         }
-        // Strategic merge and apply are served as JSON merge patches: lists are replaced, not
-        // merged by key, and apply records no field ownership yet.
-        "application/merge-patch+json"
-        | "application/strategic-merge-patch+json"
-        | "application/apply-patch+yaml" => {
+        "application/strategic-merge-patch+json" => {
+            crate::strategic::apply(&mut doc, &json_body(body)?)
+        }
+        // Apply is served as a JSON merge patch of the applied configuration: it creates or
+        // merges, but records no field managers, so it never reports conflicts.
+        "application/merge-patch+json" | "application/apply-patch+yaml" => {
             json_patch::merge(&mut doc, &json_body(body)?);
         }
         _ => return Err(ApiError::UnsupportedMediaType),

@@ -19,6 +19,7 @@ mod schema;
 mod selectors;
 mod server;
 mod store;
+mod strategic;
 mod table;
 
 pub use admission::{AdmissionHook, Operation};
