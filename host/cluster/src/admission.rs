@@ -15,15 +15,36 @@ pub enum Operation {
     Update,
 }
 
+/// Who sent a request: the token's identity, or the user it impersonates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Requester {
+    /// User name.
+    pub user: String,
+    /// Groups.
+    pub groups: Vec<String>,
+}
+
+impl Requester {
+    /// The identity of the cluster's bearer token (and of in-process callers).
+    pub fn admin() -> Self {
+        Self {
+            user: "system:admin".into(),
+            groups: vec!["system:masters".into(), "system:authenticated".into()],
+        }
+    }
+}
+
 /// Mutates or refuses objects before they are stored.
 pub trait AdmissionHook: Send + Sync {
     /// Whether this hook judges objects of `rt`.
     fn handles(&self, rt: &ResourceType) -> bool;
     /// Mutates `obj` in place, or refuses it with an error (use `ApiError::Invalid` or
-    /// `ApiError::BadRequest` to show the reason to the client). `old` is set on update.
+    /// `ApiError::BadRequest` to show the reason to the client). `old` is set on update;
+    /// `requester` is who asked (the impersonated user, if any).
     fn admit(
         &self,
         op: Operation,
+        requester: &Requester,
         rt: &ResourceType,
         obj: &mut Value,
         old: Option<&Value>,

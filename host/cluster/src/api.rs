@@ -18,6 +18,7 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio_stream::wrappers::BroadcastStream;
 
+use crate::admission::Requester;
 use crate::error::{ApiError, Result};
 use crate::resources::ResourceType;
 use crate::selectors::{FieldSelector, LabelSelector};
@@ -71,6 +72,25 @@ async fn authenticate(State(state): State<AppState>, req: Request, next: Next) -
             return ApiError::Unauthorized.into_response();
         }
     }
+    // The token is the admin identity, which may impersonate anyone.
+    let requester = {
+        let header = |name: &str| {
+            req.headers()
+                .get_all(name)
+                .iter()
+                .filter_map(|v| v.to_str().ok().map(str::to_owned))
+                .collect::<Vec<_>>()
+        };
+        match header("impersonate-user").into_iter().next() {
+            Some(user) => Requester {
+                user,
+                groups: header("impersonate-group"),
+            },
+            None => Requester::admin(),
+        }
+    };
+    let mut req = req;
+    req.extensions_mut().insert(requester);
     next.run(req).await
 }
 
@@ -210,15 +230,28 @@ async fn core_resource(
 ) -> Response {
     let path = req.uri().path().trim_start_matches("/api/").to_owned();
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let requester = req
+        .extensions()
+        .get::<Requester>()
+        .cloned()
+        .unwrap_or_else(Requester::admin);
     let body = axum::body::to_bytes(req.into_body(), 64 << 20)
         .await
         .unwrap_or_default();
+    let call = Call {
+        method,
+        q: &q,
+        headers: &headers,
+        body,
+        requester,
+    };
     match segs.split_first() {
         Some((version, [])) => {
             resource_list(&state, "", version).unwrap_or_else(IntoResponse::into_response)
         }
-        Some((version, rest)) => dispatch(&state, "", version, rest, method, &q, &headers, body)
-            .unwrap_or_else(IntoResponse::into_response),
+        Some((version, rest)) => {
+            dispatch(&state, "", version, rest, call).unwrap_or_else(IntoResponse::into_response)
+        }
         None => ApiError::NotFound {
             resource: "path".into(),
             name: path,
@@ -236,9 +269,21 @@ async fn group_resource(
 ) -> Response {
     let path = req.uri().path().trim_start_matches("/apis/").to_owned();
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let requester = req
+        .extensions()
+        .get::<Requester>()
+        .cloned()
+        .unwrap_or_else(Requester::admin);
     let body = axum::body::to_bytes(req.into_body(), 64 << 20)
         .await
         .unwrap_or_default();
+    let call = Call {
+        method,
+        q: &q,
+        headers: &headers,
+        body,
+        requester,
+    };
     match segs.as_slice() {
         [group] => {
             let versions: Vec<Value> = state
@@ -262,8 +307,7 @@ async fn group_resource(
             resource_list(&state, group, version).unwrap_or_else(IntoResponse::into_response)
         }
         [group, version, rest @ ..] => {
-            dispatch(&state, group, version, rest, method, &q, &headers, body)
-                .unwrap_or_else(IntoResponse::into_response)
+            dispatch(&state, group, version, rest, call).unwrap_or_else(IntoResponse::into_response)
         }
         [] => ApiError::NotFound {
             resource: "path".into(),
@@ -278,17 +322,29 @@ fn json_body(body: &Bytes) -> Result<Value> {
         .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
 }
 
-#[allow(clippy::too_many_arguments, reason = "one request's parts")]
+/// The parts of one resource request.
+struct Call<'a> {
+    method: Method,
+    q: &'a HashMap<String, String>,
+    headers: &'a HeaderMap,
+    body: Bytes,
+    requester: Requester,
+}
+
 fn dispatch(
     state: &AppState,
     group: &str,
     version: &str,
     segs: &[&str],
-    method: Method,
-    q: &HashMap<String, String>,
-    headers: &HeaderMap,
-    body: Bytes,
+    call: Call<'_>,
 ) -> Result<Response> {
+    let Call {
+        method,
+        q,
+        headers,
+        body,
+        requester,
+    } = call;
     let t = resolve(state, group, version, segs)?;
     let store = &state.store;
     if t.sub.as_deref() == Some("binding") && t.rt.key() == "pods" && method == Method::POST {
@@ -333,16 +389,18 @@ fn dispatch(
             ))
         }
         (Method::GET, None) => list(state, &t, q),
-        (Method::POST, None) => created(store.create(&t.rt, &t.ns, json_body(&body)?)?),
+        (Method::POST, None) => {
+            created(store.create_as(&t.rt, &t.ns, json_body(&body)?, &requester)?)
+        }
         (Method::PUT, Some(name)) => {
-            ok(store.update(&t.rt, &t.ns, name, json_body(&body)?, part)?)
+            ok(store.update_as(&t.rt, &t.ns, name, json_body(&body)?, part, &requester)?)
         }
         (Method::PATCH, Some(name)) => {
             let ctype = headers
                 .get(header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or_default();
-            patch(state, &t, name, ctype, &body, part)
+            patch(state, &t, name, (ctype, &body), part, &requester)
         }
         (Method::DELETE, Some(name)) => {
             let opts: Value = if body.is_empty() {
@@ -473,9 +531,9 @@ fn patch(
     state: &AppState,
     t: &Target,
     name: &str,
-    ctype: &str,
-    body: &Bytes,
+    (ctype, body): (&str, &Bytes),
     part: Part,
+    requester: &Requester,
 ) -> Result<Response> {
     let store = &state.store;
     let media = ctype.split(';').next().unwrap_or_default().trim();
@@ -489,7 +547,7 @@ fn patch(
             obj["metadata"]["name"] = json!(name);
             return Ok((
                 StatusCode::CREATED,
-                axum::Json(store.create(&t.rt, &t.ns, obj)?),
+                axum::Json(store.create_as(&t.rt, &t.ns, obj, requester)?),
             )
                 .into_response());
         }
@@ -523,7 +581,7 @@ fn patch(
     {
         doc["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"].clone();
     }
-    Ok(axum::Json(store.update(&t.rt, &t.ns, name, doc, part)?).into_response())
+    Ok(axum::Json(store.update_as(&t.rt, &t.ns, name, doc, part, requester)?).into_response())
 }
 
 fn watch(

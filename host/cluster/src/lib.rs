@@ -22,7 +22,7 @@ mod store;
 mod strategic;
 mod table;
 
-pub use admission::{AdmissionHook, Operation};
+pub use admission::{AdmissionHook, Operation, Requester};
 pub use api::{AppState, app};
 pub use error::{ApiError, Result};
 pub use nodes::{SIMULATED_LABEL, SimulatedNodes};

@@ -13,7 +13,7 @@ use rusqlite::{Connection, params};
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
-use crate::admission::{AdmissionHook, Operation};
+use crate::admission::{AdmissionHook, Operation, Requester};
 use crate::error::{ApiError, Result};
 use crate::resources::{Registry, ResourceType};
 
@@ -367,8 +367,19 @@ impl Store {
         })
     }
 
-    /// Creates an object.
-    pub fn create(&self, rt: &ResourceType, ns: &str, mut obj: Value) -> Result<Value> {
+    /// Creates an object as the admin identity.
+    pub fn create(&self, rt: &ResourceType, ns: &str, obj: Value) -> Result<Value> {
+        self.create_as(rt, ns, obj, &Requester::admin())
+    }
+
+    /// Creates an object on behalf of `requester` (whom admission hooks see).
+    pub fn create_as(
+        &self,
+        rt: &ResourceType,
+        ns: &str,
+        mut obj: Value,
+        requester: &Requester,
+    ) -> Result<Value> {
         self.check_identity(rt, ns, &mut obj)?;
         let md = obj["metadata"]
             .as_object_mut()
@@ -414,7 +425,7 @@ impl Store {
         {
             o.remove("status");
         }
-        self.admit(Operation::Create, rt, &mut obj, None)?;
+        self.admit(Operation::Create, requester, rt, &mut obj, None)?;
         crate::schema::validate(rt, &obj)?;
         let mut inner = self.lock();
         if rt.namespaced
@@ -455,14 +466,28 @@ impl Store {
         self.commit(&mut inner, rt, ns, obj, EventType::Added)
     }
 
-    /// Replaces an object (or its status). A non-empty `metadata.resourceVersion` must match.
+    /// Replaces an object (or its status) as the admin identity. A non-empty
+    /// `metadata.resourceVersion` must match.
     pub fn update(
+        &self,
+        rt: &ResourceType,
+        ns: &str,
+        name: &str,
+        obj: Value,
+        part: Part,
+    ) -> Result<Value> {
+        self.update_as(rt, ns, name, obj, part, &Requester::admin())
+    }
+
+    /// Replaces an object (or its status) on behalf of `requester`.
+    pub fn update_as(
         &self,
         rt: &ResourceType,
         ns: &str,
         name: &str,
         mut obj: Value,
         part: Part,
+        requester: &Requester,
     ) -> Result<Value> {
         self.check_identity(rt, ns, &mut obj)?;
         if meta(&obj, "name") != name {
@@ -522,7 +547,7 @@ impl Store {
             }
         };
         if part == Part::Main {
-            self.admit(Operation::Update, rt, &mut new, Some(&old))?;
+            self.admit(Operation::Update, requester, rt, &mut new, Some(&old))?;
             crate::schema::validate(rt, &new)?;
         }
         let mut inner = self.lock();
@@ -640,6 +665,7 @@ impl Store {
     fn admit(
         &self,
         op: Operation,
+        requester: &Requester,
         rt: &ResourceType,
         obj: &mut Value,
         old: Option<&Value>,
@@ -650,7 +676,7 @@ impl Store {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
         for hook in hooks.iter().filter(|h| h.handles(rt)) {
-            hook.admit(op, rt, obj, old)?;
+            hook.admit(op, requester, rt, obj, old)?;
         }
         Ok(())
     }

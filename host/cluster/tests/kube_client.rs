@@ -580,6 +580,7 @@ impl vdi_cluster::AdmissionHook for LabelPolicy {
     fn admit(
         &self,
         _op: vdi_cluster::Operation,
+        requester: &vdi_cluster::Requester,
         rt: &vdi_cluster::ResourceType,
         obj: &mut serde_json::Value,
         _old: Option<&serde_json::Value>,
@@ -596,6 +597,7 @@ impl vdi_cluster::AdmissionHook for LabelPolicy {
             });
         }
         obj["metadata"]["labels"]["admitted"] = json!("yes");
+        obj["metadata"]["annotations"]["requested-by"] = json!(requester.user);
         Ok(())
     }
 }
