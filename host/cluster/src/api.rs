@@ -390,17 +390,29 @@ fn dispatch(
         }
         (Method::GET, None) => list(state, &t, q),
         (Method::POST, None) => {
-            created(store.create_as(&t.rt, &t.ns, json_body(&body)?, &requester)?)
+            let mut obj = json_body(&body)?;
+            obj["apiVersion"] = json!(t.rt.api_version());
+            crate::apply::on_create(&mut obj, manager(q), "Update");
+            created(store.create_as(&t.rt, &t.ns, obj, &requester)?)
         }
         (Method::PUT, Some(name)) => {
-            ok(store.update_as(&t.rt, &t.ns, name, json_body(&body)?, part, &requester)?)
+            let mut obj = json_body(&body)?;
+            if part == Part::Main {
+                obj["apiVersion"] = json!(t.rt.api_version());
+                crate::apply::on_update(&store.get(&t.rt, &t.ns, name)?, &mut obj, manager(q));
+            }
+            ok(store.update_as(&t.rt, &t.ns, name, obj, part, &requester)?)
         }
         (Method::PATCH, Some(name)) => {
             let ctype = headers
                 .get(header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or_default();
-            patch(state, &t, name, (ctype, &body), part, &requester)
+            let apply = Apply {
+                manager: manager(q),
+                force: q.get("force").is_some_and(|f| f == "true"),
+            };
+            patch(state, &t, name, (ctype, &body), part, &requester, &apply)
         }
         (Method::DELETE, Some(name)) => {
             let opts: Value = if body.is_empty() {
@@ -527,6 +539,18 @@ fn decode_continue(token: &str) -> Result<(String, String)> {
     Ok((ns, name))
 }
 
+/// The `fieldManager` of a write (`unknown` when the client names none).
+fn manager(q: &HashMap<String, String>) -> &str {
+    q.get("fieldManager").map_or("unknown", String::as_str)
+}
+
+/// Server-side apply parameters of a request.
+struct Apply<'a> {
+    manager: &'a str,
+    force: bool,
+}
+
+#[allow(clippy::too_many_arguments, reason = "one request's parts")]
 fn patch(
     state: &AppState,
     t: &Target,
@@ -534,6 +558,7 @@ fn patch(
     (ctype, body): (&str, &Bytes),
     part: Part,
     requester: &Requester,
+    apply: &Apply<'_>,
 ) -> Result<Response> {
     let store = &state.store;
     let media = ctype.split(';').next().unwrap_or_default().trim();
@@ -545,6 +570,8 @@ fn patch(
         {
             let mut obj = json_body(body)?;
             obj["metadata"]["name"] = json!(name);
+            obj["apiVersion"] = json!(t.rt.api_version());
+            crate::apply::on_create(&mut obj, apply.manager, "Apply");
             return Ok((
                 StatusCode::CREATED,
                 axum::Json(store.create_as(&t.rt, &t.ns, obj, requester)?),
@@ -568,12 +595,23 @@ fn patch(
         "application/strategic-merge-patch+json" => {
             crate::strategic::apply(&mut doc, &json_body(body)?)
         }
-        // Apply is served as a JSON merge patch of the applied configuration: it creates or
-        // merges, but records no field managers, so it never reports conflicts.
-        "application/merge-patch+json" | "application/apply-patch+yaml" => {
-            json_patch::merge(&mut doc, &json_body(body)?);
+        "application/merge-patch+json" => json_patch::merge(&mut doc, &json_body(body)?),
+        "application/apply-patch+yaml" if part == Part::Main => {
+            let config = json_body(body)?;
+            doc = crate::apply::apply(
+                &current,
+                &config,
+                apply.manager,
+                apply.force,
+                &t.rt.kind,
+                name,
+            )?;
         }
+        "application/apply-patch+yaml" => json_patch::merge(&mut doc, &json_body(body)?),
         _ => return Err(ApiError::UnsupportedMediaType),
+    }
+    if part == Part::Main && media != "application/apply-patch+yaml" {
+        crate::apply::on_update(&current, &mut doc, apply.manager);
     }
     // A patch that names no resourceVersion applies to whatever is current.
     if doc["metadata"]["resourceVersion"] == current["metadata"]["resourceVersion"]

@@ -33,6 +33,16 @@ pub enum ApiError {
         /// Object name.
         name: String,
     },
+    /// 409 Conflict of a server-side apply with fields other managers own.
+    #[error("{message}")]
+    ApplyConflict {
+        /// Kind of the object.
+        kind: String,
+        /// Object name.
+        name: String,
+        /// The conflicts, one per line.
+        message: String,
+    },
     /// 422 Invalid, naming the field.
     #[error("{kind} \"{name}\" is invalid: {field}: {reason}")]
     Invalid {
@@ -78,7 +88,9 @@ impl ApiError {
         match self {
             Self::NotFound { .. } => (StatusCode::NOT_FOUND, "NotFound"),
             Self::AlreadyExists { .. } => (StatusCode::CONFLICT, "AlreadyExists"),
-            Self::Conflict { .. } => (StatusCode::CONFLICT, "Conflict"),
+            Self::Conflict { .. } | Self::ApplyConflict { .. } => {
+                (StatusCode::CONFLICT, "Conflict")
+            }
             Self::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "Invalid"),
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "BadRequest"),
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "Unauthorized"),

@@ -9,6 +9,7 @@
 
 mod admission;
 mod api;
+mod apply;
 mod error;
 mod nodes;
 mod openapi;

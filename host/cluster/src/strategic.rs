@@ -9,7 +9,7 @@
 use serde_json::{Map, Value};
 
 /// The merge key of list field `field`, if it merges by key.
-fn merge_key(field: &str) -> Option<&'static str> {
+pub(crate) fn merge_key(field: &str) -> Option<&'static str> {
     Some(match field {
         "containers"
         | "initContainers"

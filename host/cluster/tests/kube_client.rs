@@ -634,3 +634,42 @@ async fn the_in_process_admission_hook_mutates_and_refuses() {
         Some(404)
     );
 }
+
+#[tokio::test]
+async fn a_reflector_mirrors_the_server() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_cluster, client) = start(dir.path()).await;
+    let cms: Api<ConfigMap> = Api::default_namespaced(client);
+    cms.create(&PostParams::default(), &cm("r-a", json!({"mirror": "yes"})))
+        .await
+        .expect("create");
+    let (reader, writer) = kube::runtime::reflector::store::<ConfigMap>();
+    let stream = kube::runtime::reflector(
+        writer,
+        watcher(cms.clone(), watcher::Config::default().labels("mirror=yes")),
+    );
+    let task = tokio::spawn(stream.applied_objects().for_each(|_| async {}));
+    cms.create(&PostParams::default(), &cm("r-b", json!({"mirror": "yes"})))
+        .await
+        .expect("create");
+    cms.create(&PostParams::default(), &cm("r-c", json!({"mirror": "no"})))
+        .await
+        .expect("create");
+    cms.delete("r-a", &DeleteParams::default())
+        .await
+        .expect("delete");
+    let mirrored = async {
+        loop {
+            let mut names: Vec<String> = reader.state().iter().map(|c| c.name_any()).collect();
+            names.sort();
+            if names == ["r-b"] {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), mirrored)
+        .await
+        .expect("the reflector converges on [r-b]");
+    task.abort();
+}
