@@ -221,15 +221,9 @@ fn resolve(state: &AppState, group: &str, version: &str, segs: &[&str]) -> Resul
     })
 }
 
-async fn core_resource(
-    State(state): State<AppState>,
-    method: Method,
-    Query(q): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-    req: Request,
-) -> Response {
-    let path = req.uri().path().trim_start_matches("/api/").to_owned();
-    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+/// The path after `prefix`, the requester and the body of a resource request.
+async fn read(req: Request, prefix: &str) -> (String, Requester, Bytes) {
+    let path = req.uri().path().trim_start_matches(prefix).to_owned();
     let requester = req
         .extensions()
         .get::<Requester>()
@@ -238,6 +232,18 @@ async fn core_resource(
     let body = axum::body::to_bytes(req.into_body(), 64 << 20)
         .await
         .unwrap_or_default();
+    (path, requester, body)
+}
+
+async fn core_resource(
+    State(state): State<AppState>,
+    method: Method,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    req: Request,
+) -> Response {
+    let (path, requester, body) = read(req, "/api/").await;
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let call = Call {
         method,
         q: &q,
@@ -267,16 +273,8 @@ async fn group_resource(
     headers: HeaderMap,
     req: Request,
 ) -> Response {
-    let path = req.uri().path().trim_start_matches("/apis/").to_owned();
+    let (path, requester, body) = read(req, "/apis/").await;
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    let requester = req
-        .extensions()
-        .get::<Requester>()
-        .cloned()
-        .unwrap_or_else(Requester::admin);
-    let body = axum::body::to_bytes(req.into_body(), 64 << 20)
-        .await
-        .unwrap_or_default();
     let call = Call {
         method,
         q: &q,

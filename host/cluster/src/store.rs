@@ -102,6 +102,19 @@ struct Inner {
     history_from: u64,
 }
 
+impl Inner {
+    /// The stored object, or NotFound.
+    fn find(&self, rt: &ResourceType, ns: &str, name: &str) -> Result<&Value> {
+        self.objects
+            .get(&rt.key())
+            .and_then(|m| m.get(&(ns.to_owned(), name.to_owned())))
+            .ok_or_else(|| ApiError::NotFound {
+                resource: rt.key(),
+                name: name.to_owned(),
+            })
+    }
+}
+
 /// The store.
 pub struct Store {
     inner: Mutex<Inner>,
@@ -263,16 +276,7 @@ impl Store {
 
     /// Gets one object.
     pub fn get(&self, rt: &ResourceType, ns: &str, name: &str) -> Result<Value> {
-        let inner = self.lock();
-        let mut obj = inner
-            .objects
-            .get(&rt.key())
-            .and_then(|m| m.get(&(ns.to_owned(), name.to_owned())))
-            .cloned()
-            .ok_or_else(|| ApiError::NotFound {
-                resource: rt.key(),
-                name: name.to_owned(),
-            })?;
+        let mut obj = self.lock().find(rt, ns, name)?.clone();
         obj["apiVersion"] = json!(rt.api_version());
         Ok(obj)
     }
@@ -552,14 +556,7 @@ impl Store {
         }
         let mut inner = self.lock();
         // Re-check under the lock: another writer may have won since `get`.
-        let current = inner
-            .objects
-            .get(&rt.key())
-            .and_then(|m| m.get(&(ns.to_owned(), name.to_owned())))
-            .ok_or_else(|| ApiError::NotFound {
-                resource: rt.key(),
-                name: name.to_owned(),
-            })?;
+        let current = inner.find(rt, ns, name)?;
         if meta(current, "resourceVersion") != meta(&old, "resourceVersion") {
             return Err(ApiError::Conflict {
                 resource: rt.key(),
@@ -591,15 +588,7 @@ impl Store {
         propagation: Propagation,
     ) -> Result<Value> {
         let mut inner = self.lock();
-        let obj = inner
-            .objects
-            .get(&rt.key())
-            .and_then(|m| m.get(&(ns.to_owned(), name.to_owned())))
-            .cloned()
-            .ok_or_else(|| ApiError::NotFound {
-                resource: rt.key(),
-                name: name.to_owned(),
-            })?;
+        let obj = inner.find(rt, ns, name)?.clone();
         let uid = meta(&obj, "uid");
         let mut fins = finalizers(&obj);
         if propagation == Propagation::Foreground

@@ -1,8 +1,11 @@
 //! Conformance of the embedded control plane with the real `kube::Client` and `kube::runtime`,
 //! over real HTTP on a local port.
 
+mod common;
+
 use std::time::Duration;
 
+use common::start;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -14,34 +17,6 @@ use kube::{Api, Client, CustomResource, CustomResourceExt, ResourceExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use vdi_cluster::{Cluster, ClusterConfig};
-
-async fn start(dir: &std::path::Path) -> (Cluster, Client) {
-    let cluster = Cluster::start(ClusterConfig::local(dir))
-        .await
-        .expect("start cluster");
-    let client = client_for(&cluster).await;
-    (cluster, client)
-}
-
-/// A client configured from the kubeconfig the cluster hands out (HTTPS, its CA, its token).
-async fn client_for(cluster: &Cluster) -> Client {
-    let kubeconfig =
-        kube::config::Kubeconfig::from_yaml(&cluster.kubeconfig()).expect("kubeconfig");
-    let config = kube::Config::from_custom_kubeconfig(
-        kubeconfig,
-        &kube::config::KubeConfigOptions::default(),
-    )
-    .await
-    .expect("config");
-    assert!(
-        config
-            .cluster_url
-            .to_string()
-            .starts_with("https://127.0.0.1:")
-    );
-    Client::try_from(config).expect("client")
-}
 
 fn cm(name: &str, labels: serde_json::Value) -> ConfigMap {
     serde_json::from_value(

@@ -1,27 +1,19 @@
 //! Simulated GPU nodes and the binder, observed through `kube::Client`.
 
+mod common;
+
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::{Api, Client};
 use serde_json::json;
-use vdi_cluster::{Cluster, ClusterConfig, SimulatedNodes};
+use vdi_cluster::{Cluster, SimulatedNodes};
 
 async fn start(dir: &std::path::Path, sim: SimulatedNodes) -> (Cluster, Client) {
-    let cluster = Cluster::start(ClusterConfig::local(dir))
-        .await
-        .expect("start");
+    let (cluster, client) = common::start(dir).await;
     sim.start(cluster.store().clone()).expect("nodes");
-    let kubeconfig =
-        kube::config::Kubeconfig::from_yaml(&cluster.kubeconfig()).expect("kubeconfig");
-    let config = kube::Config::from_custom_kubeconfig(
-        kubeconfig,
-        &kube::config::KubeConfigOptions::default(),
-    )
-    .await
-    .expect("config");
-    (cluster, Client::try_from(config).expect("client"))
+    (cluster, client)
 }
 
 fn pod(name: &str, placement: serde_json::Value, gpus: u32) -> Pod {
