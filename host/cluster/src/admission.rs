@@ -38,8 +38,8 @@ impl Requester {
 pub trait AdmissionHook: Send + Sync {
     /// Whether this hook judges objects of `rt`.
     fn handles(&self, rt: &ResourceType) -> bool;
-    /// Mutates `obj` in place, or refuses it with an error (use `ApiError::Invalid` or
-    /// `ApiError::BadRequest` to show the reason to the client). `old` is set on update;
+    /// Mutates `obj` in place, or refuses it with an error: `ApiError::Forbidden` for a policy
+    /// denial (as a webhook's denial reads), `ApiError::Invalid` for a bad field. `old` is set on update;
     /// `requester` is who asked (the impersonated user, if any).
     fn admit(
         &self,

@@ -58,6 +58,9 @@ pub enum ApiError {
     /// 400 BadRequest.
     #[error("{0}")]
     BadRequest(String),
+    /// 403 Forbidden, e.g. an admission hook's denial (shown to the client verbatim).
+    #[error("{0}")]
+    Forbidden(String),
     /// 401 Unauthorized.
     #[error("Unauthorized")]
     Unauthorized,
@@ -94,6 +97,7 @@ impl ApiError {
             Self::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "Invalid"),
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "BadRequest"),
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "Unauthorized"),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "Forbidden"),
             Self::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed"),
             Self::Gone { .. } => (StatusCode::GONE, "Expired"),
             Self::UnsupportedMediaType => {

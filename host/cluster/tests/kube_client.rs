@@ -561,15 +561,11 @@ impl vdi_cluster::AdmissionHook for LabelPolicy {
         _old: Option<&serde_json::Value>,
     ) -> vdi_cluster::Result<()> {
         if obj["metadata"]["labels"]["deny"] == "yes" {
-            return Err(vdi_cluster::ApiError::Invalid {
-                kind: rt.kind.clone(),
-                name: obj["metadata"]["name"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned(),
-                field: "metadata.labels.deny".into(),
-                reason: "denied by policy".into(),
-            });
+            return Err(vdi_cluster::ApiError::Forbidden(format!(
+                "admission denied {} {:?}: denied by policy",
+                rt.kind,
+                obj["metadata"]["name"].as_str().unwrap_or_default()
+            )));
         }
         obj["metadata"]["labels"]["admitted"] = json!("yes");
         obj["metadata"]["annotations"]["requested-by"] = json!(requester.user);
@@ -599,10 +595,13 @@ async fn the_in_process_admission_hook_mutates_and_refuses() {
         .expect_err("refused")
     {
         kube::Error::Api(s) => {
-            assert_eq!(s.code, 422);
-            assert!(s.message.contains("denied by policy"), "{}", s.message);
+            assert_eq!((s.code, s.reason.as_str()), (403, "Forbidden"));
+            assert_eq!(
+                s.message,
+                r#"admission denied ConfigMap "bad": denied by policy"#
+            );
         }
-        other => panic!("expected 422, got {other:?}"),
+        other => panic!("expected 403, got {other:?}"),
     }
     assert_eq!(
         status_code(&cms.get("bad").await.expect_err("nothing stored")),
