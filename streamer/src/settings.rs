@@ -1,0 +1,119 @@
+//! What the user asked for: flags and environment, each with a named default.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Default X display to capture.
+pub const DEFAULT_DISPLAY: &str = ":0";
+/// Default frame size.
+pub const DEFAULT_WIDTH: u32 = 1280;
+/// Default frame size.
+pub const DEFAULT_HEIGHT: u32 = 720;
+/// Default frame rate.
+pub const DEFAULT_FPS: u32 = 30;
+/// Lowest bitrate adaptation may choose, in kbit/s.
+pub const DEFAULT_MIN_BITRATE_KBPS: u32 = 500;
+/// Highest bitrate adaptation may choose, in kbit/s.
+pub const DEFAULT_MAX_BITRATE_KBPS: u32 = 8000;
+/// Where the HTTP/WebSocket server listens.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Lifetime of TURN credentials handed to a viewer, in seconds.
+pub const DEFAULT_TURN_TTL_SECONDS: u64 = 3600;
+
+/// Which encoder to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EncoderPreference {
+    /// NVENC when an NVIDIA GPU and the NVENC elements are there, else x264, else VP8.
+    Auto,
+    /// NVENC or fail.
+    Nvenc,
+    /// x264 (CPU, zero-latency).
+    X264,
+    /// VP8 (CPU).
+    Vp8,
+}
+
+/// What to do with viewers beyond the first (who controls the desktop).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExtraViewers {
+    /// Let them watch without input.
+    ViewOnly,
+    /// Refuse them.
+    Refuse,
+}
+
+/// The streamer's settings.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "vdi-streamer", version, about)]
+pub struct Settings {
+    /// X display to capture.
+    #[arg(long, env = "DISPLAY", default_value = DEFAULT_DISPLAY)]
+    pub display: String,
+    /// Frame width.
+    #[arg(long, env = "VDI_WIDTH", default_value_t = DEFAULT_WIDTH)]
+    pub width: u32,
+    /// Frame height.
+    #[arg(long, env = "VDI_HEIGHT", default_value_t = DEFAULT_HEIGHT)]
+    pub height: u32,
+    /// Frames per second.
+    #[arg(long, env = "VDI_FPS", default_value_t = DEFAULT_FPS)]
+    pub fps: u32,
+    /// Lowest bitrate, kbit/s.
+    #[arg(long, env = "VDI_MIN_BITRATE_KBPS", default_value_t = DEFAULT_MIN_BITRATE_KBPS)]
+    pub min_bitrate_kbps: u32,
+    /// Highest bitrate, kbit/s.
+    #[arg(long, env = "VDI_MAX_BITRATE_KBPS", default_value_t = DEFAULT_MAX_BITRATE_KBPS)]
+    pub max_bitrate_kbps: u32,
+    /// Encoder preference.
+    #[arg(long, env = "VDI_ENCODER", value_enum, default_value_t = EncoderPreference::Auto)]
+    pub encoder: EncoderPreference,
+    /// STUN servers (`stun:host:port`); none by default (no public servers are contacted).
+    #[arg(long = "stun", env = "VDI_STUN", value_delimiter = ',')]
+    pub stun: Vec<String>,
+    /// TURN server (`turn:host:port`).
+    #[arg(long, env = "VDI_TURN")]
+    pub turn: Option<String>,
+    /// Shared secret of the TURN server (REST-style time-limited credentials).
+    #[arg(long, env = "VDI_TURN_SECRET", hide_env_values = true)]
+    pub turn_secret: Option<String>,
+    /// Lifetime of TURN credentials, seconds.
+    #[arg(long, env = "VDI_TURN_TTL_SECONDS", default_value_t = DEFAULT_TURN_TTL_SECONDS)]
+    pub turn_ttl_seconds: u64,
+    /// Address of the HTTP and signalling server.
+    #[arg(long, env = "VDI_LISTEN", default_value = DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+    /// PEM public key (Ed25519) that verifies session tokens.
+    #[arg(long, env = "VDI_TOKEN_PUBLIC_KEY")]
+    pub token_public_key: Option<PathBuf>,
+    /// This session's name: the audience session tokens must carry.
+    #[arg(long, env = "VDI_SESSION", default_value = "")]
+    pub session: String,
+    /// What happens to viewers after the first.
+    #[arg(long, env = "VDI_EXTRA_VIEWERS", value_enum, default_value_t = ExtraViewers::ViewOnly)]
+    pub extra_viewers: ExtraViewers,
+}
+
+impl Settings {
+    /// Checks values that flags alone cannot.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.width == 0 || self.height == 0 || self.width % 2 == 1 || self.height % 2 == 1 {
+            return Err(format!(
+                "--width/--height: {}x{} must be even and non-zero",
+                self.width, self.height
+            ));
+        }
+        if !(1..=120).contains(&self.fps) {
+            return Err(format!("--fps: {} must be between 1 and 120", self.fps));
+        }
+        if self.min_bitrate_kbps == 0 || self.min_bitrate_kbps > self.max_bitrate_kbps {
+            return Err(format!(
+                "--min-bitrate-kbps {} must be non-zero and at most --max-bitrate-kbps {}",
+                self.min_bitrate_kbps, self.max_bitrate_kbps
+            ));
+        }
+        if self.turn.is_some() != self.turn_secret.is_some() {
+            return Err("--turn and --turn-secret go together".into());
+        }
+        Ok(())
+    }
+}
