@@ -1,0 +1,120 @@
+//! Owner-reference garbage collection: dependents of deleted owners go (background), owners
+//! deleted in the foreground wait for their dependents, orphaning strips the references.
+
+use serde_json::{Value, json};
+
+use super::{
+    EventType, FOREGROUND_FINALIZER, Inner, Objects, Part, Propagation, Store, finalizers, meta,
+};
+use crate::error::{ApiError, Result};
+
+impl Store {
+    /// Deletes dependents whose owners are gone, and finishes foreground deletions whose
+    /// dependents are gone. Repeats until nothing changes.
+    pub fn collect_garbage(&self) -> Result<()> {
+        loop {
+            let (orphans, finished) = {
+                let inner = self.lock();
+                let all = || inner.objects.values().flat_map(|m| m.values());
+                let uids: std::collections::HashSet<String> =
+                    all().map(|o| meta(o, "uid")).collect();
+                // Owners deleted in the foreground take their dependents with them first.
+                let foreground: std::collections::HashSet<String> = all()
+                    .filter(|o| finalizers(o).iter().any(|f| f == FOREGROUND_FINALIZER))
+                    .map(|o| meta(o, "uid"))
+                    .collect();
+                let mut orphans = Vec::new();
+                let mut finished = Vec::new();
+                for (key, map) in &inner.objects {
+                    for ((ns, name), obj) in map {
+                        let owners: Vec<String> = obj["metadata"]["ownerReferences"]
+                            .as_array()
+                            .map(|a| {
+                                a.iter()
+                                    .filter_map(|r| r["uid"].as_str().map(str::to_owned))
+                                    .collect()
+                            })
+                            .unwrap_or_default();
+                        let owner_gone =
+                            !owners.is_empty() && owners.iter().all(|u| !uids.contains(u));
+                        let owner_leaving = owners.iter().any(|u| foreground.contains(u));
+                        if (owner_gone || owner_leaving)
+                            && meta(obj, "deletionTimestamp").is_empty()
+                        {
+                            orphans.push((key.clone(), ns.clone(), name.clone()));
+                        }
+                        if finalizers(obj).iter().any(|f| f == FOREGROUND_FINALIZER)
+                            && !has_dependents(&inner.objects, &meta(obj, "uid"))
+                        {
+                            finished.push((key.clone(), ns.clone(), name.clone()));
+                        }
+                    }
+                }
+                (orphans, finished)
+            };
+            if orphans.is_empty() && finished.is_empty() {
+                return Ok(());
+            }
+            for (key, ns, name) in orphans {
+                if let Some(rt) = self.type_for_key(&key) {
+                    match self.delete(&rt, &ns, &name, Propagation::Background) {
+                        Ok(_) | Err(ApiError::NotFound { .. }) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            for (key, ns, name) in finished {
+                let Some(rt) = self.type_for_key(&key) else {
+                    continue;
+                };
+                let Ok(mut obj) = self.get(&rt, &ns, &name) else {
+                    continue;
+                };
+                let rest: Vec<String> = finalizers(&obj)
+                    .into_iter()
+                    .filter(|f| f != FOREGROUND_FINALIZER)
+                    .collect();
+                obj["metadata"]["finalizers"] = json!(rest);
+                match self.update(&rt, &ns, &name, obj, Part::Main) {
+                    Ok(_) | Err(ApiError::NotFound { .. }) | Err(ApiError::Conflict { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+}
+
+pub(super) fn has_dependents(objects: &Objects, uid: &str) -> bool {
+    !uid.is_empty()
+        && objects.values().flat_map(|m| m.values()).any(|o| {
+            o["metadata"]["ownerReferences"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|r| r["uid"].as_str() == Some(uid)))
+        })
+}
+
+pub(super) fn orphan_dependents(store: &Store, inner: &mut Inner, uid: &str) -> Result<()> {
+    let mut changed = Vec::new();
+    for (key, map) in &inner.objects {
+        for ((ns, _), obj) in map {
+            if let Some(refs) = obj["metadata"]["ownerReferences"].as_array()
+                && refs.iter().any(|r| r["uid"].as_str() == Some(uid))
+            {
+                let mut o = obj.clone();
+                let kept: Vec<Value> = refs
+                    .iter()
+                    .filter(|r| r["uid"].as_str() != Some(uid))
+                    .cloned()
+                    .collect();
+                o["metadata"]["ownerReferences"] = json!(kept);
+                changed.push((key.clone(), ns.clone(), o));
+            }
+        }
+    }
+    for (key, ns, o) in changed {
+        if let Some(rt) = store.type_for_key(&key) {
+            store.commit(inner, &rt, &ns, o, EventType::Modified)?;
+        }
+    }
+    Ok(())
+}
