@@ -40,5 +40,7 @@ bench: plugins
 	  $(CARGO_TARGET_DIR_OR_DEFAULT)/release/vdi plugin bench $(PLUGINS_OUT)/$$p.wasm; done
 	$(CARGO_TARGET_DIR_OR_DEFAULT)/release/vdi plugin bench plugins/quota-js/out/quota.wasm --iterations 4000
 	$(CARGO_TARGET_DIR_OR_DEFAULT)/release/vdi plugin bench plugins/quota-py/out/quota.wasm --iterations 1000
+	$(CARGO_TARGET_DIR_OR_DEFAULT)/release/vdi plugin bench $(PLUGINS_OUT)/vdi_gpu_binpack.wasm --iterations 1000 --batch 16
+	$(CARGO_TARGET_DIR_OR_DEFAULT)/release/vdi bench-cluster
 
 CARGO_TARGET_DIR_OR_DEFAULT := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
