@@ -51,8 +51,8 @@ pub fn app(state: AppState) -> Router {
         .route("/apis", get(api_groups))
         .route("/openapi/v3", get(openapi_index))
         .route("/openapi/v3/{*path}", get(openapi_document))
-        .route("/api/{*rest}", any(core_resource))
-        .route("/apis/{*rest}", any(group_resource))
+        .route("/api/{*rest}", any(resource_request))
+        .route("/apis/{*rest}", any(resource_request))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             authenticate,
@@ -221,9 +221,16 @@ fn resolve(state: &AppState, group: &str, version: &str, segs: &[&str]) -> Resul
     })
 }
 
-/// The path after `prefix`, the requester and the body of a resource request.
-async fn read(req: Request, prefix: &str) -> (String, Requester, Bytes) {
-    let path = req.uri().path().trim_start_matches(prefix).to_owned();
+/// Every request under `/api/` (the core group) and `/apis/<group>/`: discovery of a group or
+/// group version, or a resource operation.
+async fn resource_request(
+    State(state): State<AppState>,
+    method: Method,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    req: Request,
+) -> Response {
+    let full = req.uri().path().to_owned();
     let requester = req
         .extensions()
         .get::<Requester>()
@@ -232,18 +239,15 @@ async fn read(req: Request, prefix: &str) -> (String, Requester, Bytes) {
     let body = axum::body::to_bytes(req.into_body(), 64 << 20)
         .await
         .unwrap_or_default();
-    (path, requester, body)
-}
-
-async fn core_resource(
-    State(state): State<AppState>,
-    method: Method,
-    Query(q): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-    req: Request,
-) -> Response {
-    let (path, requester, body) = read(req, "/api/").await;
-    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    // `/api/v1/...` is the core group: read it as `/apis/<empty group>/v1/...`.
+    let (core, rest) = match full.strip_prefix("/apis/") {
+        Some(rest) => (false, rest),
+        None => (true, full.strip_prefix("/api/").unwrap_or_default()),
+    };
+    let mut segs: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+    if core {
+        segs.insert(0, "");
+    }
     let call = Call {
         method,
         q: &q,
@@ -251,68 +255,44 @@ async fn core_resource(
         body,
         requester,
     };
-    match segs.split_first() {
-        Some((version, [])) => {
-            resource_list(&state, "", version).unwrap_or_else(IntoResponse::into_response)
-        }
-        Some((version, rest)) => {
-            dispatch(&state, "", version, rest, call).unwrap_or_else(IntoResponse::into_response)
-        }
-        None => ApiError::NotFound {
+    let not_found = || {
+        ApiError::NotFound {
             resource: "path".into(),
-            name: path,
+            name: full.clone(),
         }
-        .into_response(),
-    }
-}
-
-async fn group_resource(
-    State(state): State<AppState>,
-    method: Method,
-    Query(q): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-    req: Request,
-) -> Response {
-    let (path, requester, body) = read(req, "/apis/").await;
-    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    let call = Call {
-        method,
-        q: &q,
-        headers: &headers,
-        body,
-        requester,
+        .into_response()
     };
     match segs.as_slice() {
-        [group] => {
-            let versions: Vec<Value> = state
-                .store
-                .registry
-                .all()
-                .into_iter()
-                .filter(|t| t.group == *group)
-                .map(|t| json!({"groupVersion": t.api_version(), "version": t.version}))
-                .collect();
-            if versions.is_empty() {
-                return ApiError::NotFound {
-                    resource: "group".into(),
-                    name: (*group).to_owned(),
-                }
-                .into_response();
-            }
-            axum::Json(json!({"kind": "APIGroup", "apiVersion": "v1", "name": group, "versions": versions, "preferredVersion": versions[0]})).into_response()
-        }
+        [group] if !core => group_discovery(&state, group),
         [group, version] => {
             resource_list(&state, group, version).unwrap_or_else(IntoResponse::into_response)
         }
         [group, version, rest @ ..] => {
             dispatch(&state, group, version, rest, call).unwrap_or_else(IntoResponse::into_response)
         }
-        [] => ApiError::NotFound {
-            resource: "path".into(),
-            name: path.clone(),
-        }
-        .into_response(),
+        _ => not_found(),
     }
+}
+
+/// `/apis/<group>`: the group's versions.
+fn group_discovery(state: &AppState, group: &str) -> Response {
+    let versions: Vec<Value> = state
+        .store
+        .registry
+        .all()
+        .into_iter()
+        .filter(|t| t.group == group)
+        .map(|t| json!({"groupVersion": t.api_version(), "version": t.version}))
+        .collect();
+    if versions.is_empty() {
+        return ApiError::NotFound {
+            resource: "group".into(),
+            name: group.to_owned(),
+        }
+        .into_response();
+    }
+    axum::Json(json!({"kind": "APIGroup", "apiVersion": "v1", "name": group, "versions": versions, "preferredVersion": versions[0]}))
+        .into_response()
 }
 
 fn json_body(body: &Bytes) -> Result<Value> {

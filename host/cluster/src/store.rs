@@ -107,6 +107,21 @@ struct Inner {
 }
 
 impl Inner {
+    /// Runs `sql` and records `rv` as the current resourceVersion in one transaction; the write
+    /// is acknowledged only once this returns.
+    fn persist(&mut self, rv: u64, sql: &str, args: impl rusqlite::Params) -> Result<()> {
+        let tx = self.db.transaction().map_err(internal)?;
+        tx.execute(sql, args).map_err(internal)?;
+        tx.execute(
+            "INSERT OR REPLACE INTO meta (k, v) VALUES ('rv', ?1)",
+            params![rv as i64],
+        )
+        .map_err(internal)?;
+        tx.commit().map_err(internal)?;
+        self.rv = rv;
+        Ok(())
+    }
+
     /// The stored object, or NotFound.
     fn find(&self, rt: &ResourceType, ns: &str, name: &str) -> Result<&Value> {
         self.objects
@@ -687,19 +702,11 @@ impl Store {
         obj["metadata"]["resourceVersion"] = json!(rv.to_string());
         let name = meta(&obj, "name");
         let body = serde_json::to_string(&obj).map_err(internal)?;
-        let tx = inner.db.transaction().map_err(internal)?;
-        tx.execute(
+        inner.persist(
+            rv,
             "INSERT OR REPLACE INTO objects (resource, namespace, name, rv, body) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![rt.key(), ns, name, rv as i64, body],
-        )
-        .map_err(internal)?;
-        tx.execute(
-            "INSERT OR REPLACE INTO meta (k, v) VALUES ('rv', ?1)",
-            params![rv as i64],
-        )
-        .map_err(internal)?;
-        tx.commit().map_err(internal)?;
-        inner.rv = rv;
+        )?;
         inner
             .objects
             .entry(rt.key())
@@ -720,19 +727,11 @@ impl Store {
 
     fn remove(&self, inner: &mut Inner, rt: &ResourceType, ns: &str, name: &str) -> Result<Value> {
         let rv = inner.rv + 1;
-        let tx = inner.db.transaction().map_err(internal)?;
-        tx.execute(
+        inner.persist(
+            rv,
             "DELETE FROM objects WHERE resource = ?1 AND namespace = ?2 AND name = ?3",
             params![rt.key(), ns, name],
-        )
-        .map_err(internal)?;
-        tx.execute(
-            "INSERT OR REPLACE INTO meta (k, v) VALUES ('rv', ?1)",
-            params![rv as i64],
-        )
-        .map_err(internal)?;
-        tx.commit().map_err(internal)?;
-        inner.rv = rv;
+        )?;
         let mut obj = inner
             .objects
             .get_mut(&rt.key())
