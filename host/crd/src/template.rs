@@ -1,0 +1,56 @@
+//! `VDITemplate`: a kind of desktop users can start.
+
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::session::SessionResources;
+
+/// A desktop users can start: its image, default resources, and which template plugin renders
+/// its objects with which settings. Secrets are named, never copied in.
+#[derive(CustomResource, Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "vdi.dev",
+    version = "v1alpha1",
+    kind = "VDITemplate",
+    shortname = "vdt",
+    category = "vdi",
+    printcolumn = r#"{"name":"Display Name","type":"string","jsonPath":".spec.displayName"}"#,
+    printcolumn = r#"{"name":"Image","type":"string","jsonPath":".spec.image"}"#,
+    printcolumn = r#"{"name":"Renderer","type":"string","jsonPath":".spec.renderer"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct VDITemplateSpec {
+    /// Name shown to users.
+    #[schemars(length(min = 1, max = 128))]
+    pub display_name: String,
+    /// A sentence about what the desktop offers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Desktop container image.
+    #[schemars(length(min = 1))]
+    pub image: String,
+    /// Resources a session gets for fields it leaves out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<SessionResources>,
+    /// The template `VDIPlugin` that renders sessions of this template; the template plugin
+    /// with the lowest `order` when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renderer: Option<String>,
+    /// Settings passed to the renderer for this template (a JSON object).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::plugin::any_object")]
+    pub settings: Option<serde_json::Value>,
+    /// Secrets (in the session's namespace) that pull the image: names only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_pull_secrets: Vec<LocalRef>,
+}
+
+/// A reference to an object by name in the same namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct LocalRef {
+    /// Its name.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
