@@ -38,7 +38,8 @@ pub const SESSION_UID_LABEL: &str = "vdi.dev/session-uid";
 pub const FIELD_MANAGER: &str = "vdi-operator";
 
 /// The three CustomResourceDefinitions, in the order they should be applied.
-pub fn crds() -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>
+pub fn crds()
+-> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>
 {
     vec![VDIPlugin::crd(), VDITemplate::crd(), VDISession::crd()]
 }

@@ -208,7 +208,9 @@ pub fn next_step(session: SessionView<'_>, observed: &Observed, now: Timestamp) 
                 reason: reason.clone(),
                 message: message.clone(),
             },
-            Some(PodView { deleting: false, .. }) => Step::Wait(until_expiry),
+            Some(PodView {
+                deleting: false, ..
+            }) => Step::Wait(until_expiry),
             _ => Step::MarkFailed {
                 reason: "PodDeleted".into(),
                 message: "the desktop pod was removed while the session ran".into(),

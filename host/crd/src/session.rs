@@ -306,7 +306,14 @@ impl VDISessionStatus {
     }
 
     /// Sets condition `type_` (keeping its transition time when the status is unchanged).
-    pub fn set_condition(&mut self, type_: &str, status: bool, reason: &str, message: &str, now: &str) {
+    pub fn set_condition(
+        &mut self,
+        type_: &str,
+        status: bool,
+        reason: &str,
+        message: &str,
+        now: &str,
+    ) {
         let status = if status { "True" } else { "False" };
         match self.conditions.iter_mut().find(|c| c.type_ == type_) {
             Some(c) => {
@@ -365,6 +372,9 @@ mod tests {
         assert_eq!(s.condition("Scheduled").unwrap().last_transition_time, "t1");
         s.set_condition("Scheduled", true, "Placed", "ok", "t3");
         let c = s.condition("Scheduled").unwrap();
-        assert_eq!((c.status.as_str(), c.last_transition_time.as_str()), ("True", "t3"));
+        assert_eq!(
+            (c.status.as_str(), c.last_transition_time.as_str()),
+            ("True", "t3")
+        );
     }
 }

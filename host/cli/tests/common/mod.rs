@@ -72,3 +72,23 @@ pub fn kubectl_path() -> PathBuf {
     );
     path
 }
+
+/// Builds the guest plugins (wasm32-wasip2, release) once per test process and returns the
+/// directory holding the `.wasm` files.
+pub fn guests() -> &'static PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = repo_root().join("plugins");
+        let target = std::env::var_os("VDI_PLUGINS_TARGET_DIR")
+            .map_or_else(|| dir.join("target"), PathBuf::from);
+        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["build", "--release", "--quiet", "--target", "wasm32-wasip2"])
+            .current_dir(&dir)
+            .env("CARGO_TARGET_DIR", &target)
+            .env_remove("RUSTFLAGS")
+            .status()
+            .expect("run cargo to build the guest plugins");
+        assert!(status.success(), "building the guest plugins failed");
+        target.join("wasm32-wasip2/release")
+    })
+}

@@ -1,0 +1,129 @@
+//! The embedded control plane's in-process admission for `VDISession`: the same chain the
+//! operator's webhook runs on a real cluster, reading templates and the user's sessions
+//! straight from the store.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use vdi_cluster::{AdmissionHook, ApiError, Operation, Requester, ResourceType, Store};
+use vdi_crd::{GROUP, SessionPhase, VDISessionSpec, VDISessionStatus, VDITemplateSpec};
+use vdi_operator::{AdmissionSources, Registry, admit_object};
+
+/// Runs the operator's admission chain on `VDISession` creates and updates.
+pub struct SessionAdmission {
+    registry: Arc<Registry>,
+    store: Arc<Store>,
+}
+
+impl SessionAdmission {
+    /// A hook judging with `registry`'s plugins, reading from `store`.
+    pub fn new(registry: Arc<Registry>, store: Arc<Store>) -> Self {
+        Self { registry, store }
+    }
+}
+
+struct StoreSources<'a> {
+    store: &'a Store,
+}
+
+impl StoreSources<'_> {
+    fn kind(&self, plural: &str) -> Option<ResourceType> {
+        self.store.registry.find(GROUP, vdi_crd::VERSION, plural)
+    }
+}
+
+impl AdmissionSources for StoreSources<'_> {
+    fn template(&self, name: &str) -> Option<VDITemplateSpec> {
+        let rt = self.kind("vditemplates")?;
+        let obj = self.store.get(&rt, "", name).ok()?;
+        serde_json::from_value(obj["spec"].clone()).ok()
+    }
+
+    fn sessions_of(&self, user: &str) -> Vec<(String, String, VDISessionSpec, SessionPhase)> {
+        let Some(rt) = self.kind("vdisessions") else {
+            return Vec::new();
+        };
+        let (items, _, _) = self.store.list(&rt, None, None, None, &|o| {
+            o["spec"]["user"]["name"].as_str() == Some(user)
+                && o["metadata"]["deletionTimestamp"].is_null()
+        });
+        items
+            .into_iter()
+            .filter_map(|o| {
+                let spec: VDISessionSpec = serde_json::from_value(o["spec"].clone()).ok()?;
+                let phase = serde_json::from_value::<VDISessionStatus>(o["status"].clone())
+                    .map(|s| s.phase())
+                    .unwrap_or_default();
+                Some((
+                    o["metadata"]["namespace"].as_str()?.to_owned(),
+                    o["metadata"]["name"].as_str()?.to_owned(),
+                    spec,
+                    phase,
+                ))
+            })
+            .collect()
+    }
+}
+
+impl AdmissionHook for SessionAdmission {
+    fn handles(&self, rt: &ResourceType) -> bool {
+        rt.group == GROUP && rt.plural == "vdisessions"
+    }
+
+    fn admit(
+        &self,
+        op: Operation,
+        requester: &Requester,
+        _rt: &ResourceType,
+        obj: &mut Value,
+        old: Option<&Value>,
+    ) -> vdi_cluster::Result<()> {
+        let set = self.registry.current();
+        if set.version == 0 {
+            // Fail closed, like a webhook with failurePolicy Fail that is not up yet.
+            return Err(ApiError::Forbidden(
+                "admission webhook \"vdisessions.vdi.dev\" is not ready: the plugins are still loading".into(),
+            ));
+        }
+        let sources = StoreSources { store: &self.store };
+        let who = vdi_operator::Requester {
+            user: requester.user.clone(),
+            groups: requester.groups.clone(),
+        };
+        let create = op == Operation::Create;
+        // Plugin calls block (WASI drives its pipes with a runtime of its own): keep them off
+        // the async worker that serves this request.
+        let judged = match tokio::runtime::Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(|| admit_object(&set, &sources, &who, create, obj, old))
+            }
+            Ok(_) => std::thread::scope(|scope| {
+                scope
+                    .spawn(|| admit_object(&set, &sources, &who, create, &mut *obj, old))
+                    .join()
+                    .unwrap_or_else(|_| {
+                        Err(vdi_operator::Refusal {
+                            code: 500,
+                            message: "admission panicked".into(),
+                        })
+                    })
+            }),
+            Err(_) => admit_object(&set, &sources, &who, create, obj, old),
+        };
+        judged.map_err(|r| {
+            if r.code == 403 {
+                ApiError::Forbidden(format!(
+                    "admission webhook \"vdisessions.vdi.dev\" denied the request: {}",
+                    r.message
+                ))
+            } else {
+                ApiError::Invalid {
+                    kind: "VDISession".into(),
+                    name: obj["metadata"]["name"].as_str().unwrap_or_default().into(),
+                    field: "spec".into(),
+                    reason: r.message,
+                }
+            }
+        })
+    }
+}

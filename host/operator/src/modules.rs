@@ -1,0 +1,288 @@
+//! Where plugin modules come from: the operator's content-addressed upload store, `https://`
+//! URLs (pinned by digest), and ConfigMaps. Every source's bytes are checked against the pinned
+//! digest before anything else looks at them.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper_util::client::legacy::Client as HttpClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::Api;
+use vdi_crd::PluginSource;
+use vdi_plugin_host::Digest;
+
+/// Largest module any source may deliver.
+pub const MAX_MODULE_BYTES: usize = 64 << 20;
+/// How long an `https://` download may take.
+pub const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why a module could not be fetched.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// The source is not usable as written.
+    #[error("{0}")]
+    Invalid(String),
+    /// Not in the upload store.
+    #[error("module {0} is not in the upload store (upload it first)")]
+    NotUploaded(String),
+    /// Reading or writing the store failed.
+    #[error("upload store: {0}")]
+    Store(#[from] std::io::Error),
+    /// Download failed.
+    #[error("download {url}: {reason}")]
+    Download {
+        /// The URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// The ConfigMap or its key is missing.
+    #[error("configMap {0}")]
+    ConfigMap(String),
+    /// The bytes do not hash to the pinned digest.
+    #[error("digest mismatch: spec.sha256 pins {expected}, the module is {actual}")]
+    DigestMismatch {
+        /// Pinned.
+        expected: String,
+        /// Found.
+        actual: String,
+    },
+}
+
+/// A directory of modules named by their digest: `<dir>/sha256/<hex>.wasm`.
+#[derive(Debug, Clone)]
+pub struct ModuleStore {
+    dir: PathBuf,
+}
+
+impl ModuleStore {
+    /// A store in `dir` (created on first write).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    fn path(&self, digest: &Digest) -> PathBuf {
+        self.dir
+            .join("sha256")
+            .join(format!("{}.wasm", digest.hex()))
+    }
+
+    /// Stores `bytes` (atomically: written aside, then renamed) and returns their digest.
+    pub fn put(&self, bytes: &[u8]) -> Result<Digest, FetchError> {
+        if bytes.len() > MAX_MODULE_BYTES {
+            return Err(FetchError::Invalid(format!(
+                "module of {} bytes exceeds the {MAX_MODULE_BYTES}-byte limit",
+                bytes.len()
+            )));
+        }
+        let digest = Digest::of(bytes);
+        let path = self.path(&digest);
+        if path.exists() {
+            return Ok(digest);
+        }
+        let parent = path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(parent)?;
+        let tmp = parent.join(format!(
+            ".{}.{}",
+            digest.hex(),
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::write(&tmp, bytes)?;
+        std::fs::rename(&tmp, &path)?;
+        Ok(digest)
+    }
+
+    /// The module with `digest`, checked.
+    pub fn get(&self, digest: &Digest) -> Result<Vec<u8>, FetchError> {
+        let bytes = match std::fs::read(self.path(digest)) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(FetchError::NotUploaded(digest.to_string()));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        verify(digest, &bytes)?;
+        Ok(bytes)
+    }
+}
+
+fn verify(expected: &Digest, bytes: &[u8]) -> Result<(), FetchError> {
+    let actual = Digest::of(bytes);
+    if actual != *expected {
+        return Err(FetchError::DigestMismatch {
+            expected: expected.to_string(),
+            actual: actual.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// Fetches modules from any source.
+#[derive(Clone)]
+pub struct Fetcher {
+    store: ModuleStore,
+    client: kube::Client,
+    https: HttpClient<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>,
+}
+
+impl std::fmt::Debug for Fetcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fetcher")
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Fetcher {
+    /// A fetcher over `store`, reading ConfigMaps through `client`, trusting the system's roots
+    /// plus `extra_ca_pem` (PEM certificates) for downloads.
+    pub fn new(
+        store: ModuleStore,
+        client: kube::Client,
+        extra_ca_pem: Option<&[u8]>,
+    ) -> anyhow::Result<Self> {
+        let mut roots = rustls::RootCertStore::empty();
+        let native = rustls_native_roots();
+        roots.add_parsable_certificates(native);
+        if let Some(pem) = extra_ca_pem {
+            use rustls::pki_types::CertificateDer;
+            use rustls::pki_types::pem::PemObject as _;
+            for cert in CertificateDer::pem_slice_iter(pem) {
+                roots.add(cert?)?;
+            }
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_only()
+            .enable_http1()
+            .build();
+        let https = HttpClient::builder(TokioExecutor::new()).build(connector);
+        Ok(Self {
+            store,
+            client,
+            https,
+        })
+    }
+
+    /// The upload store.
+    pub fn store(&self) -> &ModuleStore {
+        &self.store
+    }
+
+    /// Fetches the module `source` names and checks it against `digest`.
+    pub async fn fetch(
+        &self,
+        source: &PluginSource,
+        digest: &Digest,
+    ) -> Result<Vec<u8>, FetchError> {
+        source.validate().map_err(FetchError::Invalid)?;
+        if source.upload.is_some() {
+            return self.store.get(digest);
+        }
+        let bytes = if let Some(url) = &source.url {
+            self.download(url).await?
+        } else if let Some(cm) = &source.config_map {
+            let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &cm.namespace);
+            let what = format!("{}/{}", cm.namespace, cm.name);
+            let map = api
+                .get_opt(&cm.name)
+                .await
+                .map_err(|e| FetchError::ConfigMap(format!("{what}: {e}")))?
+                .ok_or_else(|| FetchError::ConfigMap(format!("{what} does not exist")))?;
+            match map.binary_data.as_ref().and_then(|d| d.get(&cm.key)) {
+                Some(b) => b.0.clone(),
+                None => {
+                    return Err(FetchError::ConfigMap(format!(
+                        "{what} has no binaryData key {:?}",
+                        cm.key
+                    )));
+                }
+            }
+        } else {
+            unreachable!("validate checked one source is set")
+        };
+        verify(digest, &bytes)?;
+        Ok(bytes)
+    }
+
+    async fn download(&self, url: &str) -> Result<Vec<u8>, FetchError> {
+        let fail = |reason: String| FetchError::Download {
+            url: url.to_owned(),
+            reason,
+        };
+        let uri: http::Uri = url.parse().map_err(|e| fail(format!("{e}")))?;
+        let request = http::Request::get(uri)
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| fail(e.to_string()))?;
+        let work = async {
+            let response = self
+                .https
+                .request(request)
+                .await
+                .map_err(|e| fail(format!("{e:#}")))?;
+            if !response.status().is_success() {
+                return Err(fail(format!("HTTP {}", response.status())));
+            }
+            let body = Limited::new(response.into_body(), MAX_MODULE_BYTES)
+                .collect()
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+            Ok(body.to_bytes().to_vec())
+        };
+        tokio::time::timeout(FETCH_TIMEOUT, work)
+            .await
+            .map_err(|_| fail(format!("timed out after {FETCH_TIMEOUT:?}")))?
+    }
+}
+
+/// The system's trusted roots (none when they cannot be read: then only the extra CA works).
+fn rustls_native_roots() -> Vec<rustls::pki_types::CertificateDer<'static>> {
+    let found = rustls_native_certs::load_native_certs();
+    for e in &found.errors {
+        tracing::debug!(error = %e, "reading a system root certificate failed");
+    }
+    found.certs
+}
+
+/// Decodes the base64 of a module (what ConfigMap `binaryData` holds on the wire).
+pub fn decode_base64(text: &str) -> Result<Vec<u8>, FetchError> {
+    base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .map_err(|e| FetchError::Invalid(format!("base64: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_is_addressed_by_digest_and_checks_on_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ModuleStore::new(dir.path());
+        let digest = store.put(b"module").unwrap();
+        assert_eq!(digest, Digest::of(b"module"));
+        assert_eq!(store.put(b"module").unwrap(), digest, "idempotent");
+        assert_eq!(store.get(&digest).unwrap(), b"module");
+        std::fs::write(store.path(&digest), b"tampered").unwrap();
+        assert!(matches!(
+            store.get(&digest),
+            Err(FetchError::DigestMismatch { .. })
+        ));
+        let absent = Digest::of(b"other");
+        assert!(matches!(
+            store.get(&absent),
+            Err(FetchError::NotUploaded(_))
+        ));
+    }
+}

@@ -1,0 +1,254 @@
+//! Placement: one task owns every GPU-slot decision, so no slot is ever given twice however many
+//! sessions are reconciled at once. Requests that arrive together are placed in one batch
+//! (one plugin call against one inventory snapshot). Placements not yet visible in the session
+//! cache are held in a ledger, so a decision counts from the moment it is made.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Node as KubeNode;
+use kube::ResourceExt as _;
+use kube::runtime::reflector::Store;
+use tokio::sync::{mpsc, oneshot};
+use vdi_crd::{DecisionRecord, EffectiveResources, VDISession};
+use vdi_plugin_host::types::{PlacementDecision, SessionRequest};
+
+use crate::admission::duration_micros;
+use crate::inventory::{Holding, inventory};
+use crate::registry::Registry;
+
+/// Most requests placed in one plugin call.
+pub const MAX_BATCH: usize = 64;
+/// How long a ledger entry the session cache never confirms is kept.
+const LEDGER_GRACE: Duration = Duration::from_secs(30);
+
+/// Where a session goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placed {
+    /// Node.
+    pub node: String,
+    /// GPU index.
+    pub gpu: Option<u32>,
+    /// The plugin's reason.
+    pub reason: String,
+}
+
+/// The answer to a placement request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Placement {
+    /// Placed (or already placed earlier: the same answer again).
+    Placed(Placed, Option<DecisionRecord>),
+    /// Fits nowhere now.
+    Unschedulable(String, DecisionRecord),
+    /// No scheduler plugin can decide (none loaded, or it failed).
+    Unavailable(String, Option<DecisionRecord>),
+}
+
+struct Job {
+    uid: String,
+    request: SessionRequest,
+    resources: EffectiveResources,
+    reply: oneshot::Sender<Placement>,
+}
+
+/// Asks the placement task.
+#[derive(Clone, Debug)]
+pub struct Scheduler {
+    tx: mpsc::Sender<Job>,
+}
+
+struct LedgerEntry {
+    holding: Holding,
+    reason: String,
+    at: Instant,
+}
+
+impl Scheduler {
+    /// Starts the placement task over the nodes and sessions caches.
+    pub fn start(
+        registry: Arc<Registry>,
+        nodes: Store<KubeNode>,
+        sessions: Store<VDISession>,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(4096);
+        let task = tokio::spawn(run(registry, nodes, sessions, rx));
+        (Self { tx }, task)
+    }
+
+    /// Places the session with `uid` (idempotent: a session placed before gets the same place).
+    pub async fn place(
+        &self,
+        uid: &str,
+        request: SessionRequest,
+        resources: EffectiveResources,
+    ) -> Placement {
+        let (reply, rx) = oneshot::channel();
+        let job = Job {
+            uid: uid.to_owned(),
+            request,
+            resources,
+            reply,
+        };
+        if self.tx.send(job).await.is_err() {
+            return Placement::Unavailable("the placement task stopped".into(), None);
+        }
+        rx.await
+            .unwrap_or_else(|_| Placement::Unavailable("the placement task stopped".into(), None))
+    }
+}
+
+/// What placed sessions hold, from the cache, by session uid.
+fn cached_holdings(sessions: &Store<VDISession>) -> HashMap<String, Holding> {
+    sessions
+        .state()
+        .iter()
+        .filter_map(|s| {
+            let st = s.status.as_ref()?;
+            if !st.phase().holds_capacity() {
+                return None;
+            }
+            Some((
+                s.uid()?,
+                Holding {
+                    node: st.node.clone()?,
+                    gpu: st.gpu,
+                    resources: st.admitted.as_ref()?.resources,
+                },
+            ))
+        })
+        .collect()
+}
+
+async fn run(
+    registry: Arc<Registry>,
+    nodes: Store<KubeNode>,
+    sessions: Store<VDISession>,
+    mut rx: mpsc::Receiver<Job>,
+) {
+    let mut ledger: HashMap<String, LedgerEntry> = HashMap::new();
+    while let Some(first) = rx.recv().await {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(j) => jobs.push(j),
+                Err(_) => break,
+            }
+        }
+        let cached = cached_holdings(&sessions);
+        // Drop entries the cache has caught up with; an entry the cache never shows (its
+        // status write was lost and the session went away) expires after a grace period.
+        ledger.retain(|uid, e| match cached.get(uid) {
+            Some(h) => *h != e.holding,
+            None => e.at.elapsed() < LEDGER_GRACE,
+        });
+        // Sessions already placed get the same answer.
+        let mut todo = Vec::new();
+        for job in jobs {
+            if let Some(e) = ledger.get(&job.uid) {
+                let placed = Placed {
+                    node: e.holding.node.clone(),
+                    gpu: e.holding.gpu,
+                    reason: e.reason.clone(),
+                };
+                let _ = job.reply.send(Placement::Placed(placed, None));
+            } else {
+                todo.push(job);
+            }
+        }
+        if todo.is_empty() {
+            continue;
+        }
+        let set = registry.current();
+        let Some(plugin) = set.scheduler().cloned() else {
+            for job in todo {
+                let _ = job.reply.send(Placement::Unavailable(
+                    "no scheduler plugin is loaded".into(),
+                    None,
+                ));
+            }
+            continue;
+        };
+        let node_state = nodes.state();
+        let holdings: Vec<Holding> = cached
+            .into_iter()
+            .filter(|(uid, _)| !ledger.contains_key(uid))
+            .map(|(_, h)| h)
+            .chain(ledger.values().map(|e| e.holding.clone()))
+            .collect();
+        let inv = inventory(node_state.iter().map(|n| &**n), &holdings);
+        let requests: Vec<SessionRequest> = todo.iter().map(|j| j.request.clone()).collect();
+        let started = Instant::now();
+        let call = tokio::task::spawn_blocking({
+            let plugin = plugin.clone();
+            move || plugin.place_batch(&requests, &inv)
+        })
+        .await;
+        let latency = duration_micros(started.elapsed()) / todo.len() as u64;
+        let record = |outcome: &str, message: String| DecisionRecord {
+            hook: "scheduler".into(),
+            plugin: plugin.name().to_owned(),
+            digest: plugin.digest().to_string(),
+            outcome: outcome.into(),
+            message,
+            latency_micros: latency,
+        };
+        let decisions = match call {
+            Ok(Ok(d)) if d.len() == todo.len() => d,
+            Ok(Ok(d)) => {
+                let why = format!("returned {} decisions for {} requests", d.len(), todo.len());
+                for job in todo {
+                    let r = record("Failed", why.clone());
+                    let _ = job.reply.send(Placement::Unavailable(why.clone(), Some(r)));
+                }
+                continue;
+            }
+            Ok(Err(e)) => {
+                let why = format!("scheduler plugin {} failed: {e}", plugin.name());
+                for job in todo {
+                    let r = record("Failed", e.to_string());
+                    let _ = job.reply.send(Placement::Unavailable(why.clone(), Some(r)));
+                }
+                continue;
+            }
+            Err(e) => {
+                for job in todo {
+                    let _ = job.reply.send(Placement::Unavailable(e.to_string(), None));
+                }
+                continue;
+            }
+        };
+        for (job, decision) in todo.into_iter().zip(decisions) {
+            let answer = match decision {
+                PlacementDecision::Placed(p) => {
+                    ledger.insert(
+                        job.uid.clone(),
+                        LedgerEntry {
+                            holding: Holding {
+                                node: p.node.clone(),
+                                gpu: p.gpu,
+                                resources: job.resources,
+                            },
+                            reason: p.reason.clone(),
+                            at: Instant::now(),
+                        },
+                    );
+                    let r = record("Placed", p.reason.clone());
+                    Placement::Placed(
+                        Placed {
+                            node: p.node,
+                            gpu: p.gpu,
+                            reason: p.reason,
+                        },
+                        Some(r),
+                    )
+                }
+                PlacementDecision::Unschedulable(reasons) => {
+                    let why = reasons.join("; ");
+                    Placement::Unschedulable(why.clone(), record("Unschedulable", why))
+                }
+            };
+            let _ = job.reply.send(answer);
+        }
+    }
+}
