@@ -12,22 +12,22 @@ use vdi_cluster::{Cluster, ClusterConfig, SimulatedNodes};
 pub(crate) struct ClusterArgs {
     /// Directory of the cluster's database.
     #[arg(long, env = "VDI_DATA_DIR", default_value = ".vdi/cluster")]
-    data_dir: PathBuf,
+    pub(crate) data_dir: PathBuf,
     /// Address to listen on (port 0: any free port).
     #[arg(long, default_value = "127.0.0.1:6443")]
-    listen: SocketAddr,
+    pub(crate) listen: SocketAddr,
     /// Where to write the kubeconfig (written after the server listens).
     #[arg(long, default_value = ".vdi/kubeconfig")]
-    kubeconfig: PathBuf,
+    pub(crate) kubeconfig: PathBuf,
     /// Simulated GPU nodes to register (KWOK-style; 0 for none).
     #[arg(long, default_value_t = 4)]
-    sim_nodes: usize,
+    pub(crate) sim_nodes: usize,
     /// GPUs per simulated node.
     #[arg(long, default_value_t = 1)]
-    sim_gpus: u32,
+    pub(crate) sim_gpus: u32,
     /// Time-slices per simulated GPU.
     #[arg(long, default_value_t = 8)]
-    sim_slices: u32,
+    pub(crate) sim_slices: u32,
 }
 
 pub(crate) fn run(args: &ClusterArgs) -> Result<ExitCode> {
@@ -52,19 +52,7 @@ pub(crate) fn run(args: &ClusterArgs) -> Result<ExitCode> {
                 .context("start the simulated nodes")?;
             println!("simulated GPU nodes: {}", names.join(", "));
         }
-        if let Some(dir) = args
-            .kubeconfig
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-        {
-            std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
-        }
-        // Write then rename, so a reader never sees half a kubeconfig.
-        let tmp = args.kubeconfig.with_extension("tmp");
-        std::fs::write(&tmp, cluster.kubeconfig())
-            .with_context(|| format!("write {}", tmp.display()))?;
-        std::fs::rename(&tmp, &args.kubeconfig)
-            .with_context(|| format!("write {}", args.kubeconfig.display()))?;
+        write_kubeconfig(&args.kubeconfig, &cluster.kubeconfig())?;
         println!("control plane listening on {}", cluster.url());
         println!(
             "kubeconfig: {}  (export KUBECONFIG={})",
@@ -75,4 +63,15 @@ pub(crate) fn run(args: &ClusterArgs) -> Result<ExitCode> {
         cluster.stop().await;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Writes `contents` to `path` atomically (a reader never sees half a kubeconfig).
+pub(crate) fn write_kubeconfig(path: &std::path::Path, contents: &str) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, contents).with_context(|| format!("write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("write {}", path.display()))?;
+    Ok(())
 }

@@ -3,6 +3,7 @@
 mod bench;
 mod cluster_bench;
 mod cluster_cmd;
+mod operator_cmd;
 mod plugin_cmd;
 mod samples;
 mod up;
@@ -22,9 +23,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the platform on this machine: show each plugin hook deciding a sample session, then
-    /// serve the embedded control plane with simulated GPU nodes until Ctrl-C.
+    /// Run the whole platform on this machine: the embedded control plane with simulated GPU
+    /// nodes, the CRDs, default templates and plugins, and the operator, until Ctrl-C.
     Up(up::UpArgs),
+    /// Run the operator against a cluster (in-cluster service account or KUBECONFIG).
+    Operator(operator_cmd::OperatorArgs),
+    /// Print the CustomResourceDefinitions (YAML).
+    Crds,
     /// Run the embedded Kubernetes-compatible control plane and write its kubeconfig.
     Cluster(cluster_cmd::ClusterArgs),
     /// Measure the embedded control plane: creates/s, updates/s, large lists, watch fan-out.
@@ -62,6 +67,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Up(args) => up::run(&args),
         Command::Cluster(args) => cluster_cmd::run(&args),
+        Command::Operator(args) => operator_cmd::run(&args),
+        Command::Crds => operator_cmd::crds(),
         Command::BenchCluster(args) => cluster_bench::run(&args),
         Command::Plugin(PluginCommand::Inspect { wasm, json }) => plugin_cmd::inspect(&wasm, json),
         Command::Plugin(PluginCommand::Test(args)) => plugin_cmd::test(&args),

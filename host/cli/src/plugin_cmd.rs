@@ -11,13 +11,17 @@ pub(crate) fn read_wasm(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("read {}", path.display()))
 }
 
+/// Where compiled components are cached: `$VDI_CACHE_DIR`, else `~/.cache/vdi/plugins`.
+pub(crate) fn cache_dir() -> Option<PathBuf> {
+    std::env::var_os("VDI_CACHE_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/vdi/plugins")))
+}
+
 /// A runtime caching compiled components under the user's cache directory.
 pub(crate) fn runtime() -> Result<Runtime> {
-    let cache_dir = std::env::var_os("VDI_CACHE_DIR")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/vdi/plugins")));
     Runtime::new(RuntimeConfig {
-        cache_dir,
+        cache_dir: cache_dir(),
         ..RuntimeConfig::default()
     })
     .context("start the plugin runtime")

@@ -1,22 +1,15 @@
-//! `vdi up`: runs the platform on this machine. Today it loads the default plugins, walks sample
-//! sessions through admission, scheduling and rendering, then serves the embedded control plane
-//! with simulated GPU nodes until Ctrl-C; the operator joins it later.
+//! `vdi up`: the whole platform on this machine: the embedded control plane with simulated GPU
+//! nodes, the CRDs, default templates and plugins, and the operator, until Ctrl-C. Then
+//! `kubectl apply -f examples/session.yaml` gives a Running session.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
 
 use anyhow::{Context, Result};
-use vdi_plugin_host::types::PlacementDecision;
-use vdi_plugin_host::{
-    AdmissionChain, ChainEntry, ChainVerdict, FailurePolicy, Limits, Plugin, RenderPolicy,
-};
-
-use crate::plugin_cmd::{read_wasm, runtime};
-use crate::samples;
-
-/// Settings of the sample quota policy: staff may start the Ubuntu desktop, admins anything.
-const QUOTA_SETTINGS: &str = r#"{"maxTimeoutSeconds": 14400, "templatesByGroup": {"staff": ["ubuntu-desktop"], "admins": ["*"]}}"#;
+use vdi_cli::platform::{DEFAULT_PLUGINS, Platform, PlatformOptions};
+use vdi_cluster::SimulatedNodes;
+use vdi_operator::OperatorConfig;
 
 /// Arguments of `vdi up`.
 #[derive(clap::Args)]
@@ -28,138 +21,78 @@ pub(crate) struct UpArgs {
         default_value = "plugins/target/wasm32-wasip2/release"
     )]
     plugins_dir: PathBuf,
-    /// Simulated GPU nodes in the sample inventory.
-    #[arg(long, default_value_t = 4)]
-    nodes: usize,
-    /// Print the rendered objects as JSON.
-    #[arg(long)]
-    objects: bool,
-    /// Only show the plugin decisions; do not start the control plane.
-    #[arg(long)]
-    no_cluster: bool,
+    /// Address of the operator's metrics, health and webhook endpoints.
+    #[arg(long, default_value = "127.0.0.1:9443")]
+    operator_listen: SocketAddr,
+    /// URL of a running session (`{namespace}` and `{name}` are replaced).
+    #[arg(
+        long,
+        default_value = "https://localhost:8443/sessions/{namespace}/{name}/"
+    )]
+    url_template: String,
     /// The control plane's settings (data directory, port, kubeconfig, simulated nodes).
     #[command(flatten)]
     cluster: crate::cluster_cmd::ClusterArgs,
 }
 
-fn load(args: &UpArgs, file: &str, settings: &str) -> Result<Plugin> {
-    let path = args.plugins_dir.join(file);
-    let bytes = read_wasm(&path).context("build the default plugins first (make plugins)")?;
-    let (plugin, stats) = runtime()?.load(
-        file.trim_end_matches(".wasm"),
-        &bytes,
-        None,
-        Limits::default(),
-        settings,
-    )?;
-    println!(
-        "loaded    {:<12} {:<10} {}  ({:?}, {:.1} ms)",
-        plugin.name(),
-        plugin.hook().name(),
-        plugin.digest(),
-        stats.outcome,
-        stats.compile.as_secs_f64() * 1e3
-    );
-    Ok(plugin)
-}
-
 pub(crate) fn run(args: &UpArgs) -> Result<ExitCode> {
-    let quota = load(args, "vdi_quota.wasm", QUOTA_SETTINGS)?;
-    let scheduler = load(args, "vdi_gpu_binpack.wasm", "")?;
-    let renderer = load(args, "vdi_desktop.wasm", "")?;
-    let chain = AdmissionChain::new(vec![ChainEntry {
-        plugin: quota,
-        failure_policy: FailurePolicy::Fail,
-    }]);
-    let nodes = samples::nodes(args.nodes, 1);
-    let template = samples::template();
-    let context = samples::context();
-
-    let sessions = [
-        samples::request("alice-desktop", "alice", &["staff"], "ubuntu-desktop"),
-        samples::request("bob-blender", "bob", &["staff"], "blender"),
-    ];
-    for request in &sessions {
-        println!();
+    let rt = tokio::runtime::Runtime::new().context("start the async runtime")?;
+    rt.block_on(async {
+        let c = &args.cluster;
+        let mut config = OperatorConfig {
+            http_listen: Some(args.operator_listen),
+            ..OperatorConfig::default()
+        };
+        config.session.url_template = args.url_template.clone();
+        let cache_dir = crate::plugin_cmd::cache_dir();
+        let platform = Platform::start(PlatformOptions {
+            data_dir: c.data_dir.clone(),
+            listen: c.listen,
+            nodes: SimulatedNodes {
+                count: c.sim_nodes,
+                gpus_per_node: c.sim_gpus,
+                slices_per_gpu: c.sim_slices,
+                ..SimulatedNodes::default()
+            },
+            plugins_dir: Some(args.plugins_dir.clone()),
+            cache_dir,
+            operator: Some(config),
+            admission_hook: true,
+        })
+        .await?;
+        crate::cluster_cmd::write_kubeconfig(&c.kubeconfig, &platform.kubeconfig())?;
+        let set = platform.registry.current();
+        println!("control plane   {}", platform.cluster.url());
         println!(
-            "session   {}/{}: user {} wants {} with {} GPU slice(s) for {} s",
-            request.namespace,
-            request.name,
-            request.spec.user.name,
-            request.spec.template,
-            request.spec.resources.gpu_slices,
-            request.spec.timeout_seconds
+            "nodes           {} simulated, {} GPU(s) x {} slices each",
+            c.sim_nodes, c.sim_gpus, c.sim_slices
         );
-        let started = Instant::now();
-        let outcome = chain.review(request, &context);
-        let spec = match outcome.verdict {
-            ChainVerdict::Allowed { spec, mutated } => {
-                let note = if mutated {
-                    format!(
-                        "mutated: timeout {} s -> {} s",
-                        request.spec.timeout_seconds, spec.timeout_seconds
-                    )
-                } else {
-                    "unchanged".to_owned()
-                };
-                println!(
-                    "admission allowed ({note}) in {:.0} µs",
-                    started.elapsed().as_secs_f64() * 1e6
+        for p in DEFAULT_PLUGINS {
+            let digest = set
+                .admission
+                .iter()
+                .map(|a| &a.plugin)
+                .chain(set.schedulers.iter())
+                .chain(set.templates.values())
+                .find(|x| x.name() == p.name)
+                .map_or_else(
+                    || "NOT LOADED (kubectl get vdp)".to_owned(),
+                    |x| x.digest().to_string(),
                 );
-                spec
-            }
-            ChainVerdict::Denied { plugin, reason } => {
-                println!("admission denied by {plugin}: {reason}");
-                continue;
-            }
-            ChainVerdict::Failed { plugin, error } => {
-                println!("admission failed in {plugin}: {error}");
-                continue;
-            }
-        };
-        let admitted = vdi_plugin_host::types::SessionRequest {
-            spec,
-            ..request.clone()
-        };
-        let started = Instant::now();
-        let placement = match scheduler.place(&admitted, &nodes)? {
-            PlacementDecision::Placed(p) => p,
-            PlacementDecision::Unschedulable(reasons) => {
-                println!("scheduler unschedulable: {}", reasons.join("; "));
-                continue;
-            }
-        };
-        println!(
-            "scheduler placed on {} GPU {} over {} nodes in {:.0} µs: {}",
-            placement.node,
-            placement.gpu.map_or("none".to_owned(), |g| g.to_string()),
-            nodes.len(),
-            started.elapsed().as_secs_f64() * 1e6,
-            placement.reason
-        );
-        let started = Instant::now();
-        let objects =
-            renderer.render(&admitted, &template, &placement, &RenderPolicy::default())?;
-        println!(
-            "template  rendered {} objects in {:.0} µs:",
-            objects.len(),
-            started.elapsed().as_secs_f64() * 1e6
-        );
-        for o in &objects {
-            println!(
-                "            {:<22} {}/{}",
-                o["kind"].as_str().unwrap_or("?"),
-                o["metadata"]["namespace"].as_str().unwrap_or("?"),
-                o["metadata"]["name"].as_str().unwrap_or("?")
-            );
+            println!("plugin          {:<12} {:<10} {digest}", p.name, p.hook);
         }
-        if args.objects {
-            println!("{}", serde_json::to_string_pretty(&objects)?);
+        if let Some(addr) = platform.operator.as_ref().and_then(|o| o.http_addr()) {
+            println!("operator        http://{addr}/metrics");
         }
-    }
-    if args.no_cluster {
-        return Ok(ExitCode::SUCCESS);
-    }
-    println!();
-    crate::cluster_cmd::run(&args.cluster)
+        println!();
+        println!("export KUBECONFIG={}", c.kubeconfig.display());
+        println!("kubectl apply -f examples/session.yaml && kubectl get vds -w");
+        println!(
+            "(Ctrl-C stops everything; state stays in {})",
+            c.data_dir.display()
+        );
+        tokio::signal::ctrl_c().await.context("wait for Ctrl-C")?;
+        platform.stop().await;
+        Ok(ExitCode::SUCCESS)
+    })
 }

@@ -387,3 +387,106 @@ fn kubectl_server_side_apply_reports_conflicts_and_forces() {
     ]);
     assert!(managers.contains("other"), "{managers}");
 }
+
+#[test]
+fn vdi_up_then_kubectl_apply_gives_a_running_session_or_the_policy_reason() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let platform = ClusterProcess::up(dir.path());
+    let k = Kubectl {
+        cluster: &platform,
+        dir: dir.path(),
+    };
+    let examples = common::repo_root().join("examples");
+    let session = examples.join("session.yaml");
+    k.ok(&["apply", "-f", session.to_str().unwrap()]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let phase = k.ok(&[
+            "get",
+            "vds",
+            "alice-desktop",
+            "-o",
+            "jsonpath={.status.phase}",
+        ]);
+        if phase == "Running" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "session stuck in {phase:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let table = k.ok(&["get", "vds", "-o", "wide"]);
+    assert!(table.contains("PHASE") && table.contains("URL"), "{table}");
+    assert!(
+        table.contains("Running") && table.contains("alice") && table.contains("ubuntu-desktop"),
+        "{table}"
+    );
+    assert!(
+        table.contains("https://localhost:8443/sessions/default/alice-desktop/"),
+        "{table}"
+    );
+    let plugins = k.ok(&["get", "vdp"]);
+    for name in ["quota", "gpu-binpack", "desktop"] {
+        assert!(plugins.contains(name), "{plugins}");
+    }
+    assert_eq!(plugins.matches("Ready").count(), 3, "{plugins}");
+
+    let denied = examples.join("session-denied.yaml");
+    let err = k.fails(&["apply", "-f", denied.to_str().unwrap()], None);
+    assert!(
+        err.contains("denied by plugin quota") && err.contains("is not allowed for user \"bob\""),
+        "{err}"
+    );
+    k.ok(&[
+        "delete",
+        "-f",
+        session.to_str().unwrap(),
+        "--wait=true",
+        "--timeout=30s",
+    ]);
+    let left = k.ok(&[
+        "get",
+        "pods,pvc,svc",
+        "-l",
+        "vdi.dev/session=alice-desktop",
+        "-o",
+        "name",
+    ]);
+    assert_eq!(left.trim(), "", "objects left behind: {left}");
+}
+
+#[test]
+fn the_deploy_kustomization_builds_with_every_part() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(kubectl_path())
+        .args(["kustomize"])
+        .arg(common::repo_root().join("deploy"))
+        .env("HOME", dir.path())
+        .output()
+        .expect("run kubectl kustomize");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let yaml = String::from_utf8_lossy(&out.stdout);
+    for kind in [
+        "kind: CustomResourceDefinition",
+        "kind: Deployment",
+        "kind: MutatingWebhookConfiguration",
+        "kind: ValidatingWebhookConfiguration",
+        "kind: ClusterRole",
+        "kind: VDITemplate",
+    ] {
+        assert!(yaml.contains(kind), "no {kind} in deploy/");
+    }
+    for name in [
+        "vdisessions.vdi.dev",
+        "vditemplates.vdi.dev",
+        "vdiplugins.vdi.dev",
+    ] {
+        assert!(yaml.contains(name), "no CRD {name}");
+    }
+}

@@ -76,6 +76,15 @@ mod tests {
     }
 
     #[test]
+    fn committed_crds_match_the_types() {
+        let committed = include_str!("../../../deploy/crds/vdi.dev.yaml");
+        assert!(
+            crds_yaml().unwrap() == committed,
+            "deploy/crds/vdi.dev.yaml drifted from host/crd: run `cargo run -p vdi-cli -- crds > deploy/crds/vdi.dev.yaml`"
+        );
+    }
+
+    #[test]
     fn session_crd_has_printer_columns_short_names_and_status() {
         let crd = serde_json::to_value(VDISession::crd()).unwrap();
         assert_eq!(crd["spec"]["names"]["shortNames"][0], "vds");

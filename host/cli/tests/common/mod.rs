@@ -17,10 +17,36 @@ pub struct ClusterProcess {
 impl ClusterProcess {
     /// Starts `vdi cluster` on a free port with its data in `data_dir`; waits for the kubeconfig.
     pub fn start(data_dir: &Path) -> Self {
+        Self::start_command(data_dir, &["cluster"], &[])
+    }
+
+    /// Starts `vdi up` (control plane, two simulated nodes, default plugins, operator) with the
+    /// guest plugins built by [`guests`]; waits for the kubeconfig, written once all is up.
+    pub fn up(data_dir: &Path) -> Self {
+        let plugins = guests();
+        let cache = plugins.join("../../test-compile-cache");
+        Self::start_command(
+            data_dir,
+            &[
+                "up",
+                "--sim-nodes",
+                "2",
+                "--operator-listen",
+                "127.0.0.1:0",
+                "--plugins-dir",
+                plugins.to_str().expect("utf-8 path"),
+            ],
+            &[("VDI_CACHE_DIR", cache.to_str().expect("utf-8 path"))],
+        )
+    }
+
+    fn start_command(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
         let kubeconfig = data_dir.join(format!("kubeconfig-{}", std::process::id()));
         let _ = std::fs::remove_file(&kubeconfig);
         let child = Command::new(env!("CARGO_BIN_EXE_vdi"))
-            .args(["cluster", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .args(["--listen", "127.0.0.1:0"])
+            .envs(env.iter().copied())
             .arg("--data-dir")
             .arg(data_dir.join("db"))
             .arg("--kubeconfig")
@@ -29,7 +55,7 @@ impl ClusterProcess {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn vdi cluster");
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + Duration::from_secs(60);
         while !kubeconfig.exists() {
             assert!(
                 Instant::now() < deadline,

@@ -1,0 +1,124 @@
+//! `vdi operator` (the operator against any cluster, from the in-cluster service account or a
+//! kubeconfig) and `vdi crds` (the CRD YAML).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use vdi_operator::{Fetcher, LeaseSettings, ModuleStore, Operator, OperatorConfig, Registry};
+use vdi_plugin_host::{Runtime, RuntimeConfig};
+
+/// Arguments of `vdi operator`.
+#[derive(clap::Args)]
+pub(crate) struct OperatorArgs {
+    /// Address of the metrics, health, webhook and upload endpoints.
+    #[arg(long, env = "VDI_OPERATOR_LISTEN", default_value = "0.0.0.0:9443")]
+    listen: SocketAddr,
+    /// TLS certificate (PEM) for the endpoints; webhooks need TLS.
+    #[arg(long, env = "VDI_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS key (PEM).
+    #[arg(long, env = "VDI_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Directory of the upload store (modules by digest).
+    #[arg(long, env = "VDI_MODULE_DIR", default_value = "/var/lib/vdi/modules")]
+    module_dir: PathBuf,
+    /// Bearer token allowing module uploads (`PUT /modules`); uploads are off without one.
+    #[arg(long, env = "VDI_UPLOAD_TOKEN")]
+    upload_token: Option<String>,
+    /// Extra CA certificates (PEM) trusted for `https://` module sources.
+    #[arg(long, env = "VDI_MODULE_CA")]
+    module_ca: Option<PathBuf>,
+    /// URL of a running session (`{namespace}` and `{name}` are replaced).
+    #[arg(
+        long,
+        env = "VDI_URL_TEMPLATE",
+        default_value = "https://vdi.example.com/sessions/{namespace}/{name}/"
+    )]
+    url_template: String,
+    /// Namespace of the leader-election Lease.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "vdi-system")]
+    lease_namespace: String,
+    /// This replica's identity in the Lease.
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+    /// Run without leader election (a single replica).
+    #[arg(long)]
+    no_leader_election: bool,
+}
+
+pub(crate) fn crds() -> Result<ExitCode> {
+    print!("{}", vdi_crd::crds_yaml()?);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn run(args: &OperatorArgs) -> Result<ExitCode> {
+    let rt = tokio::runtime::Runtime::new().context("start the async runtime")?;
+    rt.block_on(async {
+        let client = kube::Client::try_default()
+            .await
+            .context("connect to the cluster (in-cluster or KUBECONFIG)")?;
+        let runtime = Arc::new(
+            Runtime::new(RuntimeConfig {
+                cache_dir: Some(args.module_dir.join("compiled")),
+                ..RuntimeConfig::default()
+            })
+            .context("start the plugin runtime")?,
+        );
+        let ca = match &args.module_ca {
+            Some(p) => Some(std::fs::read(p).with_context(|| format!("read {}", p.display()))?),
+            None => None,
+        };
+        let fetcher = Fetcher::new(
+            ModuleStore::new(&args.module_dir),
+            client.clone(),
+            ca.as_deref(),
+        )?;
+        let registry = Arc::new(Registry::new(runtime, fetcher));
+        let identity = args
+            .identity
+            .clone()
+            .unwrap_or_else(|| format!("vdi-operator-{}", uuid_like()));
+        let mut config = OperatorConfig {
+            http_listen: Some(args.listen),
+            tls: args.tls_cert.clone().zip(args.tls_key.clone()),
+            upload_token: args.upload_token.clone(),
+            lease: (!args.no_leader_election).then(|| LeaseSettings {
+                namespace: args.lease_namespace.clone(),
+                name: "vdi-operator".into(),
+                identity,
+                duration: Duration::from_secs(15),
+            }),
+            ..OperatorConfig::default()
+        };
+        config.session.url_template = args.url_template.clone();
+        let operator = Operator::start(client, registry, config).await?;
+        tracing::info!(listen = %args.listen, "operator started");
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        operator.shutdown().await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn uuid_like() -> String {
+    format!("{:x}", std::process::id())
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+}
