@@ -446,7 +446,7 @@ async fn an_expired_session_is_removed_with_everything_it_had() {
     .unwrap();
     let running = wait_phase(&env, "short", SessionPhase::Running).await;
     let st = running.status.unwrap();
-    assert_eq!(st.node.is_some(), true);
+    assert!(st.node.is_some());
     assert_eq!(st.gpu, None, "CPU-only template");
     let expires: jiff::Timestamp = st.expires_at.unwrap().parse().unwrap();
     wait_gone(&env, "short").await;

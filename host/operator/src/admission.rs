@@ -207,7 +207,7 @@ pub fn review(
     let active_sessions = sources
         .sessions_of(&spec.user.name)
         .into_iter()
-        .filter(|(ns, n, _, phase)| !(ns == namespace && n == name) && !phase.is_final())
+        .filter(|(ns, n, _, phase)| !phase.is_final() && (ns != namespace || n != name))
         .map(|(_, n, s, _)| ActiveSession {
             name: n,
             template: s.template.clone(),

@@ -639,7 +639,7 @@ async fn provision(
     let set = ctx.registry.current();
     let renderer = set
         .renderer(template.spec.renderer.as_deref())
-        .map_err(|e| Error::Other(e))?
+        .map_err(Error::Other)?
         .clone();
     let request = admitted_request(session, &admitted);
     let info = TemplateInfo {
