@@ -876,3 +876,175 @@ async fn a_second_replica_takes_over_when_the_leader_dies() {
     );
     env.platform.stop().await;
 }
+
+/// One plain HTTP/1.1 exchange; returns the status code and body.
+async fn http(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Vec<u8>) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(body).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a full response");
+    let head = String::from_utf8_lossy(&response[..split]).into_owned();
+    let code = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let mut body = response[split + 4..].to_vec();
+    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        body = dechunk(&body);
+    }
+    (code, body)
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = data.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size = usize::from_str_radix(std::str::from_utf8(&data[..line_end]).unwrap().trim(), 16).unwrap();
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&data[line_end + 2..line_end + 2 + size]);
+        data = &data[line_end + 2 + size + 2..];
+    }
+}
+
+fn review(user: &str, groups: &[&str], object: serde_json::Value) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "7d1d6e4c-0000-4000-8000-000000000001",
+            "kind": {"group": "vdi.dev", "version": "v1alpha1", "kind": "VDISession"},
+            "resource": {"group": "vdi.dev", "version": "v1alpha1", "resource": "vdisessions"},
+            "requestKind": {"group": "vdi.dev", "version": "v1alpha1", "kind": "VDISession"},
+            "requestResource": {"group": "vdi.dev", "version": "v1alpha1", "resource": "vdisessions"},
+            "name": object["metadata"]["name"],
+            "namespace": "default",
+            "operation": "CREATE",
+            "userInfo": {"username": user, "groups": groups},
+            "object": object,
+            "dryRun": false,
+        },
+    }))
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_webhook_metrics_and_upload_endpoints_answer_over_http() {
+    let config = OperatorConfig {
+        http_listen: Some("127.0.0.1:0".parse().unwrap()),
+        upload_token: Some("s3cret".into()),
+        ..operator_config()
+    };
+    let env = start_with(nodes(1, 8), Some(config), true).await;
+    let addr = env.platform.operator.as_ref().unwrap().http_addr().unwrap();
+    let json_header = [("Content-Type", "application/json")];
+
+    // Validating: a denial carries the plugin's reason and 403.
+    let bob = serde_json::to_value(session("bob-desktop", "bob", &["contractors"], "ubuntu-desktop", None)).unwrap();
+    let (code, body) = http(addr, "POST", "/validate", &json_header, &review("admin", &["system:masters"], bob)).await;
+    assert_eq!(code, 200);
+    let answer: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let response = &answer["response"];
+    assert_eq!(response["uid"], "7d1d6e4c-0000-4000-8000-000000000001");
+    assert_eq!(response["allowed"], false);
+    assert_eq!(response["status"]["code"], 403);
+    assert!(
+        response["status"]["message"].as_str().unwrap().contains("is not allowed for user \"bob\""),
+        "{answer}"
+    );
+
+    // Mutating: a user who is not trusted gets their own identity, and the timeout is clamped.
+    let mallory = serde_json::to_value(session("carol-desktop", "mallory", &["admins"], "ubuntu-desktop", Some("24h"))).unwrap();
+    let (code, body) = http(addr, "POST", "/mutate", &json_header, &review("carol", &["staff"], mallory)).await;
+    assert_eq!(code, 200);
+    let answer: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let response = &answer["response"];
+    assert_eq!(response["allowed"], true, "{answer}");
+    assert_eq!(response["patchType"], "JSONPatch");
+    // Go's []byte: kube-core writes a JSON array of bytes (which the API server accepts, as it
+    // accepts base64).
+    let bytes: Vec<u8> = match &response["patch"] {
+        serde_json::Value::String(b64) => {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD.decode(b64).unwrap()
+        }
+        other => serde_json::from_value(other.clone()).unwrap(),
+    };
+    let patch: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    let ops = patch.to_string();
+    assert!(ops.contains("\"carol\"") && ops.contains("\"4h\""), "{ops}");
+    assert!(!ops.contains("admins"), "the claimed group is replaced: {ops}");
+
+    // Metrics after one session ran.
+    create(&env, &session("m", "alice", &["staff"], "ubuntu-cpu", None)).await.unwrap();
+    wait_phase(&env, "m", SessionPhase::Running).await;
+    let (code, body) = http(addr, "GET", "/metrics", &[], b"").await;
+    assert_eq!(code, 200);
+    let text = String::from_utf8(body).unwrap();
+    for needle in [
+        "vdi_operator_reconcile_duration_seconds_bucket",
+        "vdi_operator_session_phase_transitions_total{from=\"Provisioning\",to=\"Running\"} 1",
+        "vdi_operator_session_startup_seconds_count 1",
+        "vdi_plugin_calls_total{plugin=\"quota\",hook=\"admission\"}",
+        "vdi_plugin_call_duration_seconds_bucket",
+    ] {
+        assert!(text.contains(needle), "no {needle} in\n{text}");
+    }
+    assert!(text.ends_with("# EOF\n"));
+    let (code, _) = http(addr, "GET", "/readyz", &[], b"").await;
+    assert_eq!(code, 200);
+
+    // Uploads need the token and a real component; they land in the store by digest.
+    let module = std::fs::read(common::guests().join("vdi_desktop.wasm")).unwrap();
+    let (code, _) = http(addr, "PUT", "/modules", &[], &module).await;
+    assert_eq!(code, 401);
+    let auth = [("Authorization", "Bearer s3cret")];
+    let (code, body) = http(addr, "PUT", "/modules", &auth, b"not wasm").await;
+    assert_eq!(code, 422, "{}", String::from_utf8_lossy(&body));
+    let (code, body) = http(addr, "PUT", "/modules", &auth, &module).await;
+    assert_eq!(code, 201);
+    let answer: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(answer["sha256"], Digest::of(&module).to_string());
+    env.platform.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_orphan_sweep_removes_objects_of_sessions_that_are_gone() {
+    let env = start(nodes(1, 8)).await;
+    let live = create(&env, &session("live", "alice", &["staff"], "ubuntu-cpu", None)).await.unwrap();
+    wait_phase(&env, "live", SessionPhase::Running).await;
+    let services: Api<Service> = Api::namespaced(env.client(), "default");
+    let orphan: Service = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "left-behind", "labels": {"vdi.dev/session-uid": "0000-gone"}},
+        "spec": {"ports": [{"port": 8080}]},
+    }))
+    .unwrap();
+    services.create(&PostParams::default(), &orphan).await.unwrap();
+    let sessions = env.platform.operator.as_ref().unwrap().sessions().clone();
+    let deleted = vdi_operator::sweep::sweep_once(&env.client(), &sessions, Duration::ZERO).await;
+    assert_eq!(deleted, 1);
+    assert!(services.get_opt("left-behind").await.unwrap().is_none());
+    assert!(session_objects(&env, &live.uid().unwrap()).await > 0, "live objects stay");
+    let young = vdi_operator::sweep::sweep_once(&env.client(), &sessions, vdi_operator::sweep::MIN_AGE).await;
+    assert_eq!(young, 0);
+    env.platform.stop().await;
+}
