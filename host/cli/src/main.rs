@@ -3,6 +3,7 @@
 mod bench;
 mod cluster_bench;
 mod cluster_cmd;
+mod operator_bench;
 mod operator_cmd;
 mod plugin_cmd;
 mod samples;
@@ -34,6 +35,8 @@ enum Command {
     Cluster(cluster_cmd::ClusterArgs),
     /// Measure the embedded control plane: creates/s, updates/s, large lists, watch fan-out.
     BenchCluster(cluster_bench::BenchArgs),
+    /// Measure the operator: many sessions at once on many simulated GPU nodes.
+    BenchOperator(operator_bench::BenchArgs),
     /// Work with plugin components.
     #[command(subcommand)]
     Plugin(PluginCommand),
@@ -70,6 +73,7 @@ fn main() -> ExitCode {
         Command::Operator(args) => operator_cmd::run(&args),
         Command::Crds => operator_cmd::crds(),
         Command::BenchCluster(args) => cluster_bench::run(&args),
+        Command::BenchOperator(args) => operator_bench::run(&args),
         Command::Plugin(PluginCommand::Inspect { wasm, json }) => plugin_cmd::inspect(&wasm, json),
         Command::Plugin(PluginCommand::Test(args)) => plugin_cmd::test(&args),
         Command::Plugin(PluginCommand::Bench(args)) => bench::run(&args),

@@ -258,7 +258,7 @@ async fn a_session_runs_through_every_hook_and_goes_away_with_its_objects() {
         .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("alice-desktop"))
         .filter_map(|e| e.reason)
         .collect();
-    for reason in ["Admitted", "Scheduled", "Running"] {
+    for reason in ["Scheduled", "Running"] {
         assert!(
             events.iter().any(|e| e == reason),
             "no {reason} event in {events:?}"

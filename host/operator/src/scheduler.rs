@@ -145,7 +145,14 @@ async fn run(
         // Sessions already placed get the same answer.
         let mut todo = Vec::new();
         for job in jobs {
-            if let Some(e) = ledger.get(&job.uid) {
+            if let Some(h) = cached.get(&job.uid) {
+                let placed = Placed {
+                    node: h.node.clone(),
+                    gpu: h.gpu,
+                    reason: "placed earlier".into(),
+                };
+                let _ = job.reply.send(Placement::Placed(placed, None));
+            } else if let Some(e) = ledger.get(&job.uid) {
                 let placed = Placed {
                     node: e.holding.node.clone(),
                     gpu: e.holding.gpu,

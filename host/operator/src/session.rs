@@ -194,6 +194,13 @@ pub async fn reconcile(session: Arc<VDISession>, ctx: Arc<Context>) -> Result<Ac
 
 /// What to do after a failed reconcile.
 pub fn error_policy(session: Arc<VDISession>, error: &Error, _ctx: Arc<Context>) -> Action {
+    if let Error::Kube(kube::Error::Api(e)) = error
+        && e.code == 409
+    {
+        // The cache was behind our own writes: look again once it has caught up.
+        tracing::debug!(session = %session.name_any(), "stale read; retrying");
+        return Action::requeue(Duration::from_millis(50));
+    }
     tracing::warn!(session = %session.name_any(), %error, "reconcile failed; retrying");
     Action::requeue(Duration::from_secs(1))
 }
@@ -204,6 +211,7 @@ async fn reconcile_inner(session: &VDISession, ctx: &Context) -> Result<Action, 
     let name = session.name_any();
     let api: Api<VDISession> = Api::namespaced(ctx.client.clone(), &ns);
     let mut status = session.status.clone().unwrap_or_default();
+    let mut rv = session.resource_version().unwrap_or_default();
     let mut has_finalizer = session.finalizers().iter().any(|f| f == SESSION_FINALIZER);
     let deleting = session.metadata.deletion_timestamp.is_some();
     for _ in 0..8 {
@@ -220,7 +228,7 @@ async fn reconcile_inner(session: &VDISession, ctx: &Context) -> Result<Action, 
             Step::AddFinalizer => {
                 let mut finalizers = session.finalizers().to_vec();
                 finalizers.push(SESSION_FINALIZER.to_owned());
-                set_finalizers(&api, session, finalizers).await?;
+                rv = set_finalizers(&api, session, finalizers).await?;
                 has_finalizer = true;
             }
             Step::Admit => {
@@ -260,9 +268,8 @@ async fn reconcile_inner(session: &VDISession, ctx: &Context) -> Result<Action, 
                         status.observed_generation = session.metadata.generation;
                         status.message = Some(format!("admitted ({summary})"));
                         status.set_condition("Admitted", true, "Allowed", &summary, &now);
-                        write_status(ctx, &api, &name, before, &status).await?;
-                        ctx.event(session, false, "Admitted", "Admit", summary)
-                            .await;
+                        // Not written on its own: the placement that follows at once writes
+                        // both (and a restart before it simply admits again).
                     }
                     Review::Denied {
                         reason,
@@ -275,14 +282,14 @@ async fn reconcile_inner(session: &VDISession, ctx: &Context) -> Result<Action, 
                         status.decisions = decisions;
                         status.observed_generation = session.metadata.generation;
                         status.set_condition("Admitted", false, &reason, &message, &now);
-                        write_status(ctx, &api, &name, before, &status).await?;
+                        write_status(ctx, &api, &name, &mut rv, before, &status).await?;
                         ctx.event(session, true, &reason, "Admit", message).await;
                         return Ok(Action::await_change());
                     }
                 }
             }
             Step::Schedule => {
-                if let Some(action) = schedule(ctx, session, &api, &mut status).await? {
+                if let Some(action) = schedule(ctx, session, &api, &mut rv, &mut status).await? {
                     return Ok(action);
                 }
             }
@@ -307,14 +314,14 @@ async fn reconcile_inner(session: &VDISession, ctx: &Context) -> Result<Action, 
                         &format!("{count} objects applied"),
                         &now_string(),
                     );
-                    write_status(ctx, &api, &name, before, &status).await?;
+                    write_status(ctx, &api, &name, &mut rv, before, &status).await?;
                     return Ok(Action::await_change());
                 }
                 Err(ProvisionError::Render(reason, decision)) => {
                     if let Some(d) = decision {
                         push_decision(&mut status, d);
                     }
-                    fail(ctx, session, &api, &mut status, "RenderFailed", &reason).await?;
+                    fail(ctx, session, &api, &mut rv, &mut status, "RenderFailed", &reason).await?;
                     return Ok(Action::await_change());
                 }
                 Err(ProvisionError::Api(e)) => return Err(e),
@@ -331,7 +338,7 @@ async fn reconcile_inner(session: &VDISession, ctx: &Context) -> Result<Action, 
                     "the desktop pod is ready",
                     &now,
                 );
-                write_status(ctx, &api, &name, before, &status).await?;
+                write_status(ctx, &api, &name, &mut rv, before, &status).await?;
                 if let Some(created) = &session.metadata.creation_timestamp {
                     let secs = Timestamp::now().duration_since(created.0).as_secs_f64();
                     ctx.metrics.observe_startup(secs.max(0.0));
@@ -349,7 +356,7 @@ async fn reconcile_inner(session: &VDISession, ctx: &Context) -> Result<Action, 
                 .await;
             }
             Step::MarkFailed { reason, message } => {
-                fail(ctx, session, &api, &mut status, &reason, &message).await?;
+                fail(ctx, session, &api, &mut rv, &mut status, &reason, &message).await?;
                 return Ok(Action::await_change());
             }
             Step::Expire => {
@@ -372,7 +379,7 @@ async fn reconcile_inner(session: &VDISession, ctx: &Context) -> Result<Action, 
                 if status.phase() != SessionPhase::Terminating {
                     status.phase = Some(SessionPhase::Terminating);
                     status.message = Some("removing the session's objects".into());
-                    write_status(ctx, &api, &name, before, &status).await?;
+                    write_status(ctx, &api, &name, &mut rv, before, &status).await?;
                 }
                 delete_objects(ctx, &ns, &status.objects).await?;
                 return Ok(Action::requeue(CLEANUP_POLL));
@@ -381,7 +388,7 @@ async fn reconcile_inner(session: &VDISession, ctx: &Context) -> Result<Action, 
                 status.phase = Some(SessionPhase::Terminated);
                 status.message = Some("all objects removed".into());
                 // The object is going: a failed status write must not keep the finalizer.
-                if let Err(e) = write_status(ctx, &api, &name, before, &status).await {
+                if let Err(e) = write_status(ctx, &api, &name, &mut rv, before, &status).await {
                     tracing::debug!(error = %e, "terminated status not written");
                 }
                 let finalizers: Vec<String> = session
@@ -391,7 +398,7 @@ async fn reconcile_inner(session: &VDISession, ctx: &Context) -> Result<Action, 
                     .cloned()
                     .collect();
                 match set_finalizers(&api, session, finalizers).await {
-                    Ok(()) => {}
+                    Ok(_) => {}
                     Err(Error::Kube(kube::Error::Api(e))) if e.code == 404 => {}
                     Err(e) => return Err(e),
                 }
@@ -414,7 +421,7 @@ async fn set_finalizers(
     api: &Api<VDISession>,
     session: &VDISession,
     finalizers: Vec<String>,
-) -> Result<(), Error> {
+) -> Result<String, Error> {
     let patch = if session.metadata.finalizers.is_some() {
         json!([
             {"op": "test", "path": "/metadata/finalizers", "value": session.finalizers()},
@@ -425,13 +432,14 @@ async fn set_finalizers(
     };
     let patch: json_patch::Patch =
         serde_json::from_value(patch).map_err(|e| Error::Other(e.to_string()))?;
-    api.patch(
-        &session.name_any(),
-        &PatchParams::default(),
-        &Patch::Json::<()>(patch),
-    )
-    .await?;
-    Ok(())
+    let patched = api
+        .patch(
+            &session.name_any(),
+            &PatchParams::default(),
+            &Patch::Json::<()>(patch),
+        )
+        .await?;
+    Ok(patched.resource_version().unwrap_or_default())
 }
 
 fn push_decision(status: &mut VDISessionStatus, d: DecisionRecord) {
@@ -453,16 +461,21 @@ fn decision_summary(decisions: &[DecisionRecord]) -> String {
         .join(", ")
 }
 
+/// Writes the status if the session is still at `rv` (a stale read must not overwrite a newer
+/// status), and moves `rv` on.
 async fn write_status(
     ctx: &Context,
     api: &Api<VDISession>,
     name: &str,
+    rv: &mut String,
     before: SessionPhase,
     status: &VDISessionStatus,
 ) -> Result<(), Error> {
-    let patch = json!({ "status": status });
-    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+    let patch = json!({ "metadata": {"resourceVersion": rv}, "status": status });
+    let written = api
+        .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
         .await?;
+    *rv = written.resource_version().unwrap_or_default();
     let after = status.phase();
     if after != before {
         ctx.metrics.transition(before, after);
@@ -474,6 +487,7 @@ async fn fail(
     ctx: &Context,
     session: &VDISession,
     api: &Api<VDISession>,
+    rv: &mut String,
     status: &mut VDISessionStatus,
     reason: &str,
     message: &str,
@@ -492,7 +506,7 @@ async fn fail(
         .cloned()
         .collect();
     delete_objects(ctx, &ns, &pods).await?;
-    write_status(ctx, api, &session.name_any(), before, status).await?;
+    write_status(ctx, api, &session.name_any(), rv, before, status).await?;
     ctx.event(session, true, reason, "Fail", message.to_owned())
         .await;
     ctx.wake_waiting();
@@ -550,6 +564,7 @@ async fn schedule(
     ctx: &Context,
     session: &VDISession,
     api: &Api<VDISession>,
+    rv: &mut String,
     status: &mut VDISessionStatus,
 ) -> Result<Option<Action>, Error> {
     let before = status.phase();
@@ -575,7 +590,7 @@ async fn schedule(
                 if let Some(d) = decision {
                     push_decision(status, d);
                 }
-                write_status(ctx, api, &name, before, status).await?;
+                write_status(ctx, api, &name, rv, before, status).await?;
                 ctx.event(session, false, "Scheduled", "Schedule", message)
                     .await;
                 return Ok(None); // straight on to provisioning
@@ -597,7 +612,7 @@ async fn schedule(
         if let Some(d) = decision {
             push_decision(status, d);
         }
-        write_status(ctx, api, &name, before, status).await?;
+        write_status(ctx, api, &name, rv, before, status).await?;
         ctx.event(session, true, "FailedScheduling", "Schedule", message)
             .await;
     }
