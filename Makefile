@@ -42,5 +42,6 @@ bench: plugins
 	$(CARGO_TARGET_DIR_OR_DEFAULT)/release/vdi plugin bench plugins/quota-py/out/quota.wasm --iterations 1000
 	$(CARGO_TARGET_DIR_OR_DEFAULT)/release/vdi plugin bench $(PLUGINS_OUT)/vdi_gpu_binpack.wasm --iterations 1000 --batch 16
 	$(CARGO_TARGET_DIR_OR_DEFAULT)/release/vdi bench-cluster
+	$(CARGO_TARGET_DIR_OR_DEFAULT)/release/vdi bench-operator --plugins-dir $(PLUGINS_OUT)
 
 CARGO_TARGET_DIR_OR_DEFAULT := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)

@@ -37,6 +37,13 @@ pub(crate) struct BenchArgs {
     /// Concurrent creates in flight.
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
+    /// Most session reconciles the operator runs at once (0: no limit).
+    #[arg(long, default_value_t = 64)]
+    operator_concurrency: u16,
+    /// Sessions created one at a time first (CPU-only, so GPU density is unaffected), for the
+    /// create -> Running latency of one session on an idle platform.
+    #[arg(long, default_value_t = 20)]
+    probes: usize,
     /// Directory of the built default plugins.
     #[arg(
         long,
@@ -81,6 +88,7 @@ async fn bench(args: &BenchArgs) -> Result<ExitCode> {
         cache_dir: crate::plugin_cmd::cache_dir(),
         operator: Some(OperatorConfig {
             sweep_every: Duration::from_secs(3600),
+            concurrency: args.operator_concurrency,
             ..OperatorConfig::default()
         }),
         admission_hook: true,
@@ -108,6 +116,35 @@ async fn bench(args: &BenchArgs) -> Result<ExitCode> {
             }
         })
     };
+    // One at a time on an idle platform: the pipeline's own latency, without queueing.
+    let mut idle = Vec::new();
+    for i in 0..args.probes {
+        let name = format!("probe-{i:03}");
+        let s: VDISession = serde_json::from_value(json!({
+            "apiVersion": "vdi.dev/v1alpha1", "kind": "VDISession",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"user": {"name": format!("probe-{i}"), "groups": ["staff"]},
+                     "template": "ubuntu-cpu"},
+        }))?;
+        let at = Instant::now();
+        api.create(&PostParams::default(), &s).await?;
+        loop {
+            let done = running_at
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(&name)
+                .map(|r| r.duration_since(at));
+            if let Some(d) = done {
+                idle.push(d);
+                break;
+            }
+            if at.elapsed() > Duration::from_secs(30) {
+                bail!("probe {name} not Running after 30 s");
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    idle.sort();
     let reconciles_before = platform
         .operator
         .as_ref()
@@ -182,13 +219,27 @@ async fn bench(args: &BenchArgs) -> Result<ExitCode> {
     let full = per_gpu.values().filter(|v| **v == args.slices).count();
 
     println!();
-    println!("all {} Running after       {}", args.sessions, ms(all_running));
-    println!("creates accepted in         {} ({:.0}/s)", ms(created_in), args.sessions as f64 / created_in.as_secs_f64());
+    println!(
+        "all {} Running after       {}",
+        args.sessions,
+        ms(all_running)
+    );
+    println!(
+        "creates accepted in         {} ({:.0}/s)",
+        ms(created_in),
+        args.sessions as f64 / created_in.as_secs_f64()
+    );
     println!(
         "create -> Running           p50 {}  p99 {}  max {}",
         ms(percentile(&latencies, 0.5)),
         ms(percentile(&latencies, 0.99)),
         ms(percentile(&latencies, 1.0))
+    );
+    println!(
+        "one at a time, idle         p50 {}  p99 {}  ({} sessions)",
+        ms(percentile(&idle, 0.5)),
+        ms(percentile(&idle, 0.99)),
+        idle.len()
     );
     println!(
         "density                     {} GPUs used, {} with exactly {} sessions, {} over-committed",
@@ -231,7 +282,12 @@ fn plugins_alone(platform: &Platform, args: &BenchArgs) -> Result<Duration> {
     };
     let requests: Vec<_> = (0..args.sessions)
         .map(|i| {
-            let mut r = crate::samples::request(&format!("bench-{i:05}"), &format!("user-{i}"), &["staff"], "ubuntu-desktop");
+            let mut r = crate::samples::request(
+                &format!("bench-{i:05}"),
+                &format!("user-{i}"),
+                &["staff"],
+                "ubuntu-desktop",
+            );
             r.namespace = "default".into();
             r
         })
@@ -252,7 +308,8 @@ fn plugins_alone(platform: &Platform, args: &BenchArgs) -> Result<Duration> {
     };
     let started = Instant::now();
     for r in &requests {
-        set.chain_for("ubuntu-desktop", "default").review(r, &context);
+        set.chain_for("ubuntu-desktop", "default")
+            .review(r, &context);
     }
     for batch in requests.chunks(64) {
         let decisions = scheduler.place_batch(batch, &nodes)?;

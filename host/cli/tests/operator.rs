@@ -906,7 +906,10 @@ async fn http(
     let head = String::from_utf8_lossy(&response[..split]).into_owned();
     let code = head.split(' ').nth(1).unwrap().parse().unwrap();
     let mut body = response[split + 4..].to_vec();
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         body = dechunk(&body);
     }
     (code, body)
@@ -916,7 +919,9 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     loop {
         let line_end = data.windows(2).position(|w| w == b"\r\n").unwrap();
-        let size = usize::from_str_radix(std::str::from_utf8(&data[..line_end]).unwrap().trim(), 16).unwrap();
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&data[..line_end]).unwrap().trim(), 16)
+                .unwrap();
         if size == 0 {
             return out;
         }
@@ -958,8 +963,22 @@ async fn the_webhook_metrics_and_upload_endpoints_answer_over_http() {
     let json_header = [("Content-Type", "application/json")];
 
     // Validating: a denial carries the plugin's reason and 403.
-    let bob = serde_json::to_value(session("bob-desktop", "bob", &["contractors"], "ubuntu-desktop", None)).unwrap();
-    let (code, body) = http(addr, "POST", "/validate", &json_header, &review("admin", &["system:masters"], bob)).await;
+    let bob = serde_json::to_value(session(
+        "bob-desktop",
+        "bob",
+        &["contractors"],
+        "ubuntu-desktop",
+        None,
+    ))
+    .unwrap();
+    let (code, body) = http(
+        addr,
+        "POST",
+        "/validate",
+        &json_header,
+        &review("admin", &["system:masters"], bob),
+    )
+    .await;
     assert_eq!(code, 200);
     let answer: serde_json::Value = serde_json::from_slice(&body).unwrap();
     let response = &answer["response"];
@@ -967,13 +986,30 @@ async fn the_webhook_metrics_and_upload_endpoints_answer_over_http() {
     assert_eq!(response["allowed"], false);
     assert_eq!(response["status"]["code"], 403);
     assert!(
-        response["status"]["message"].as_str().unwrap().contains("is not allowed for user \"bob\""),
+        response["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("is not allowed for user \"bob\""),
         "{answer}"
     );
 
     // Mutating: a user who is not trusted gets their own identity, and the timeout is clamped.
-    let mallory = serde_json::to_value(session("carol-desktop", "mallory", &["admins"], "ubuntu-desktop", Some("24h"))).unwrap();
-    let (code, body) = http(addr, "POST", "/mutate", &json_header, &review("carol", &["staff"], mallory)).await;
+    let mallory = serde_json::to_value(session(
+        "carol-desktop",
+        "mallory",
+        &["admins"],
+        "ubuntu-desktop",
+        Some("24h"),
+    ))
+    .unwrap();
+    let (code, body) = http(
+        addr,
+        "POST",
+        "/mutate",
+        &json_header,
+        &review("carol", &["staff"], mallory),
+    )
+    .await;
     assert_eq!(code, 200);
     let answer: serde_json::Value = serde_json::from_slice(&body).unwrap();
     let response = &answer["response"];
@@ -984,17 +1020,24 @@ async fn the_webhook_metrics_and_upload_endpoints_answer_over_http() {
     let bytes: Vec<u8> = match &response["patch"] {
         serde_json::Value::String(b64) => {
             use base64::Engine as _;
-            base64::engine::general_purpose::STANDARD.decode(b64).unwrap()
+            base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .unwrap()
         }
         other => serde_json::from_value(other.clone()).unwrap(),
     };
     let patch: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
     let ops = patch.to_string();
     assert!(ops.contains("\"carol\"") && ops.contains("\"4h\""), "{ops}");
-    assert!(!ops.contains("admins"), "the claimed group is replaced: {ops}");
+    assert!(
+        !ops.contains("admins"),
+        "the claimed group is replaced: {ops}"
+    );
 
     // Metrics after one session ran.
-    create(&env, &session("m", "alice", &["staff"], "ubuntu-cpu", None)).await.unwrap();
+    create(&env, &session("m", "alice", &["staff"], "ubuntu-cpu", None))
+        .await
+        .unwrap();
     wait_phase(&env, "m", SessionPhase::Running).await;
     let (code, body) = http(addr, "GET", "/metrics", &[], b"").await;
     assert_eq!(code, 200);
@@ -1029,7 +1072,12 @@ async fn the_webhook_metrics_and_upload_endpoints_answer_over_http() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_orphan_sweep_removes_objects_of_sessions_that_are_gone() {
     let env = start(nodes(1, 8)).await;
-    let live = create(&env, &session("live", "alice", &["staff"], "ubuntu-cpu", None)).await.unwrap();
+    let live = create(
+        &env,
+        &session("live", "alice", &["staff"], "ubuntu-cpu", None),
+    )
+    .await
+    .unwrap();
     wait_phase(&env, "live", SessionPhase::Running).await;
     let services: Api<Service> = Api::namespaced(env.client(), "default");
     let orphan: Service = serde_json::from_value(json!({
@@ -1038,13 +1086,21 @@ async fn the_orphan_sweep_removes_objects_of_sessions_that_are_gone() {
         "spec": {"ports": [{"port": 8080}]},
     }))
     .unwrap();
-    services.create(&PostParams::default(), &orphan).await.unwrap();
+    services
+        .create(&PostParams::default(), &orphan)
+        .await
+        .unwrap();
     let sessions = env.platform.operator.as_ref().unwrap().sessions().clone();
     let deleted = vdi_operator::sweep::sweep_once(&env.client(), &sessions, Duration::ZERO).await;
     assert_eq!(deleted, 1);
     assert!(services.get_opt("left-behind").await.unwrap().is_none());
-    assert!(session_objects(&env, &live.uid().unwrap()).await > 0, "live objects stay");
-    let young = vdi_operator::sweep::sweep_once(&env.client(), &sessions, vdi_operator::sweep::MIN_AGE).await;
+    assert!(
+        session_objects(&env, &live.uid().unwrap()).await > 0,
+        "live objects stay"
+    );
+    let young =
+        vdi_operator::sweep::sweep_once(&env.client(), &sessions, vdi_operator::sweep::MIN_AGE)
+            .await;
     assert_eq!(young, 0);
     env.platform.stop().await;
 }

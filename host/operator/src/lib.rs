@@ -56,7 +56,8 @@ pub struct OperatorConfig {
     pub upload_token: Option<String>,
     /// How often the orphan sweep runs.
     pub sweep_every: Duration,
-    /// Most session reconciles at once (0 = no limit).
+    /// Most session reconciles at once (0 = no limit). Bounded, sessions created in a burst
+    /// finish in arrival order instead of all advancing a step at a time.
     pub concurrency: u16,
 }
 
@@ -72,7 +73,7 @@ impl Default for OperatorConfig {
             tls: None,
             upload_token: None,
             sweep_every: Duration::from_secs(60),
-            concurrency: 0,
+            concurrency: 64,
         }
     }
 }
@@ -347,6 +348,7 @@ async fn run_controllers(
         settings: config.session.clone(),
         kinds: Mutex::default(),
         waiting: Mutex::default(),
+        written: Mutex::default(),
         wake,
     });
     // A plugin change may make waiting sessions placeable.

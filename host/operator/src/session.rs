@@ -65,6 +65,8 @@ pub struct Context {
     pub(crate) settings: SessionSettings,
     pub(crate) kinds: Mutex<HashMap<(String, String), ApiResource>>,
     pub(crate) waiting: Mutex<HashSet<ObjectRef<VDISession>>>,
+    /// The resourceVersion of our last write per session uid, until the cache shows it.
+    pub(crate) written: Mutex<HashMap<String, u64>>,
     pub(crate) wake: mpsc::UnboundedSender<()>,
 }
 
@@ -102,6 +104,33 @@ impl AdmissionSources for CachedSources<'_> {
 }
 
 impl Context {
+    /// Whether the cached version `rv` of session `uid` is older than our last write to it.
+    /// resourceVersions are opaque to clients in general; where they are not numbers (they are
+    /// on etcd and the embedded control plane) this says no and optimistic concurrency guards.
+    fn cache_is_behind(&self, uid: &str, rv: &str) -> bool {
+        let mut written = self
+            .written
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (Some(last), Ok(cached)) = (written.get(uid).copied(), rv.parse::<u64>()) else {
+            return false;
+        };
+        if cached >= last {
+            written.remove(uid);
+            return false;
+        }
+        true
+    }
+
+    fn wrote(&self, uid: &str, rv: &str) {
+        if let Ok(rv) = rv.parse::<u64>() {
+            self.written
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(uid.to_owned(), rv);
+        }
+    }
+
     /// Wakes the sessions waiting for capacity or for a scheduler (by reconciling all: a
     /// reconcile of a session with nothing to do costs no API call).
     pub(crate) fn wake_waiting(&self) {
@@ -212,6 +241,12 @@ async fn reconcile_inner(session: &VDISession, ctx: &Context) -> Result<Action, 
     let api: Api<VDISession> = Api::namespaced(ctx.client.clone(), &ns);
     let mut status = session.status.clone().unwrap_or_default();
     let mut rv = session.resource_version().unwrap_or_default();
+    let uid = session.uid().unwrap_or_default();
+    if ctx.cache_is_behind(&uid, &rv) {
+        // Acting on an older version would redo steps (and their writes) already done.
+        tracing::trace!("cache behind our last write; looking again shortly");
+        return Ok(Action::requeue(Duration::from_millis(20)));
+    }
     let mut has_finalizer = session.finalizers().iter().any(|f| f == SESSION_FINALIZER);
     let deleting = session.metadata.deletion_timestamp.is_some();
     for _ in 0..8 {
@@ -229,6 +264,7 @@ async fn reconcile_inner(session: &VDISession, ctx: &Context) -> Result<Action, 
                 let mut finalizers = session.finalizers().to_vec();
                 finalizers.push(SESSION_FINALIZER.to_owned());
                 rv = set_finalizers(&api, session, finalizers).await?;
+                ctx.wrote(&uid, &rv);
                 has_finalizer = true;
             }
             Step::Admit => {
@@ -321,7 +357,16 @@ async fn reconcile_inner(session: &VDISession, ctx: &Context) -> Result<Action, 
                     if let Some(d) = decision {
                         push_decision(&mut status, d);
                     }
-                    fail(ctx, session, &api, &mut rv, &mut status, "RenderFailed", &reason).await?;
+                    fail(
+                        ctx,
+                        session,
+                        &api,
+                        &mut rv,
+                        &mut status,
+                        "RenderFailed",
+                        &reason,
+                    )
+                    .await?;
                     return Ok(Action::await_change());
                 }
                 Err(ProvisionError::Api(e)) => return Err(e),
@@ -476,6 +521,7 @@ async fn write_status(
         .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
         .await?;
     *rv = written.resource_version().unwrap_or_default();
+    ctx.wrote(&written.uid().unwrap_or_default(), rv);
     let after = status.phase();
     if after != before {
         ctx.metrics.transition(before, after);
