@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine as _;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper_util::client::legacy::Client as HttpClient;
@@ -253,13 +252,6 @@ fn rustls_native_roots() -> Vec<rustls::pki_types::CertificateDer<'static>> {
         tracing::debug!(error = %e, "reading a system root certificate failed");
     }
     found.certs
-}
-
-/// Decodes the base64 of a module (what ConfigMap `binaryData` holds on the wire).
-pub fn decode_base64(text: &str) -> Result<Vec<u8>, FetchError> {
-    base64::engine::general_purpose::STANDARD
-        .decode(text.trim())
-        .map_err(|e| FetchError::Invalid(format!("base64: {e}")))
 }
 
 #[cfg(test)]

@@ -28,8 +28,19 @@ use crate::metrics::OperatorMetrics;
 use crate::registry::Registry;
 use crate::scheduler::{Placement, Scheduler};
 
-/// How often an unschedulable session is retried when nothing wakes it sooner.
-pub const UNSCHEDULABLE_RETRY: Duration = Duration::from_secs(5);
+/// First retry of an unschedulable session when nothing wakes it sooner.
+pub const UNSCHEDULABLE_RETRY_MIN: Duration = Duration::from_secs(1);
+/// Longest wait between retries of an unschedulable session.
+pub const UNSCHEDULABLE_RETRY_MAX: Duration = Duration::from_secs(60);
+
+/// Backoff for a session unschedulable since `since`: half the time it has waited, within
+/// [`UNSCHEDULABLE_RETRY_MIN`, `UNSCHEDULABLE_RETRY_MAX`]. Freed capacity wakes it at once anyway.
+pub fn unschedulable_retry(since: Option<Timestamp>, now: Timestamp) -> Duration {
+    let waited = since
+        .and_then(|t| Duration::try_from(now.duration_since(t)).ok())
+        .unwrap_or_default();
+    (waited / 2).clamp(UNSCHEDULABLE_RETRY_MIN, UNSCHEDULABLE_RETRY_MAX)
+}
 /// How often a terminating session checks its objects are gone.
 pub const CLEANUP_POLL: Duration = Duration::from_secs(1);
 
@@ -662,7 +673,13 @@ async fn schedule(
         ctx.event(session, true, "FailedScheduling", "Schedule", message)
             .await;
     }
-    Ok(Some(Action::requeue(UNSCHEDULABLE_RETRY)))
+    let since = status
+        .condition("Scheduled")
+        .and_then(|c| c.last_transition_time.parse().ok());
+    Ok(Some(Action::requeue(unschedulable_retry(
+        since,
+        Timestamp::now(),
+    ))))
 }
 
 enum ProvisionError {
@@ -783,4 +800,19 @@ async fn provision(
         });
     }
     Ok((records, record))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unschedulable_retries_back_off_within_bounds() {
+        let now: Timestamp = "2026-11-26T12:00:00Z".parse().unwrap();
+        let ago = |secs: i64| Some(now - jiff::SignedDuration::from_secs(secs));
+        assert_eq!(unschedulable_retry(None, now), UNSCHEDULABLE_RETRY_MIN);
+        assert_eq!(unschedulable_retry(ago(1), now), UNSCHEDULABLE_RETRY_MIN);
+        assert_eq!(unschedulable_retry(ago(20), now), Duration::from_secs(10));
+        assert_eq!(unschedulable_retry(ago(3600), now), UNSCHEDULABLE_RETRY_MAX);
+    }
 }
