@@ -181,6 +181,23 @@ async fn wait_plugins_ready(env: &Env, names: &[&str]) {
     }
 }
 
+/// Server-side applies a `VDIPlugin` and waits until the operator serves it.
+async fn apply_plugin(env: &Env, name: &str, obj: serde_json::Value) {
+    Api::<VDIPlugin>::all(env.client())
+        .patch(name, &PatchParams::apply("test"), &Patch::Apply(obj))
+        .await
+        .unwrap();
+    wait_plugins_ready(env, &[name]).await;
+}
+
+/// Creating `s` is refused with 403 and a message containing `needle`.
+async fn assert_refused(env: &Env, s: &VDISession, needle: &str) {
+    match create(env, s).await {
+        Err(kube::Error::Api(e)) if e.code == 403 && e.message.contains(needle) => {}
+        other => panic!("expected a 403 naming {needle:?}, got {other:?}"),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_session_runs_through_every_hook_and_goes_away_with_its_objects() {
     let env = start(nodes(2, 8)).await;
@@ -287,7 +304,7 @@ async fn a_session_runs_through_every_hook_and_goes_away_with_its_objects() {
 async fn a_denied_session_is_refused_at_the_api_and_recorded_by_the_controller() {
     // With the in-process admission (the webhook's stand-in), the create itself is refused.
     let env = start(nodes(1, 8)).await;
-    let refused = create(
+    assert_refused(
         &env,
         &session(
             "bob-desktop",
@@ -296,20 +313,9 @@ async fn a_denied_session_is_refused_at_the_api_and_recorded_by_the_controller()
             "ubuntu-desktop",
             None,
         ),
+        "denied by plugin quota: template \"ubuntu-desktop\" is not allowed for user \"bob\"",
     )
-    .await
-    .unwrap_err();
-    let kube::Error::Api(e) = refused else {
-        panic!("unexpected error {refused:?}")
-    };
-    assert_eq!(e.code, 403);
-    assert!(
-        e.message.contains(
-            "denied by plugin quota: template \"ubuntu-desktop\" is not allowed for user \"bob\""
-        ),
-        "{}",
-        e.message
-    );
+    .await;
     // A template that does not exist is an invalid field, not a policy denial.
     let invalid = create(&env, &session("x", "bob", &[], "no-such-template", None))
         .await
@@ -626,7 +632,6 @@ async fn a_plugin_is_swapped_while_sessions_stream_in() {
 async fn a_trapping_plugin_blocks_only_what_it_judges_and_ignore_skips_it() {
     let env = start(nodes(1, 8)).await;
     let trap = put_module(&env, "vdi_hostile").await;
-    let plugins: Api<VDIPlugin> = Api::all(env.client());
     let spec = |policy: &str| {
         json!({
             "apiVersion": "vdi.dev/v1alpha1", "kind": "VDIPlugin", "metadata": {"name": "trap"},
@@ -635,25 +640,13 @@ async fn a_trapping_plugin_blocks_only_what_it_judges_and_ignore_skips_it() {
                      "match": {"templates": ["ubuntu-cpu"]}},
         })
     };
-    plugins
-        .patch(
-            "trap",
-            &PatchParams::apply("test"),
-            &Patch::Apply(spec("Fail")),
-        )
-        .await
-        .unwrap();
-    wait_plugins_ready(&env, &["trap"]).await;
-    let refused = create(
+    apply_plugin(&env, "trap", spec("Fail")).await;
+    assert_refused(
         &env,
         &session("cpu-1", "alice", &["staff"], "ubuntu-cpu", None),
+        "plugin trap failed",
     )
-    .await
-    .unwrap_err();
-    assert!(
-        matches!(&refused, kube::Error::Api(e) if e.code == 403 && e.message.contains("plugin trap failed")),
-        "{refused:?}"
-    );
+    .await;
     create(
         &env,
         &session("gpu-1", "alice", &["staff"], "ubuntu-desktop", None),
@@ -670,15 +663,7 @@ async fn a_trapping_plugin_blocks_only_what_it_judges_and_ignore_skips_it() {
         "not judged by trap"
     );
 
-    plugins
-        .patch(
-            "trap",
-            &PatchParams::apply("test"),
-            &Patch::Apply(spec("Ignore")),
-        )
-        .await
-        .unwrap();
-    wait_plugins_ready(&env, &["trap"]).await;
+    apply_plugin(&env, "trap", spec("Ignore")).await;
     create(
         &env,
         &session("cpu-2", "alice", &["staff"], "ubuntu-cpu", None),
@@ -770,25 +755,13 @@ async fn a_plugin_with_a_wrong_digest_never_loads() {
     wait_phase(&env, "ok", SessionPhase::Running).await;
 
     // The right digest loads it from the ConfigMap.
-    plugins
-        .patch(
-            "strict",
-            &PatchParams::apply("test"),
-            &Patch::Apply(obj(&Digest::of(&bytes))),
-        )
-        .await
-        .unwrap();
-    wait_plugins_ready(&env, &["strict"]).await;
-    let refused = create(
+    apply_plugin(&env, "strict", obj(&Digest::of(&bytes))).await;
+    assert_refused(
         &env,
         &session("second", "alice", &["staff"], "ubuntu-cpu", None),
+        "limit 1",
     )
-    .await
-    .unwrap_err();
-    assert!(
-        matches!(&refused, kube::Error::Api(e) if e.code == 403 && e.message.contains("limit 1")),
-        "{refused:?}"
-    );
+    .await;
     env.platform.stop().await;
 }
 

@@ -182,16 +182,16 @@ impl Operator {
             }));
         }
 
-        let leader_task = tokio::spawn(lead(
+        let shared = Shared {
             client,
             registry,
             config,
-            metrics.clone(),
-            sessions.clone(),
+            metrics: metrics.clone(),
+            sessions: sessions.clone(),
             templates,
             nodes,
-            shutdown_rx,
-        ));
+        };
+        let leader_task = tokio::spawn(lead(shared, shutdown_rx));
         Ok(Self {
             tasks,
             leader_task: Some(leader_task),
@@ -223,19 +223,12 @@ impl Operator {
         if let Some(t) = self.leader_task.take() {
             let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
         }
-        for t in &self.tasks {
-            t.abort();
-        }
+        // Drop aborts the rest (caches, plugin controller, HTTP server).
     }
 
     /// Stops at once, as a crash would (nothing finishes, the lease is kept until it runs out).
-    pub fn abort(mut self) {
-        if let Some(t) = self.leader_task.take() {
-            t.abort();
-        }
-        for t in &self.tasks {
-            t.abort();
-        }
+    pub fn abort(self) {
+        drop(self);
     }
 }
 
@@ -254,11 +247,9 @@ async fn stopped(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;
 }
 
-#[allow(
-    clippy::too_many_arguments,
-    reason = "the caches and settings the controllers share"
-)]
-async fn lead(
+/// What the leader's controllers share: the client, the plugins, the caches and the settings.
+#[derive(Clone)]
+struct Shared {
     client: Client,
     registry: Arc<Registry>,
     config: OperatorConfig,
@@ -266,8 +257,10 @@ async fn lead(
     sessions: Store<VDISession>,
     templates: Store<VDITemplate>,
     nodes: Store<Node>,
-    mut shutdown: watch::Receiver<bool>,
-) {
+}
+
+async fn lead(shared: Shared, mut shutdown: watch::Receiver<bool>) {
+    let Shared { client, config, .. } = shared.clone();
     loop {
         if let Some(lease) = &config.lease {
             tokio::select! {
@@ -276,16 +269,7 @@ async fn lead(
             }
         }
         let (stop_tx, stop_rx) = watch::channel(false);
-        let run = run_controllers(
-            client.clone(),
-            registry.clone(),
-            config.clone(),
-            metrics.clone(),
-            sessions.clone(),
-            templates.clone(),
-            nodes.clone(),
-            stop_rx,
-        );
+        let run = run_controllers(shared.clone(), stop_rx);
         let mut run = std::pin::pin!(run);
         let lost = async {
             match &config.lease {
@@ -312,20 +296,16 @@ async fn lead(
     }
 }
 
-#[allow(
-    clippy::too_many_arguments,
-    reason = "the caches and settings the controllers share"
-)]
-async fn run_controllers(
-    client: Client,
-    registry: Arc<Registry>,
-    config: OperatorConfig,
-    metrics: Arc<OperatorMetrics>,
-    sessions: Store<VDISession>,
-    templates: Store<VDITemplate>,
-    nodes: Store<Node>,
-    stop: watch::Receiver<bool>,
-) {
+async fn run_controllers(shared: Shared, stop: watch::Receiver<bool>) {
+    let Shared {
+        client,
+        registry,
+        config,
+        metrics,
+        sessions,
+        templates,
+        nodes,
+    } = shared;
     registry.wait_synced().await;
     let _ = sessions.wait_until_ready().await;
     let _ = templates.wait_until_ready().await;
