@@ -924,6 +924,27 @@ fn review(user: &str, groups: &[&str], object: serde_json::Value) -> Vec<u8> {
     .unwrap()
 }
 
+/// Posts an AdmissionReview for `object` by `user` to the webhook `path`; returns the answer.
+async fn post_review(
+    addr: std::net::SocketAddr,
+    path: &str,
+    user: &str,
+    groups: &[&str],
+    object: serde_json::Value,
+) -> serde_json::Value {
+    let body = review(user, groups, object);
+    let (code, answer) = http(
+        addr,
+        "POST",
+        path,
+        &[("Content-Type", "application/json")],
+        &body,
+    )
+    .await;
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&answer));
+    serde_json::from_slice(&answer).unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_webhook_metrics_and_upload_endpoints_answer_over_http() {
     let config = OperatorConfig {
@@ -933,7 +954,6 @@ async fn the_webhook_metrics_and_upload_endpoints_answer_over_http() {
     };
     let env = start_with(nodes(1, 8), Some(config), true).await;
     let addr = env.platform.operator.as_ref().unwrap().http_addr().unwrap();
-    let json_header = [("Content-Type", "application/json")];
 
     // Validating: a denial carries the plugin's reason and 403.
     let bob = serde_json::to_value(session(
@@ -944,16 +964,7 @@ async fn the_webhook_metrics_and_upload_endpoints_answer_over_http() {
         None,
     ))
     .unwrap();
-    let (code, body) = http(
-        addr,
-        "POST",
-        "/validate",
-        &json_header,
-        &review("admin", &["system:masters"], bob),
-    )
-    .await;
-    assert_eq!(code, 200);
-    let answer: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let answer = post_review(addr, "/validate", "admin", &["system:masters"], bob).await;
     let response = &answer["response"];
     assert_eq!(response["uid"], "7d1d6e4c-0000-4000-8000-000000000001");
     assert_eq!(response["allowed"], false);
@@ -975,16 +986,7 @@ async fn the_webhook_metrics_and_upload_endpoints_answer_over_http() {
         Some("24h"),
     ))
     .unwrap();
-    let (code, body) = http(
-        addr,
-        "POST",
-        "/mutate",
-        &json_header,
-        &review("carol", &["staff"], mallory),
-    )
-    .await;
-    assert_eq!(code, 200);
-    let answer: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let answer = post_review(addr, "/mutate", "carol", &["staff"], mallory).await;
     let response = &answer["response"];
     assert_eq!(response["allowed"], true, "{answer}");
     assert_eq!(response["patchType"], "JSONPatch");
