@@ -16,7 +16,7 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 apt_packages=(pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
   libgstreamer-plugins-bad1.0-dev gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-nice gstreamer1.0-x
-  gstreamer1.0-tools)
+  gstreamer1.0-tools xvfb x11-utils xdotool chromium)
 missing=()
 for p in "${apt_packages[@]}"; do
   [[ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" == "install ok installed" ]] || missing+=("$p")
@@ -49,6 +49,13 @@ if [ ! -x plugins/quota-js/node_modules/.bin/componentize-qjs ] \
    || [ plugins/quota-js/package-lock.json -nt plugins/quota-js/node_modules/.package-lock.json ]; then
   log "npm ci (plugins/quota-js)"
   (cd plugins/quota-js && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+# Streamer browser tests: playwright-core drives the system's Chromium (no browser download).
+if [ ! -d streamer/tests/browser/node_modules/playwright-core ] \
+   || [ streamer/tests/browser/package-lock.json -nt streamer/tests/browser/node_modules/.package-lock.json ]; then
+  log "npm ci (streamer/tests/browser)"
+  (cd streamer/tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
 # Python plugins: componentize-py in a private virtual environment.

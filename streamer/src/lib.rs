@@ -1,15 +1,20 @@
 //! The session streamer: captures the X11 desktop, encodes it (NVENC when an NVIDIA GPU is
 //! there, x264 or VP8 otherwise, chosen at run time) and sends it to the browser over WebRTC.
 //!
-//! Today this crate holds the settings, the signalling protocol types, session-token
-//! verification, TURN credentials and the encoder choice and encoding pipelines; the WebRTC
-//! transport (webrtcbin, signalling server, input, web player) is the streamer issue's next step.
+//! One media pipeline per viewer (`webrtc`: capture → encoder → RTP → webrtcbin, trickle ICE, an
+//! `input` data channel), the HTTP server (`server`: web player, WebSocket signalling with the
+//! session token checked first, one controlling viewer, `/healthz`, `/metrics`), XTest input
+//! injection (`input`), and the pieces they use: settings, signalling types, tokens, TURN
+//! credentials, the encoder choice. It knows nothing of Kubernetes.
 
 pub mod encoder;
+pub mod input;
 pub mod protocol;
+pub mod server;
 pub mod settings;
 pub mod token;
 pub mod turn;
+pub mod webrtc;
 
 /// Capture (X11 display `display`, scaled to the settings) → encoder → RTP payloader, as a
 /// `gst-launch` description ending at the payloader.

@@ -1,10 +1,14 @@
-//! `vdi-streamer`: parses settings and runs the streamer.
+//! `vdi-streamer`: parses settings, chooses the encoder, and serves the web player and WebRTC
+//! signalling until SIGTERM or Ctrl-C.
 
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::Parser;
 use vdi_streamer::encoder::{GstProbe, choose};
+use vdi_streamer::server::Streamer;
 use vdi_streamer::settings::Settings;
+use vdi_streamer::token::Verifier;
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -18,26 +22,55 @@ fn main() -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::from(2);
     }
-    if let Err(e) = gstreamer::init() {
-        eprintln!("error: GStreamer: {e}");
-        return ExitCode::FAILURE;
-    }
-    let (encoder, why) = match choose(settings.encoder, &GstProbe) {
-        Ok(choice) => choice,
+    match run(settings) {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(settings: Settings) -> anyhow::Result<()> {
+    gstreamer::init().context("GStreamer")?;
+    let (encoder, why) = choose(settings.encoder, &GstProbe).map_err(anyhow::Error::msg)?;
+    tracing::info!(encoder = encoder.element(), reason = %why, "encoder chosen");
+    let verifier = match &settings.token_public_key {
+        Some(path) => {
+            let pem = std::fs::read(path).with_context(|| format!("read {}", path.display()))?;
+            Some(Verifier::new(&pem, &settings.session)?)
+        }
+        None => {
+            tracing::warn!("no --token-public-key: every viewer will be refused");
+            None
         }
     };
-    tracing::info!(encoder = encoder.element(), reason = %why, "encoder chosen");
-    println!("encoder:  {} ({why})", encoder.element());
-    println!(
-        "pipeline: {}",
-        vdi_streamer::capture_pipeline(&settings, encoder)
-    );
-    // The WebRTC transport is not built yet; say so rather than pretend to stream.
-    eprintln!(
-        "vdi-streamer: WebRTC streaming is not implemented yet; this build only probes the encoder"
-    );
-    ExitCode::from(3)
+    let listen = settings.listen;
+    let streamer = Streamer::new(settings, encoder, verifier);
+    let rt = tokio::runtime::Runtime::new().context("start the async runtime")?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("listen on {listen}"))?;
+        tracing::info!(%listen, "streamer listening");
+        axum::serve(listener, streamer.router())
+            .with_graceful_shutdown(shutdown())
+            .await
+            .context("serve")
+    })
+}
+
+async fn shutdown() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
 }

@@ -88,6 +88,13 @@ pub struct Settings {
     /// This session's name: the audience session tokens must carry.
     #[arg(long, env = "VDI_SESSION", default_value = "")]
     pub session: String,
+    /// Extra local addresses for ICE (libnice skips loopback unless told, e.g. `127.0.0.1`).
+    #[arg(
+        long = "ice-local-address",
+        env = "VDI_ICE_LOCAL_ADDRESSES",
+        value_delimiter = ','
+    )]
+    pub ice_local_addresses: Vec<String>,
     /// What happens to viewers after the first.
     #[arg(long, env = "VDI_EXTRA_VIEWERS", value_enum, default_value_t = ExtraViewers::ViewOnly)]
     pub extra_viewers: ExtraViewers,

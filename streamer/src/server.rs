@@ -1,0 +1,357 @@
+//! The streamer's HTTP server: the web player, WebSocket signalling (session token checked
+//! before any offer; one controlling viewer, others view-only or refused), `/healthz` and
+//! `/metrics`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::extract::State;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::http::header;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use futures::{SinkExt as _, StreamExt as _};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use crate::encoder::Encoder;
+use crate::input::Injector;
+use crate::protocol::{ClientMessage, Role, ServerMessage, parse};
+use crate::settings::{ExtraViewers, Settings};
+use crate::token::Verifier;
+use crate::webrtc::{IceConfig, Peer, PeerEvent};
+
+/// The web player page.
+pub const PLAYER_HTML: &str = include_str!("../web/player.html");
+/// The web player script.
+pub const PLAYER_JS: &str = include_str!("../web/player.js");
+
+/// Counters and gauges `/metrics` shows.
+#[derive(Debug, Default)]
+pub struct StreamMetrics {
+    viewers: Gauge,
+    connections: Counter,
+    refused: Counter,
+    input_events: Counter,
+    pipeline_failures: Counter,
+}
+
+/// Shared by every connection.
+pub struct Streamer {
+    settings: Settings,
+    encoder: Encoder,
+    verifier: Option<Verifier>,
+    ice: IceConfig,
+    controller: AtomicBool,
+    active_pipelines: AtomicU64,
+    metrics: StreamMetrics,
+    registry: std::sync::Mutex<Registry>,
+}
+
+impl Streamer {
+    /// A streamer with these settings and encoder; `verifier` checks session tokens (`None`
+    /// refuses every viewer: a streamer without a key cannot tell who may watch).
+    pub fn new(settings: Settings, encoder: Encoder, verifier: Option<Verifier>) -> Arc<Self> {
+        let ice = IceConfig {
+            stun: settings
+                .stun
+                .first()
+                .map(|s| s.replacen("stun:", "stun://", 1)),
+            turns: Vec::new(),
+            local_addresses: settings.ice_local_addresses.clone(),
+        };
+        let metrics = StreamMetrics::default();
+        let mut registry = Registry::with_prefix("vdi_streamer");
+        registry.register("viewers", "Connected viewers", metrics.viewers.clone());
+        registry.register(
+            "connections",
+            "Signalling connections accepted",
+            metrics.connections.clone(),
+        );
+        registry.register(
+            "refused",
+            "Viewers refused (token, busy)",
+            metrics.refused.clone(),
+        );
+        registry.register(
+            "input_events",
+            "Input events injected",
+            metrics.input_events.clone(),
+        );
+        registry.register(
+            "pipeline_failures",
+            "Media pipelines that failed",
+            metrics.pipeline_failures.clone(),
+        );
+        Arc::new(Self {
+            settings,
+            encoder,
+            verifier,
+            ice,
+            controller: AtomicBool::new(false),
+            active_pipelines: AtomicU64::new(0),
+            metrics,
+            registry: std::sync::Mutex::new(registry),
+        })
+    }
+
+    /// The router.
+    pub fn router(self: &Arc<Self>) -> Router {
+        Router::new()
+            .route("/", get(|| async { Html(PLAYER_HTML) }))
+            .route(
+                "/player.js",
+                get(|| async { ([(header::CONTENT_TYPE, "text/javascript")], PLAYER_JS) }),
+            )
+            .route("/ws", get(ws))
+            .route("/healthz", get(healthz))
+            .route("/metrics", get(metrics))
+            .with_state(self.clone())
+    }
+
+    fn ice_servers(&self, user: &str) -> Vec<serde_json::Value> {
+        let mut servers: Vec<serde_json::Value> = self
+            .settings
+            .stun
+            .iter()
+            .map(|s| json!({"urls": s}))
+            .collect();
+        if let (Some(turn), Some(secret)) = (&self.settings.turn, &self.settings.turn_secret) {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let c = crate::turn::credentials(secret, user, now, self.settings.turn_ttl_seconds);
+            servers.push(json!({"urls": turn, "username": c.username, "credential": c.credential}));
+        }
+        servers
+    }
+
+    /// The TURN server for the streamer's own side, with credentials (GStreamer URL form).
+    fn turn_url(&self, user: &str) -> Option<String> {
+        let (turn, secret) = (
+            self.settings.turn.as_ref()?,
+            self.settings.turn_secret.as_ref()?,
+        );
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let c = crate::turn::credentials(secret, user, now, self.settings.turn_ttl_seconds);
+        let hostport = turn.trim_start_matches("turn:").trim_start_matches("//");
+        Some(format!(
+            "turn://{}:{}@{hostport}",
+            url_encode(&c.username),
+            url_encode(&c.credential)
+        ))
+    }
+}
+
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+async fn healthz(State(s): State<Arc<Streamer>>) -> Response {
+    let body = json!({
+        "encoder": s.encoder.element(),
+        "viewers": s.metrics.viewers.get(),
+        "pipelines": s.active_pipelines.load(Ordering::Relaxed),
+    });
+    axum::Json(body).into_response()
+}
+
+async fn metrics(State(s): State<Arc<Streamer>>) -> Response {
+    let mut out = String::new();
+    let registry = s
+        .registry
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        out,
+    )
+        .into_response()
+}
+
+async fn ws(State(s): State<Arc<Streamer>>, upgrade: WebSocketUpgrade) -> Response {
+    upgrade
+        .max_message_size(crate::protocol::MAX_MESSAGE_BYTES * 2)
+        .on_upgrade(move |socket| viewer(s, socket))
+}
+
+fn text(m: &ServerMessage) -> Message {
+    Message::Text(serde_json::to_string(m).unwrap_or_default().into())
+}
+
+/// One viewer from hello to goodbye.
+async fn viewer(s: Arc<Streamer>, socket: WebSocket) {
+    let (mut sink, mut stream) = socket.split();
+    // The token comes first; nothing else is answered before it.
+    let claims = loop {
+        let Some(Ok(msg)) = stream.next().await else {
+            return;
+        };
+        let Message::Text(t) = msg else { continue };
+        match parse(&t) {
+            Ok(ClientMessage::Hello { token }) => {
+                let verdict = match &s.verifier {
+                    Some(v) => v.verify(&token).map_err(|e| e.to_string()),
+                    None => Err("this streamer has no token key configured".into()),
+                };
+                match verdict {
+                    Ok(c) => break c,
+                    Err(e) => {
+                        s.metrics.refused.inc();
+                        let _ = sink
+                            .send(text(&ServerMessage::error("unauthorized", e)))
+                            .await;
+                        let _ = sink.close().await;
+                        return;
+                    }
+                }
+            }
+            Ok(_) => {
+                let _ = sink
+                    .send(text(&ServerMessage::error(
+                        "unauthorized",
+                        "send hello with a session token first",
+                    )))
+                    .await;
+            }
+            Err(e) => {
+                let _ = sink.send(text(&e)).await;
+            }
+        }
+    };
+    let controls = s
+        .controller
+        .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+        .is_ok();
+    if !controls && s.settings.extra_viewers == ExtraViewers::Refuse {
+        s.metrics.refused.inc();
+        let _ = sink
+            .send(text(&ServerMessage::error(
+                "busy",
+                "another viewer controls this session",
+            )))
+            .await;
+        let _ = sink.close().await;
+        return;
+    }
+    let role = if controls {
+        Role::Controller
+    } else {
+        Role::Viewer
+    };
+    s.metrics.connections.inc();
+    s.metrics.viewers.inc();
+    tracing::info!(user = %claims.sub, ?role, "viewer connected");
+    let _ = sink
+        .send(text(&ServerMessage::Welcome {
+            role,
+            ice_servers: s.ice_servers(&claims.sub),
+        }))
+        .await;
+    run_viewer(&s, &claims.sub, controls, &mut sink, &mut stream).await;
+    if controls {
+        s.controller.store(false, Ordering::Release);
+    }
+    s.metrics.viewers.dec();
+    tracing::info!(user = %claims.sub, "viewer left");
+}
+
+async fn run_viewer(
+    s: &Arc<Streamer>,
+    user: &str,
+    controls: bool,
+    sink: &mut futures::stream::SplitSink<WebSocket, Message>,
+    stream: &mut futures::stream::SplitStream<WebSocket>,
+) {
+    let (tx, mut events) = mpsc::unbounded_channel();
+    let mut ice = s.ice.clone();
+    ice.turns.extend(s.turn_url(user));
+    let peer = match Peer::start(&s.settings, s.encoder, &ice, tx) {
+        Ok(p) => p,
+        Err(e) => {
+            s.metrics.pipeline_failures.inc();
+            let _ = sink.send(text(&ServerMessage::error("pipeline", e))).await;
+            return;
+        }
+    };
+    s.active_pipelines.fetch_add(1, Ordering::Relaxed);
+    let mut injector = if controls {
+        match Injector::connect(&s.settings.display) {
+            Ok(i) => Some(i),
+            Err(e) => {
+                tracing::warn!(error = %e, "input disabled");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                Some(PeerEvent::Offer(sdp)) => {
+                    if sink.send(text(&ServerMessage::Offer { sdp })).await.is_err() { break; }
+                }
+                Some(PeerEvent::Ice { mline, candidate }) => {
+                    let m = ServerMessage::Ice { candidate, sdp_mline_index: mline };
+                    if sink.send(text(&m)).await.is_err() { break; }
+                }
+                Some(PeerEvent::Input(t)) => {
+                    if let Some(inj) = injector.as_mut() {
+                        match inj.handle_text(&t) {
+                            Ok(()) => {
+                                s.metrics.input_events.inc();
+                            }
+                            Err(e) => tracing::debug!(error = %e, "input event dropped"),
+                        }
+                    }
+                }
+                Some(PeerEvent::Failed(e)) => {
+                    s.metrics.pipeline_failures.inc();
+                    let _ = sink.send(text(&ServerMessage::error("pipeline", e))).await;
+                    break;
+                }
+                None => break,
+            },
+            msg = stream.next() => match msg {
+                Some(Ok(Message::Text(t))) => match parse(&t) {
+                    Ok(ClientMessage::Answer { sdp }) => {
+                        if let Err(e) = peer.set_answer(&sdp) {
+                            let _ = sink.send(text(&ServerMessage::error("bad-message", e))).await;
+                        }
+                    }
+                    Ok(ClientMessage::Ice { candidate, sdp_mline_index }) => peer.add_ice(sdp_mline_index, &candidate),
+                    Ok(ClientMessage::Hello { .. }) => {
+                        let _ = sink.send(text(&ServerMessage::error("bad-message", "already said hello"))).await;
+                    }
+                    Err(e) => { let _ = sink.send(text(&e)).await; }
+                },
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+    if let Some(inj) = injector.as_mut() {
+        inj.release_all();
+    }
+    drop(peer);
+    s.active_pipelines.fetch_sub(1, Ordering::Relaxed);
+}

@@ -1,0 +1,209 @@
+//! One viewer's media path: X11 capture → encoder → RTP → `webrtcbin`, the SDP offer, trickle
+//! ICE both ways, and the `input` data channel. Everything the browser must hear comes out as
+//! [`PeerEvent`]s on a channel; the signalling server forwards them.
+
+use gstreamer as gst;
+use gstreamer::glib;
+use gstreamer::prelude::*;
+use gstreamer_sdp as gst_sdp;
+use gstreamer_webrtc as gst_webrtc;
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::encoder::Encoder;
+use crate::settings::Settings;
+
+/// What a peer tells the signalling side.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PeerEvent {
+    /// The SDP offer to send.
+    Offer(String),
+    /// A local ICE candidate to send.
+    Ice {
+        /// Media line index.
+        mline: u32,
+        /// Candidate line.
+        candidate: String,
+    },
+    /// A text message on the `input` data channel.
+    Input(String),
+    /// The pipeline failed; the viewer should be told and dropped.
+    Failed(String),
+}
+
+/// ICE servers in GStreamer's form.
+#[derive(Debug, Clone, Default)]
+pub struct IceConfig {
+    /// `stun://host:port`.
+    pub stun: Option<String>,
+    /// `turn://user:password@host:port` (user and password URL-encoded).
+    pub turns: Vec<String>,
+    /// Local addresses libnice should also use (it skips loopback unless told).
+    pub local_addresses: Vec<String>,
+}
+
+/// A running media pipeline for one viewer.
+pub struct Peer {
+    pipeline: gst::Pipeline,
+    webrtc: gst::Element,
+    channel: gst_webrtc::WebRTCDataChannel,
+}
+
+fn rtp_caps(encoder: Encoder) -> &'static str {
+    match encoder {
+        Encoder::Nvenc | Encoder::X264 => {
+            "application/x-rtp,media=video,encoding-name=H264,payload=96,clock-rate=90000"
+        }
+        Encoder::Vp8 => {
+            "application/x-rtp,media=video,encoding-name=VP8,payload=96,clock-rate=90000"
+        }
+    }
+}
+
+/// The whole pipeline description for one viewer.
+pub fn pipeline_description(settings: &Settings, encoder: Encoder) -> String {
+    format!(
+        "{capture} ! {caps} ! webrtcbin name=webrtc bundle-policy=max-bundle latency=0",
+        capture = crate::capture_pipeline(settings, encoder),
+        caps = rtp_caps(encoder),
+    )
+}
+
+impl Peer {
+    /// Builds the pipeline, creates the `input` data channel and starts it; the offer follows
+    /// as a [`PeerEvent::Offer`].
+    pub fn start(
+        settings: &Settings,
+        encoder: Encoder,
+        ice: &IceConfig,
+        events: UnboundedSender<PeerEvent>,
+    ) -> Result<Self, String> {
+        let pipeline = gst::parse::launch(&pipeline_description(settings, encoder))
+            .map_err(|e| format!("pipeline: {e}"))?
+            .downcast::<gst::Pipeline>()
+            .map_err(|_| "pipeline: not a pipeline".to_owned())?;
+        let webrtc = pipeline.by_name("webrtc").ok_or("pipeline: no webrtcbin")?;
+        if let Some(stun) = &ice.stun {
+            webrtc.set_property("stun-server", stun);
+        }
+        for turn in &ice.turns {
+            let _ = webrtc.emit_by_name::<bool>("add-turn-server", &[turn]);
+        }
+        if !ice.local_addresses.is_empty() {
+            let agent = webrtc.property::<glib::Object>("ice-agent");
+            for addr in &ice.local_addresses {
+                let _ = agent.emit_by_name::<bool>("add-local-ip-address", &[addr]);
+            }
+        }
+        let tx = events.clone();
+        webrtc.connect("on-negotiation-needed", false, move |values| {
+            let Ok(webrtc) = values[0].get::<gst::Element>() else {
+                return None;
+            };
+            let tx = tx.clone();
+            let element = webrtc.clone();
+            let promise = gst::Promise::with_change_func(move |reply| {
+                let offer = match reply {
+                    Ok(Some(s)) => s
+                        .value("offer")
+                        .ok()
+                        .and_then(|v| v.get::<gst_webrtc::WebRTCSessionDescription>().ok()),
+                    _ => None,
+                };
+                let Some(offer) = offer else {
+                    let _ = tx.send(PeerEvent::Failed("creating the offer failed".into()));
+                    return;
+                };
+                element
+                    .emit_by_name::<()>("set-local-description", &[&offer, &None::<gst::Promise>]);
+                match offer.sdp().as_text() {
+                    Ok(text) => {
+                        let _ = tx.send(PeerEvent::Offer(text));
+                    }
+                    Err(e) => {
+                        let _ = tx.send(PeerEvent::Failed(format!("offer SDP: {e}")));
+                    }
+                }
+            });
+            webrtc.emit_by_name::<()>("create-offer", &[&None::<gst::Structure>, &promise]);
+            None
+        });
+        let tx = events.clone();
+        webrtc.connect("on-ice-candidate", false, move |values| {
+            let mline = values[1].get::<u32>().ok()?;
+            let candidate = values[2].get::<String>().ok()?;
+            let _ = tx.send(PeerEvent::Ice { mline, candidate });
+            None
+        });
+        pipeline
+            .set_state(gst::State::Ready)
+            .map_err(|e| format!("pipeline to Ready: {e}"))?;
+        let channel = webrtc.emit_by_name::<gst_webrtc::WebRTCDataChannel>(
+            "create-data-channel",
+            &[&"input", &None::<gst::Structure>],
+        );
+        let tx = events.clone();
+        channel.connect_on_message_string(move |_, text| {
+            if let Some(text) = text {
+                let _ = tx.send(PeerEvent::Input(text.to_owned()));
+            }
+        });
+        let bus = pipeline.bus().ok_or("pipeline: no bus")?;
+        let tx = events;
+        bus.set_sync_handler(move |_, msg| {
+            if let gst::MessageView::Error(e) = msg.view() {
+                let _ = tx.send(PeerEvent::Failed(format!(
+                    "{}: {}",
+                    e.src().map(|s| s.name().to_string()).unwrap_or_default(),
+                    e.error()
+                )));
+            }
+            gst::BusSyncReply::Drop
+        });
+        pipeline
+            .set_state(gst::State::Playing)
+            .map_err(|e| format!("pipeline to Playing: {e}"))?;
+        Ok(Self {
+            pipeline,
+            webrtc,
+            channel,
+        })
+    }
+
+    /// Applies the browser's answer.
+    pub fn set_answer(&self, sdp: &str) -> Result<(), String> {
+        let message = gst_sdp::SDPMessage::parse_buffer(sdp.as_bytes())
+            .map_err(|e| format!("answer SDP: {e}"))?;
+        let answer =
+            gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Answer, message);
+        self.webrtc
+            .emit_by_name::<()>("set-remote-description", &[&answer, &None::<gst::Promise>]);
+        Ok(())
+    }
+
+    /// Adds the browser's ICE candidate (an empty one ends the trickle and is ignored).
+    pub fn add_ice(&self, mline: u32, candidate: &str) {
+        if !candidate.is_empty() {
+            self.webrtc
+                .emit_by_name::<()>("add-ice-candidate", &[&mline, &candidate]);
+        }
+    }
+
+    /// Sends text to the browser on the `input` data channel (clipboard, acknowledgements).
+    pub fn send(&self, text: &str) -> Result<(), String> {
+        self.channel
+            .send_string_full(Some(text))
+            .map_err(|e| e.to_string())
+    }
+
+    /// Whether the pipeline is playing.
+    pub fn playing(&self) -> bool {
+        self.pipeline.current_state() == gst::State::Playing
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        // A pipeline must reach Null before it is dropped.
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}

@@ -1,0 +1,72 @@
+// Drives the streamer's web player in headless Chromium and reports what it saw as JSON lines
+// on stdout. Usage: node drive.mjs <player-url> <scenario>
+//   watch   wait for the first frame, then report stats after 3 s
+//   input   also move the pointer to the video's centre and hold the "a" key for 1.5 s
+//   refused expect the player to be refused; report the error code
+// The Rust tests (streamer/tests/browser.rs) start Xvfb, the streamer and this script, and check
+// the X server's side themselves.
+import { chromium } from "playwright-core";
+
+const [url, scenario = "watch"] = process.argv.slice(2);
+const out = (o) => console.log(JSON.stringify(o));
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: [
+    "--allow-loopback-in-peer-connection", "--use-fake-ui-for-media-stream", "--no-sandbox",
+    "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+  ],
+});
+try {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 720 } });
+  page.on("console", (m) => { if (m.type() === "error") out({ event: "console", text: m.text() }); });
+  const started = Date.now();
+  await page.goto(url);
+  if (scenario === "garbage") {
+    // Malformed signalling from a page on the streamer's origin: each gets an error back.
+    const replies = await page.evaluate(async () => {
+      const ws = new WebSocket(`ws://${location.host}/ws`);
+      await new Promise((r) => (ws.onopen = r));
+      const got = [];
+      ws.onmessage = (e) => got.push(JSON.parse(e.data));
+      for (const m of ["{", "[1,2]", JSON.stringify({ type: "answer", sdp: "v=0" }), JSON.stringify({ type: "nope" })]) ws.send(m);
+      await new Promise((r) => setTimeout(r, 500));
+      return got;
+    });
+    out({ event: "replies", replies });
+  } else if (scenario === "refused") {
+    await page.waitForFunction(() => window.vdi && window.vdi.state.error, null, { timeout: 15000 });
+    out({ event: "refused", code: await page.evaluate(() => window.vdi.state.error) });
+  } else {
+    await page.waitForFunction(() => window.vdi && window.vdi.state.framesDecoded > 0, null, { timeout: 30000, polling: 20 });
+    out({ event: "first-frame", ms: Date.now() - started });
+    if (scenario === "reconnect") {
+      await page.evaluate(() => window.vdi.disconnect());
+      await page.waitForFunction(() => window.vdi.state.connects >= 2 && window.vdi.state.connected, null, { timeout: 20000 });
+      const frames = await page.evaluate(() => window.vdi.state.framesDecoded);
+      await page.waitForFunction((f) => window.vdi.state.framesDecoded > f || window.vdi.state.framesDecoded > 0, frames, { timeout: 20000 });
+      out({ event: "reconnected", connects: await page.evaluate(() => window.vdi.state.connects) });
+    }
+    if (scenario === "input") {
+      await page.waitForFunction(() => window.vdi.send({ type: "pointer-abs", x: 0, y: 0 }), null, { timeout: 10000 });
+      const box = await page.locator("video").boundingBox();
+      await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+      await page.waitForTimeout(300);
+      out({ event: "pointer-moved" });
+      await page.keyboard.down("a");
+      out({ event: "key-down" });
+      await page.waitForTimeout(1500);
+      await page.keyboard.up("a");
+      out({ event: "key-up" });
+    }
+    const before = await page.evaluate(() => ({ ...window.vdi.state }));
+    await page.waitForTimeout(3000);
+    const after = await page.evaluate(() => ({ ...window.vdi.state }));
+    out({ event: "stats", ...after, fpsMeasured: (after.framesDecoded - before.framesDecoded) / 3 });
+  }
+} catch (e) {
+  out({ event: "failed", error: String(e) });
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}
