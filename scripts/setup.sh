@@ -11,12 +11,12 @@ kubectl_version=1.37.1
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 
-# Debian packages the build and tests need: GStreamer 1.22 for the streamer (later: Xvfb,
-# Chromium, coturn for its browser tests).
+# Debian packages the build and tests need: GStreamer 1.22 for the streamer; Xvfb, Chromium and
+# coturn for its browser tests (X tools for debugging them).
 apt_packages=(pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
   libgstreamer-plugins-bad1.0-dev gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-nice gstreamer1.0-x
-  gstreamer1.0-tools xvfb x11-utils xdotool chromium)
+  gstreamer1.0-tools xvfb x11-utils xdotool chromium coturn)
 missing=()
 for p in "${apt_packages[@]}"; do
   [[ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" == "install ok installed" ]] || missing+=("$p")

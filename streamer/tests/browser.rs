@@ -299,3 +299,95 @@ fn tokens_and_signalling_are_checked_and_viewers_reconnect() {
         "pipelines left after the viewer went"
     );
 }
+
+/// coturn on a free loopback port with REST-style credentials, killed on drop.
+struct Turn {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Turn {
+    fn start(secret: &str) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = tempfile::tempdir().unwrap();
+        let child = Command::new("turnserver")
+            .args([
+                "--listening-ip=127.0.0.1",
+                "--relay-ip=127.0.0.1",
+                &format!("--listening-port={port}"),
+                "--min-port=49160",
+                "--max-port=49760",
+                "--use-auth-secret",
+                &format!("--static-auth-secret={secret}"),
+                "--realm=vdi.test",
+                "--allow-loopback-peers",
+                "--no-tls",
+                "--no-dtls",
+                "--no-cli",
+                "--no-stun",
+                "--log-file=stdout",
+                "--simple-log",
+            ])
+            .arg(format!(
+                "--pidfile={}",
+                dir.path().join("turn.pid").display()
+            ))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start turnserver (scripts/setup.sh installs coturn)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "coturn did not listen");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_relay_only_browser_gets_the_stream_through_coturn() {
+    let x = Xvfb::start(640, 480);
+    let keys = keys();
+    let turn = Turn::start("turn-secret");
+    let turn_url = format!("turn:127.0.0.1:{}", turn.port);
+    let served = serve(
+        &x.display,
+        &keys,
+        &[
+            "--width",
+            "640",
+            "--height",
+            "480",
+            "--turn",
+            &turn_url,
+            "--turn-secret",
+            "turn-secret",
+        ],
+    );
+    let url = format!(
+        "http://{}/?relay=1#token={}",
+        served.addr,
+        token(&keys, "desk-1", now() + 600)
+    );
+    let events = drive(&url, "watch", |_| {});
+    let stats = find(&events, "stats");
+    assert_eq!(stats["candidateType"], "relay", "{stats}");
+    assert!(stats["fpsMeasured"].as_f64().unwrap() >= 20.0, "{stats}");
+}
