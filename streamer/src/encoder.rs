@@ -36,18 +36,30 @@ impl Encoder {
         }
     }
 
-    /// The encoder as a pipeline fragment, tuned for latency.
+    /// Sets the bitrate of a running encoder element of this kind.
+    pub fn set_bitrate(self, element: &gstreamer::Element, kbps: u32) {
+        use gstreamer::prelude::ObjectExt as _;
+        match self {
+            Self::Nvenc | Self::X264 => element.set_property("bitrate", kbps),
+            Self::Vp8 => element.set_property(
+                "target-bitrate",
+                i32::try_from(u64::from(kbps) * 1000).unwrap_or(i32::MAX),
+            ),
+        }
+    }
+
+    /// The encoder as a pipeline fragment (element named `encoder`), tuned for latency.
     pub fn description(self, bitrate_kbps: u32, fps: u32) -> String {
         let gop = fps.saturating_mul(2).max(1);
         match self {
             Self::Nvenc => format!(
-                "nvh264enc preset=low-latency-hq zerolatency=true rc-mode=cbr bitrate={bitrate_kbps} gop-size={gop} ! video/x-h264,profile=constrained-baseline"
+                "nvh264enc name=encoder preset=low-latency-hq zerolatency=true rc-mode=cbr bitrate={bitrate_kbps} gop-size={gop} ! video/x-h264,profile=constrained-baseline"
             ),
             Self::X264 => format!(
-                "x264enc tune=zerolatency speed-preset=ultrafast bitrate={bitrate_kbps} key-int-max={gop} ! video/x-h264,profile=constrained-baseline"
+                "x264enc name=encoder tune=zerolatency speed-preset=ultrafast bitrate={bitrate_kbps} key-int-max={gop} ! video/x-h264,profile=constrained-baseline"
             ),
             Self::Vp8 => format!(
-                "vp8enc deadline=1 cpu-used=8 end-usage=cbr target-bitrate={} keyframe-max-dist={gop}",
+                "vp8enc name=encoder deadline=1 cpu-used=8 end-usage=cbr target-bitrate={} keyframe-max-dist={gop}",
                 u64::from(bitrate_kbps) * 1000
             ),
         }

@@ -7,7 +7,9 @@
 //! injection (`input`), and the pieces they use: settings, signalling types, tokens, TURN
 //! credentials, the encoder choice. It knows nothing of Kubernetes.
 
+pub mod adapt;
 pub mod encoder;
+pub mod harness;
 pub mod input;
 pub mod protocol;
 pub mod server;

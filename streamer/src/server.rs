@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::extract::State;
@@ -15,10 +15,12 @@ use axum::routing::get;
 use futures::{SinkExt as _, StreamExt as _};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use serde_json::json;
 use tokio::sync::mpsc;
 
+use crate::adapt::Adaptation;
 use crate::encoder::Encoder;
 use crate::input::Injector;
 use crate::protocol::{ClientMessage, Role, ServerMessage, parse};
@@ -31,14 +33,42 @@ pub const PLAYER_HTML: &str = include_str!("../web/player.html");
 /// The web player script.
 pub const PLAYER_JS: &str = include_str!("../web/player.js");
 
-/// Counters and gauges `/metrics` shows.
-#[derive(Debug, Default)]
+/// Counters and gauges `/metrics` shows (the gauges describe the latest viewer's stream).
+#[derive(Debug)]
 pub struct StreamMetrics {
     viewers: Gauge,
     connections: Counter,
     refused: Counter,
     input_events: Counter,
     pipeline_failures: Counter,
+    frames_encoded: Counter,
+    encode_seconds: Histogram,
+    fps: Gauge<f64, AtomicU64>,
+    target_bitrate_kbps: Gauge,
+    sent_bitrate_kbps: Gauge<f64, AtomicU64>,
+    rtt_ms: Gauge<f64, AtomicU64>,
+    packets_lost: Gauge,
+    latency_ms: Gauge<f64, AtomicU64>,
+}
+
+impl Default for StreamMetrics {
+    fn default() -> Self {
+        Self {
+            viewers: Gauge::default(),
+            connections: Counter::default(),
+            refused: Counter::default(),
+            input_events: Counter::default(),
+            pipeline_failures: Counter::default(),
+            frames_encoded: Counter::default(),
+            encode_seconds: Histogram::new(exponential_buckets(0.000_25, 2.0, 14)),
+            fps: Gauge::default(),
+            target_bitrate_kbps: Gauge::default(),
+            sent_bitrate_kbps: Gauge::default(),
+            rtt_ms: Gauge::default(),
+            packets_lost: Gauge::default(),
+            latency_ms: Gauge::default(),
+        }
+    }
 }
 
 /// Shared by every connection.
@@ -87,6 +117,47 @@ impl Streamer {
             "pipeline_failures",
             "Media pipelines that failed",
             metrics.pipeline_failures.clone(),
+        );
+        let m = &metrics;
+        registry.register(
+            "frames_encoded",
+            "Video frames encoded",
+            m.frames_encoded.clone(),
+        );
+        registry.register(
+            "encode_seconds",
+            "Time a frame spends in the encoder",
+            m.encode_seconds.clone(),
+        );
+        registry.register(
+            "fps",
+            "Frames encoded per second (latest viewer)",
+            m.fps.clone(),
+        );
+        registry.register(
+            "target_bitrate_kbps",
+            "Encoder bitrate the adaptation chose",
+            m.target_bitrate_kbps.clone(),
+        );
+        registry.register(
+            "sent_bitrate_kbps",
+            "Bitrate actually sent",
+            m.sent_bitrate_kbps.clone(),
+        );
+        registry.register(
+            "rtt_ms",
+            "Round trip to the viewer (RTCP)",
+            m.rtt_ms.clone(),
+        );
+        registry.register(
+            "packets_lost",
+            "Packets the viewer reported lost",
+            m.packets_lost.clone(),
+        );
+        registry.register(
+            "glass_to_glass_estimate_ms",
+            "Estimated capture-to-display latency: encode + half the round trip + the viewer's jitter buffer + half a frame",
+            m.latency_ms.clone(),
         );
         Arc::new(Self {
             settings,
@@ -304,8 +375,41 @@ async fn run_viewer(
     } else {
         None
     };
+    let mut adaptation = Adaptation::new(s.settings.min_bitrate_kbps, s.settings.max_bitrate_kbps);
+    s.metrics
+        .target_bitrate_kbps
+        .set(i64::from(adaptation.current()));
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut last = (Instant::now(), 0u64, 0u64);
+    let mut encode_ms = 0.0;
     loop {
         tokio::select! {
+            _ = tick.tick() => {
+                let stats = peer.stats().await;
+                let (times, frames) = peer.take_encode_times();
+                for t in &times {
+                    s.metrics.encode_seconds.observe(t.as_secs_f64());
+                }
+                if !times.is_empty() {
+                    encode_ms = times.iter().map(Duration::as_secs_f64).sum::<f64>() * 1e3 / times.len() as f64;
+                }
+                let elapsed = last.0.elapsed().as_secs_f64().max(1e-3);
+                s.metrics.frames_encoded.inc_by(frames.saturating_sub(last.2));
+                s.metrics.fps.set(frames.saturating_sub(last.2) as f64 / elapsed);
+                s.metrics.sent_bitrate_kbps.set(stats.bytes_sent.saturating_sub(last.1) as f64 * 8.0 / 1000.0 / elapsed);
+                last = (Instant::now(), stats.bytes_sent, frames);
+                if let Some(rtt) = stats.rtt_ms {
+                    s.metrics.rtt_ms.set(rtt);
+                }
+                if let Some(lost) = stats.packets_lost {
+                    s.metrics.packets_lost.set(lost);
+                }
+                if let Some(kbps) = stats.fraction_lost.and_then(|f| adaptation.update(f, stats.rtt_ms)) {
+                    tracing::debug!(kbps, "bitrate adapted");
+                    peer.set_bitrate(kbps);
+                    s.metrics.target_bitrate_kbps.set(i64::from(kbps));
+                }
+            }
             event = events.recv() => match event {
                 Some(PeerEvent::Offer(sdp)) => {
                     if sink.send(text(&ServerMessage::Offer { sdp })).await.is_err() { break; }
@@ -313,6 +417,15 @@ async fn run_viewer(
                 Some(PeerEvent::Ice { mline, candidate }) => {
                     let m = ServerMessage::Ice { candidate, sdp_mline_index: mline };
                     if sink.send(text(&m)).await.is_err() { break; }
+                }
+                Some(PeerEvent::Input(t)) if t.contains("\"type\":\"stats\"") => {
+                    // The viewer's own view: its jitter buffer completes the latency estimate.
+                    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&t) {
+                        let buffer = v["jitterBufferMs"].as_f64().unwrap_or(0.0);
+                        let rtt = v["rttMs"].as_f64().unwrap_or(0.0);
+                        let frame = 1000.0 / f64::from(s.settings.fps.max(1));
+                        s.metrics.latency_ms.set(encode_ms + rtt / 2.0 + buffer + frame / 2.0);
+                    }
                 }
                 Some(PeerEvent::Input(t)) => {
                     if let Some(inj) = injector.as_mut() {

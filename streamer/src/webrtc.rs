@@ -7,6 +7,10 @@ use gstreamer::glib;
 use gstreamer::prelude::*;
 use gstreamer_sdp as gst_sdp;
 use gstreamer_webrtc as gst_webrtc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::encoder::Encoder;
@@ -41,11 +45,38 @@ pub struct IceConfig {
     pub local_addresses: Vec<String>,
 }
 
+/// What webrtcbin reports about the outgoing video (cumulative counters; the viewer's view
+/// comes from its RTCP receiver reports).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PeerStats {
+    /// Bytes sent.
+    pub bytes_sent: u64,
+    /// Packets sent.
+    pub packets_sent: u64,
+    /// Round trip, from RTCP, in ms.
+    pub rtt_ms: Option<f64>,
+    /// Fraction of packets lost in the last report interval.
+    pub fraction_lost: Option<f64>,
+    /// Packets lost in total.
+    pub packets_lost: Option<i64>,
+}
+
+/// Encode times measured between the encoder's sink and source pads.
+#[derive(Debug, Default)]
+struct EncodeClock {
+    started: VecDeque<Instant>,
+    done: Vec<Duration>,
+    frames: u64,
+}
+
 /// A running media pipeline for one viewer.
 pub struct Peer {
     pipeline: gst::Pipeline,
     webrtc: gst::Element,
+    encoder: gst::Element,
+    kind: Encoder,
     channel: gst_webrtc::WebRTCDataChannel,
+    clock: Arc<Mutex<EncodeClock>>,
 }
 
 fn rtp_caps(encoder: Encoder) -> &'static str {
@@ -159,13 +190,45 @@ impl Peer {
             }
             gst::BusSyncReply::Drop
         });
+        let encoder_element = pipeline.by_name("encoder").ok_or("pipeline: no encoder")?;
+        let clock = Arc::new(Mutex::new(EncodeClock::default()));
+        for (pad, entering) in [("sink", true), ("src", false)] {
+            let clock = clock.clone();
+            let pad = encoder_element
+                .static_pad(pad)
+                .ok_or_else(|| format!("encoder has no {pad} pad"))?;
+            pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                let mut c = clock
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if entering {
+                    if c.started.len() > 64 {
+                        c.started.pop_front();
+                    }
+                    c.started.push_back(Instant::now());
+                } else {
+                    c.frames += 1;
+                    // Latency-tuned encoders emit frames in order, one per input (their output
+                    // timestamps may be shifted, so order, not PTS, pairs them).
+                    if let Some(at) = c.started.pop_front()
+                        && c.done.len() < 1024
+                    {
+                        c.done.push(at.elapsed());
+                    }
+                }
+                gst::PadProbeReturn::Ok
+            });
+        }
         pipeline
             .set_state(gst::State::Playing)
             .map_err(|e| format!("pipeline to Playing: {e}"))?;
         Ok(Self {
             pipeline,
             webrtc,
+            encoder: encoder_element,
+            kind: encoder,
             channel,
+            clock,
         })
     }
 
@@ -193,6 +256,55 @@ impl Peer {
         self.channel
             .send_string_full(Some(text))
             .map_err(|e| e.to_string())
+    }
+
+    /// Encode times since the last call, and frames encoded in total.
+    pub fn take_encode_times(&self) -> (Vec<Duration>, u64) {
+        let mut c = self
+            .clock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        (std::mem::take(&mut c.done), c.frames)
+    }
+
+    /// Changes the encoder's bitrate while it runs.
+    pub fn set_bitrate(&self, kbps: u32) {
+        self.kind.set_bitrate(&self.encoder, kbps);
+    }
+
+    /// Asks webrtcbin for its statistics.
+    pub async fn stats(&self) -> PeerStats {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let promise = gst::Promise::with_change_func(move |reply| {
+            let _ = tx.send(reply.ok().flatten().map(ToOwned::to_owned));
+        });
+        self.webrtc
+            .emit_by_name::<()>("get-stats", &[&None::<gst::Pad>, &promise]);
+        let Ok(Some(reply)) = rx.await else {
+            return PeerStats::default();
+        };
+        let mut out = PeerStats::default();
+        for (_, value) in reply.iter() {
+            let Ok(s) = value.get::<gst::Structure>() else {
+                continue;
+            };
+            match s.get::<gst_webrtc::WebRTCStatsType>("type") {
+                Ok(gst_webrtc::WebRTCStatsType::OutboundRtp) => {
+                    out.bytes_sent += s.get::<u64>("bytes-sent").unwrap_or(0);
+                    out.packets_sent += s.get::<u64>("packets-sent").unwrap_or(0);
+                }
+                Ok(gst_webrtc::WebRTCStatsType::RemoteInboundRtp) => {
+                    out.rtt_ms = s.get::<f64>("round-trip-time").ok().map(|r| r * 1000.0);
+                    out.fraction_lost = s.get::<f64>("fraction-lost").ok();
+                    out.packets_lost = s
+                        .get::<i64>("packets-lost")
+                        .ok()
+                        .or_else(|| s.get::<i32>("packets-lost").ok().map(i64::from));
+                }
+                _ => {}
+            }
+        }
+        out
     }
 
     /// Whether the pipeline is playing.

@@ -2,9 +2,6 @@
 //! Chromium (driven by `tests/browser/drive.mjs` through playwright-core) decoding the stream and
 //! sending input, which is checked from the X server's side.
 
-use std::io::{BufRead as _, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -14,54 +11,12 @@ use ed25519_dalek::pkcs8::{EncodePrivateKey, EncodePublicKey};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::Value;
 use vdi_streamer::encoder::Encoder;
+use vdi_streamer::harness::{self, Turn, Xvfb};
 use vdi_streamer::server::Streamer;
 use vdi_streamer::settings::Settings;
 use vdi_streamer::token::{Claims, Verifier};
 use x11rb::connection::Connection as _;
 use x11rb::protocol::xproto::ConnectionExt as _;
-
-/// An Xvfb server on a free display number, killed on drop.
-struct Xvfb {
-    child: Child,
-    display: String,
-}
-
-impl Xvfb {
-    fn start(width: u32, height: u32) -> Self {
-        // -displayfd: Xvfb picks a free display itself and writes its number when ready, so
-        // tests running at once never share (or fight over) a display.
-        let mut child = Command::new("Xvfb")
-            .args([
-                "-displayfd",
-                "1",
-                "-screen",
-                "0",
-                &format!("{width}x{height}x24"),
-                "-nolisten",
-                "tcp",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start Xvfb (scripts/setup.sh installs it)");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let n: u32 = line.trim().parse().expect("Xvfb wrote its display number");
-        Self {
-            child,
-            display: format!(":{n}"),
-        }
-    }
-}
-
-impl Drop for Xvfb {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 struct Keys {
     signing: EncodingKey,
@@ -135,34 +90,11 @@ fn serve(display: &str, keys: &Keys, extra: &[&str]) -> Served {
     }
 }
 
-fn drive_script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser/drive.mjs")
-}
-
-/// Runs the browser scenario; calls `on_event` for each JSON line as it comes; returns them all.
-fn drive(url: &str, scenario: &str, mut on_event: impl FnMut(&Value)) -> Vec<Value> {
-    let mut child = Command::new("node")
-        .arg(drive_script())
-        .args([url, scenario])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
+/// Runs a browser scenario; calls `on_event` for each JSON line as it comes; returns them all.
+fn drive(url: &str, scenario: &str, on_event: impl FnMut(&Value)) -> Vec<Value> {
+    let (events, ok) = harness::drive(url, scenario, &[], on_event)
         .expect("run node (scripts/setup.sh installs playwright-core)");
-    let stdout = child.stdout.take().unwrap();
-    let mut events = Vec::new();
-    for line in BufReader::new(stdout).lines() {
-        let line = line.unwrap();
-        let Ok(v) = serde_json::from_str::<Value>(&line) else {
-            continue;
-        };
-        on_event(&v);
-        events.push(v);
-    }
-    let status = child.wait().unwrap();
-    assert!(
-        status.success(),
-        "browser scenario {scenario} failed: {events:?}"
-    );
+    assert!(ok, "browser scenario {scenario} failed: {events:?}");
     events
 }
 
@@ -173,23 +105,35 @@ fn find<'a>(events: &'a [Value], name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {name} event in {events:?}"))
 }
 
-fn health(served: &Served) -> Value {
+fn get(served: &Served, path: &str) -> String {
     served.runtime.block_on(async {
         use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
         let mut s = tokio::net::TcpStream::connect(served.addr).await.unwrap();
-        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .await
-            .unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        s.write_all(request.as_bytes()).await.unwrap();
         let mut body = String::new();
         s.read_to_string(&mut body).await.unwrap();
-        let json = &body[body.find("\r\n\r\n").unwrap() + 4..];
-        serde_json::from_str(json).unwrap()
+        body[body.find("\r\n\r\n").unwrap() + 4..].to_owned()
     })
+}
+
+fn health(served: &Served) -> Value {
+    serde_json::from_str(&get(served, "/healthz")).unwrap()
+}
+
+/// The value of an OpenMetrics sample line starting with `name`.
+fn sample(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in\n{metrics}"))
 }
 
 #[test]
 fn chromium_decodes_the_desktop_and_its_input_reaches_the_x_server() {
-    let x = Xvfb::start(1280, 720);
+    let x = Xvfb::start(1280, 720).expect("start Xvfb");
     let keys = keys();
     let served = serve(&x.display, &keys, &[]);
     let url = format!(
@@ -249,15 +193,33 @@ fn chromium_decodes_the_desktop_and_its_input_reaches_the_x_server() {
     assert!(down_seen, "the key press never reached the X server");
     std::thread::sleep(Duration::from_millis(300));
     assert!(!key_is_down(), "the key stayed down after key-up");
-    // The viewer is gone: no pipeline left running.
+    // The viewer is gone: no pipeline left running; the metrics saw the stream.
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(health(&served)["pipelines"], 0);
+    let metrics = get(&served, "/metrics");
+    assert!(
+        sample(&metrics, "vdi_streamer_frames_encoded_total") > 100.0,
+        "{metrics}"
+    );
+    assert!(
+        sample(&metrics, "vdi_streamer_encode_seconds_count") > 100.0,
+        "{metrics}"
+    );
+    assert!(
+        sample(&metrics, "vdi_streamer_input_events_total") >= 3.0,
+        "{metrics}"
+    );
+    assert!(
+        sample(&metrics, "vdi_streamer_glass_to_glass_estimate_ms") > 0.0,
+        "{metrics}"
+    );
+    assert_eq!(sample(&metrics, "vdi_streamer_viewers"), 0.0);
     drop(served.streamer);
 }
 
 #[test]
 fn tokens_and_signalling_are_checked_and_viewers_reconnect() {
-    let x = Xvfb::start(640, 480);
+    let x = Xvfb::start(640, 480).expect("start Xvfb");
     let keys = keys();
     let served = serve(&x.display, &keys, &["--width", "640", "--height", "480"]);
     let base = format!("http://{}/", served.addr);
@@ -300,72 +262,11 @@ fn tokens_and_signalling_are_checked_and_viewers_reconnect() {
     );
 }
 
-/// coturn on a free loopback port with REST-style credentials, killed on drop.
-struct Turn {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Turn {
-    fn start(secret: &str) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = tempfile::tempdir().unwrap();
-        let child = Command::new("turnserver")
-            .args([
-                "--listening-ip=127.0.0.1",
-                "--relay-ip=127.0.0.1",
-                &format!("--listening-port={port}"),
-                "--min-port=49160",
-                "--max-port=49760",
-                "--use-auth-secret",
-                &format!("--static-auth-secret={secret}"),
-                "--realm=vdi.test",
-                "--allow-loopback-peers",
-                "--no-tls",
-                "--no-dtls",
-                "--no-cli",
-                "--no-stun",
-                "--log-file=stdout",
-                "--simple-log",
-            ])
-            .arg(format!(
-                "--pidfile={}",
-                dir.path().join("turn.pid").display()
-            ))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start turnserver (scripts/setup.sh installs coturn)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "coturn did not listen");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Self {
-            child,
-            port,
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for Turn {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn a_relay_only_browser_gets_the_stream_through_coturn() {
-    let x = Xvfb::start(640, 480);
+    let x = Xvfb::start(640, 480).expect("start Xvfb");
     let keys = keys();
-    let turn = Turn::start("turn-secret");
+    let turn = Turn::start("turn-secret").expect("start coturn (scripts/setup.sh installs it)");
     let turn_url = format!("turn:127.0.0.1:{}", turn.port);
     let served = serve(
         &x.display,

@@ -118,6 +118,9 @@ setInterval(async () => {
     state.rttMs = pair.currentRoundTripTime != null ? Math.round(pair.currentRoundTripTime * 1000) : null;
     const local = stats.get(pair.localCandidateId); if (local) state.candidateType = local.candidateType;
   }
+  if (channel && channel.readyState === "open") {
+    channel.send(JSON.stringify({ type: "stats", fps: state.fps, jitterBufferMs: state.latencyMs || 0, rttMs: state.rttMs || 0 }));
+  }
   overlay.textContent = `${state.codec || "?"}  ${state.fps} fps  ${state.bitrateKbps} kbit/s\nRTT ${state.rttMs ?? "?"} ms  buffer ${state.latencyMs ?? "?"} ms  lost ${state.packetsLost}\n${state.role || ""} via ${state.candidateType || "?"}`;
 }, 1000);
 

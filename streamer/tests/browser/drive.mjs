@@ -40,6 +40,40 @@ try {
   } else {
     await page.waitForFunction(() => window.vdi && window.vdi.state.framesDecoded > 0, null, { timeout: 30000, polling: 20 });
     out({ event: "first-frame", ms: Date.now() - started });
+    if (scenario === "latency") {
+      // Glass to glass: the drawer paints the wall clock (ms mod 2^32) as black/white blocks
+      // along the top edge; each decoded frame is read back and compared with the time the
+      // browser will show it (requestVideoFrameCallback's expectedDisplayTime).
+      const seconds = Number(process.argv[4] || 10);
+      const result = await page.evaluate(async ({ seconds, bits, block }) => {
+        const video = document.getElementById("video");
+        const canvas = document.createElement("canvas");
+        canvas.width = bits * block; canvas.height = block;
+        const ctx = canvas.getContext("2d", { willReadFrequently: true });
+        const samples = []; let bad = 0;
+        await new Promise((resolve) => {
+          const end = performance.now() + seconds * 1000;
+          const onFrame = (_now, meta) => {
+            ctx.drawImage(video, 0, 0, canvas.width, canvas.height, 0, 0, canvas.width, canvas.height);
+            const data = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
+            let t = 0;
+            for (let i = 0; i < bits; i++) {
+              const o = ((block >> 1) * canvas.width + i * block + (block >> 1)) * 4;
+              t = t * 2 + ((data[o] + data[o + 1] + data[o + 2]) / 3 > 127 ? 1 : 0);
+            }
+            const shown = (performance.timeOrigin + meta.expectedDisplayTime) % 4294967296;
+            let latency = shown - t; if (latency < -2147483648) latency += 4294967296;
+            if (latency >= 0 && latency < 5000) samples.push(latency); else bad += 1;
+            if (performance.now() < end) video.requestVideoFrameCallback(onFrame); else resolve();
+          };
+          video.requestVideoFrameCallback(onFrame);
+        });
+        samples.sort((a, b) => a - b);
+        const q = (p) => samples.length ? samples[Math.min(samples.length - 1, Math.round((samples.length - 1) * p))] : null;
+        return { samples: samples.length, bad, p50: q(0.5), p90: q(0.9), p99: q(0.99), max: q(1) };
+      }, { seconds, bits: 32, block: 24 });
+      out({ event: "latency", ...result });
+    }
     if (scenario === "reconnect") {
       await page.evaluate(() => window.vdi.disconnect());
       await page.waitForFunction(() => window.vdi.state.connects >= 2 && window.vdi.state.connected, null, { timeout: 20000 });
