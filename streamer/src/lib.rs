@@ -8,6 +8,7 @@
 //! credentials, the encoder choice. It knows nothing of Kubernetes.
 
 pub mod adapt;
+pub mod clipboard;
 pub mod encoder;
 pub mod harness;
 pub mod input;

@@ -375,6 +375,14 @@ async fn run_viewer(
     } else {
         None
     };
+    let clipboard = if controls {
+        crate::clipboard::Clipboard::connect(&s.settings.display)
+            .map_err(|e| tracing::warn!(error = %e, "clipboard disabled"))
+            .ok()
+    } else {
+        None
+    };
+    let mut clipboard_seen: Option<String> = None;
     let mut adaptation = Adaptation::new(s.settings.min_bitrate_kbps, s.settings.max_bitrate_kbps);
     s.metrics
         .target_bitrate_kbps
@@ -404,6 +412,16 @@ async fn run_viewer(
                 if let Some(lost) = stats.packets_lost {
                     s.metrics.packets_lost.set(lost);
                 }
+                // The desktop's clipboard, when it changed, goes to the controlling browser.
+                if let Some(cb) = &clipboard {
+                    let now = tokio::task::block_in_place(|| cb.get()).ok().flatten();
+                    if now.is_some() && now != clipboard_seen {
+                        let msg = json!({"type": "clipboard", "text": now});
+                        if peer.send(&msg.to_string()).is_ok() {
+                            clipboard_seen = now;
+                        }
+                    }
+                }
                 if let Some(kbps) = stats.fraction_lost.and_then(|f| adaptation.update(f, stats.rtt_ms)) {
                     tracing::debug!(kbps, "bitrate adapted");
                     peer.set_bitrate(kbps);
@@ -425,6 +443,17 @@ async fn run_viewer(
                         let rtt = v["rttMs"].as_f64().unwrap_or(0.0);
                         let frame = 1000.0 / f64::from(s.settings.fps.max(1));
                         s.metrics.latency_ms.set(encode_ms + rtt / 2.0 + buffer + frame / 2.0);
+                    }
+                }
+                Some(PeerEvent::Input(t)) if t.contains("\"type\":\"clipboard\"") => {
+                    let text = serde_json::from_str::<serde_json::Value>(&t)
+                        .ok()
+                        .and_then(|v| v["text"].as_str().map(str::to_owned));
+                    if let (Some(cb), Some(text)) = (&clipboard, text) {
+                        match cb.set(&text) {
+                            Ok(()) => clipboard_seen = Some(text),
+                            Err(e) => tracing::debug!(error = %e, "clipboard not set"),
+                        }
                     }
                 }
                 Some(PeerEvent::Input(t)) => {

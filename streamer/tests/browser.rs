@@ -159,12 +159,18 @@ fn chromium_decodes_the_desktop_and_its_input_reaches_the_x_server() {
         let keys = conn.query_keymap().unwrap().reply().unwrap().keys;
         keys[usize::from(a_keycode / 8)] & (1 << (a_keycode % 8)) != 0
     };
+    let desktop_clipboard = vdi_streamer::clipboard::Clipboard::connect(&x.display).unwrap();
+    let mut from_browser = None;
     let mut pointer = None;
     let mut down_seen = false;
     let events = drive(&url, "input", |e| match e["event"].as_str() {
         Some("pointer-moved") => {
             let p = conn.query_pointer(root).unwrap().reply().unwrap();
             pointer = Some((p.root_x, p.root_y));
+        }
+        Some("clipboard-set") => {
+            from_browser = desktop_clipboard.get().unwrap();
+            desktop_clipboard.set("hello from X").unwrap();
         }
         Some("key-down") => {
             let deadline = Instant::now() + Duration::from_secs(1);
@@ -191,6 +197,8 @@ fn chromium_decodes_the_desktop_and_its_input_reaches_the_x_server() {
         "pointer at {px},{py}, expected the centre"
     );
     assert!(down_seen, "the key press never reached the X server");
+    assert_eq!(from_browser.as_deref(), Some("hello from the browser"));
+    find(&events, "clipboard-received");
     std::thread::sleep(Duration::from_millis(300));
     assert!(!key_is_down(), "the key stayed down after key-up");
     // The viewer is gone: no pipeline left running; the metrics saw the stream.

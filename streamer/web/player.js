@@ -14,9 +14,12 @@ const statusLine = document.getElementById("status");
 const state = {
   role: null, connected: false, error: null, connects: 0,
   fps: 0, framesDecoded: 0, framesDropped: 0, packetsLost: 0, bitrateKbps: 0, rttMs: null,
-  latencyMs: null, candidateType: null, codec: null,
+  latencyMs: null, candidateType: null, codec: null, clipboard: null,
 };
-window.vdi = { state, send: (ev) => send(ev), disconnect: () => ws && ws.close() };
+window.vdi = {
+  state, send: (ev) => send(ev), disconnect: () => ws && ws.close(),
+  setClipboard: (text) => send({ type: "clipboard", text }),
+};
 
 let ws = null, pc = null, channel = null, lastBytes = 0, lastAt = 0, stopped = false;
 
@@ -42,7 +45,16 @@ function connect() {
       state.role = m.role;
       pc = new RTCPeerConnection({ iceServers: m.iceServers, iceTransportPolicy: relayOnly ? "relay" : "all" });
       pc.ontrack = (t) => { video.srcObject = t.streams[0] || new MediaStream([t.track]); };
-      pc.ondatachannel = (d) => { channel = d.channel; };
+      pc.ondatachannel = (d) => {
+        channel = d.channel;
+        channel.onmessage = (e) => {
+          const m = JSON.parse(e.data);
+          if (m.type === "clipboard" && typeof m.text === "string") {
+            state.clipboard = m.text;
+            navigator.clipboard?.writeText(m.text).catch(() => {}); // needs focus and permission
+          }
+        };
+      };
       pc.onicecandidate = (c) => {
         if (c.candidate) ws.send(JSON.stringify({ type: "ice", candidate: c.candidate.candidate, sdpMLineIndex: c.candidate.sdpMLineIndex || 0 }));
       };
@@ -90,6 +102,12 @@ video.addEventListener("wheel", (e) => { e.preventDefault(); send({ type: "wheel
 for (const [type, down] of [["keydown", true], ["keyup", false]]) {
   window.addEventListener(type, (e) => { if (send({ type: "key", key: e.key, down })) e.preventDefault(); });
 }
+
+// Clipboard: what the user pastes into the page becomes the desktop's clipboard.
+window.addEventListener("paste", (e) => {
+  const text = e.clipboardData && e.clipboardData.getData("text/plain");
+  if (text) window.vdi.setClipboard(text);
+});
 
 // Controls.
 document.getElementById("fullscreen").onclick = () => document.getElementById("stage").requestFullscreen();

@@ -92,6 +92,11 @@ try {
       await page.waitForTimeout(1500);
       await page.keyboard.up("a");
       out({ event: "key-up" });
+      await page.evaluate(() => window.vdi.setClipboard("hello from the browser"));
+      await page.waitForTimeout(300);
+      out({ event: "clipboard-set" });
+      await page.waitForFunction(() => window.vdi.state.clipboard === "hello from X", null, { timeout: 10000 });
+      out({ event: "clipboard-received" });
     }
     const before = await page.evaluate(() => ({ ...window.vdi.state }));
     await page.waitForTimeout(3000);
