@@ -35,7 +35,7 @@ lint: setup
 
 # The figures in docs/benchmarks.md come from this target.
 bench: plugins
-	$(CARGO) build --release -p vdi-cli
+	$(CARGO) build --release -p vdi-cli -p vdi-streamer
 	for p in vdi_quota vdi_gpu_binpack vdi_desktop; do \
 	  $(CARGO_TARGET_DIR_OR_DEFAULT)/release/vdi plugin bench $(PLUGINS_OUT)/$$p.wasm; done
 	$(CARGO_TARGET_DIR_OR_DEFAULT)/release/vdi plugin bench plugins/quota-js/out/quota.wasm --iterations 4000
@@ -43,5 +43,6 @@ bench: plugins
 	$(CARGO_TARGET_DIR_OR_DEFAULT)/release/vdi plugin bench $(PLUGINS_OUT)/vdi_gpu_binpack.wasm --iterations 1000 --batch 16
 	$(CARGO_TARGET_DIR_OR_DEFAULT)/release/vdi bench-cluster
 	$(CARGO_TARGET_DIR_OR_DEFAULT)/release/vdi bench-operator --plugins-dir $(PLUGINS_OUT)
+	$(CARGO_TARGET_DIR_OR_DEFAULT)/release/vdi-streamer-bench
 
 CARGO_TARGET_DIR_OR_DEFAULT := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
