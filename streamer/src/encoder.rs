@@ -36,6 +36,32 @@ impl Encoder {
         }
     }
 
+    /// What to use when this encoder fails at run time: NVENC falls back to the CPU (x264, or
+    /// VP8 without it); the CPU encoders have nothing further.
+    pub fn fallback(self, probe: &dyn Probe) -> Option<Self> {
+        match self {
+            Self::Nvenc if probe.has_element(Self::X264.element()) => Some(Self::X264),
+            Self::Nvenc if probe.has_element(Self::Vp8.element()) => Some(Self::Vp8),
+            _ => None,
+        }
+    }
+
+    fn code(self) -> u8 {
+        match self {
+            Self::Nvenc => 0,
+            Self::X264 => 1,
+            Self::Vp8 => 2,
+        }
+    }
+
+    fn from_code(code: u8) -> Self {
+        match code {
+            0 => Self::Nvenc,
+            1 => Self::X264,
+            _ => Self::Vp8,
+        }
+    }
+
     /// Sets the bitrate of a running encoder element of this kind.
     pub fn set_bitrate(self, element: &gstreamer::Element, kbps: u32) {
         use gstreamer::prelude::ObjectExt as _;
@@ -135,6 +161,28 @@ pub fn choose(
     }
 }
 
+/// The encoder in use, shared by all viewers; a runtime fallback changes it for later viewers too.
+#[derive(Debug)]
+pub struct CurrentEncoder(std::sync::atomic::AtomicU8);
+
+impl CurrentEncoder {
+    /// Starts with `encoder`.
+    pub fn new(encoder: Encoder) -> Self {
+        Self(std::sync::atomic::AtomicU8::new(encoder.code()))
+    }
+
+    /// The encoder now.
+    pub fn get(&self) -> Encoder {
+        Encoder::from_code(self.0.load(std::sync::atomic::Ordering::Acquire))
+    }
+
+    /// Switches to `encoder`.
+    pub fn set(&self, encoder: Encoder) {
+        self.0
+            .store(encoder.code(), std::sync::atomic::Ordering::Release);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,5 +216,20 @@ mod tests {
             choose(EncoderPreference::Vp8, &all).map(|c| c.0),
             Ok(Encoder::Vp8)
         );
+    }
+
+    #[test]
+    fn nvenc_falls_back_to_the_cpu_and_the_cpu_to_nothing() {
+        let all = Fake(&["nvh264enc", "x264enc", "vp8enc"]);
+        assert_eq!(Encoder::Nvenc.fallback(&all), Some(Encoder::X264));
+        assert_eq!(
+            Encoder::Nvenc.fallback(&Fake(&["vp8enc"])),
+            Some(Encoder::Vp8)
+        );
+        assert_eq!(Encoder::X264.fallback(&all), None);
+        assert_eq!(Encoder::Vp8.fallback(&all), None);
+        let current = CurrentEncoder::new(Encoder::Nvenc);
+        current.set(Encoder::X264);
+        assert_eq!(current.get(), Encoder::X264);
     }
 }

@@ -21,7 +21,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use crate::adapt::Adaptation;
-use crate::encoder::Encoder;
+use crate::encoder::{CurrentEncoder, Encoder, GstProbe};
 use crate::input::Injector;
 use crate::protocol::{ClientMessage, Role, ServerMessage, parse};
 use crate::settings::{ExtraViewers, Settings};
@@ -74,7 +74,7 @@ impl Default for StreamMetrics {
 /// Shared by every connection.
 pub struct Streamer {
     settings: Settings,
-    encoder: Encoder,
+    encoder: CurrentEncoder,
     verifier: Option<Verifier>,
     ice: IceConfig,
     controller: AtomicBool,
@@ -161,7 +161,7 @@ impl Streamer {
         );
         Arc::new(Self {
             settings,
-            encoder,
+            encoder: CurrentEncoder::new(encoder),
             verifier,
             ice,
             controller: AtomicBool::new(false),
@@ -234,7 +234,7 @@ fn url_encode(s: &str) -> String {
 
 async fn healthz(State(s): State<Arc<Streamer>>) -> Response {
     let body = json!({
-        "encoder": s.encoder.element(),
+        "encoder": s.encoder.get().element(),
         "viewers": s.metrics.viewers.get(),
         "pipelines": s.active_pipelines.load(Ordering::Relaxed),
     });
@@ -345,6 +345,50 @@ async fn viewer(s: Arc<Streamer>, socket: WebSocket) {
     tracing::info!(user = %claims.sub, "viewer left");
 }
 
+/// Starts a media pipeline with the current encoder, falling back (NVENC → CPU) when it cannot
+/// start; `renegotiate` sends a fresh `welcome` first so the browser builds a new connection.
+async fn start_peer(
+    s: &Arc<Streamer>,
+    ice: &IceConfig,
+    user: &str,
+    sink: &mut futures::stream::SplitSink<WebSocket, Message>,
+    renegotiate: bool,
+) -> Option<(Peer, mpsc::UnboundedReceiver<PeerEvent>)> {
+    loop {
+        let encoder = s.encoder.get();
+        let (tx, events) = mpsc::unbounded_channel();
+        match Peer::start(&s.settings, encoder, ice, tx) {
+            Ok(peer) => {
+                if renegotiate {
+                    let welcome = ServerMessage::Welcome {
+                        role: if s.controller.load(Ordering::Acquire) {
+                            Role::Controller
+                        } else {
+                            Role::Viewer
+                        },
+                        ice_servers: s.ice_servers(user),
+                    };
+                    let _ = sink.send(text(&welcome)).await;
+                }
+                return Some((peer, events));
+            }
+            Err(e) => {
+                s.metrics.pipeline_failures.inc();
+                match encoder.fallback(&GstProbe) {
+                    Some(next) => {
+                        tracing::warn!(error = %e, from = encoder.element(), to = next.element(), "encoder cannot start; falling back");
+                        s.encoder.set(next);
+                    }
+                    None => {
+                        let _ = sink.send(text(&ServerMessage::error("pipeline", e))).await;
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+}
+
 async fn run_viewer(
     s: &Arc<Streamer>,
     user: &str,
@@ -352,16 +396,10 @@ async fn run_viewer(
     sink: &mut futures::stream::SplitSink<WebSocket, Message>,
     stream: &mut futures::stream::SplitStream<WebSocket>,
 ) {
-    let (tx, mut events) = mpsc::unbounded_channel();
     let mut ice = s.ice.clone();
     ice.turns.extend(s.turn_url(user));
-    let peer = match Peer::start(&s.settings, s.encoder, &ice, tx) {
-        Ok(p) => p,
-        Err(e) => {
-            s.metrics.pipeline_failures.inc();
-            let _ = sink.send(text(&ServerMessage::error("pipeline", e))).await;
-            return;
-        }
+    let Some((mut peer, mut events)) = start_peer(s, &ice, user, sink, false).await else {
+        return;
     };
     s.active_pipelines.fetch_add(1, Ordering::Relaxed);
     let mut injector = if controls {
@@ -468,8 +506,20 @@ async fn run_viewer(
                 }
                 Some(PeerEvent::Failed(e)) => {
                     s.metrics.pipeline_failures.inc();
-                    let _ = sink.send(text(&ServerMessage::error("pipeline", e))).await;
-                    break;
+                    let failed = s.encoder.get();
+                    let Some(next) = failed.fallback(&GstProbe) else {
+                        let _ = sink.send(text(&ServerMessage::error("pipeline", e))).await;
+                        break;
+                    };
+                    // Keep the viewer: switch encoder and negotiate afresh on the same socket.
+                    tracing::warn!(error = %e, from = failed.element(), to = next.element(), "encoder failed; falling back");
+                    s.encoder.set(next);
+                    peer.stop();
+                    match start_peer(s, &ice, user, sink, true).await {
+                        Some((p, ev)) => (peer, events) = (p, ev),
+                        None => break,
+                    }
+                    adaptation = Adaptation::new(s.settings.min_bitrate_kbps, s.settings.max_bitrate_kbps);
                 }
                 None => break,
             },

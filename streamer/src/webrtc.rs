@@ -307,6 +307,11 @@ impl Peer {
         out
     }
 
+    /// Stops the pipeline (it cannot be restarted).
+    pub fn stop(&self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+
     /// Whether the pipeline is playing.
     pub fn playing(&self) -> bool {
         self.pipeline.current_state() == gst::State::Playing

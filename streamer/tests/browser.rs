@@ -60,6 +60,10 @@ struct Served {
 }
 
 fn serve(display: &str, keys: &Keys, extra: &[&str]) -> Served {
+    serve_with(display, keys, extra, Encoder::X264)
+}
+
+fn serve_with(display: &str, keys: &Keys, extra: &[&str], encoder: Encoder) -> Served {
     gstreamer::init().unwrap();
     let mut args = vec![
         "vdi-streamer",
@@ -75,7 +79,7 @@ fn serve(display: &str, keys: &Keys, extra: &[&str]) -> Served {
     args.extend_from_slice(extra);
     let settings = Settings::parse_from(args);
     let verifier = Verifier::new(&keys.public_pem, "desk-1").unwrap();
-    let streamer = Streamer::new(settings, Encoder::X264, Some(verifier));
+    let streamer = Streamer::new(settings, encoder, Some(verifier));
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
@@ -299,4 +303,38 @@ fn a_relay_only_browser_gets_the_stream_through_coturn() {
     let stats = find(&events, "stats");
     assert_eq!(stats["candidateType"], "relay", "{stats}");
     assert!(stats["fpsMeasured"].as_f64().unwrap() >= 20.0, "{stats}");
+}
+
+#[test]
+fn a_failing_nvenc_falls_back_to_the_cpu_and_keeps_the_viewer() {
+    use vdi_streamer::encoder::{GstProbe, NVENC_ELEMENT, Probe as _};
+    let x = Xvfb::start(640, 480).expect("start Xvfb");
+    let keys = keys();
+    // Without an NVIDIA GPU the NVENC pipeline fails: the viewer must still get a stream.
+    let served = serve_with(
+        &x.display,
+        &keys,
+        &["--width", "640", "--height", "480"],
+        Encoder::Nvenc,
+    );
+    let url = format!(
+        "http://{}/#token={}",
+        served.addr,
+        token(&keys, "desk-1", now() + 600)
+    );
+    let events = drive(&url, "watch", |_| {});
+    assert!(find(&events, "stats")["fpsMeasured"].as_f64().unwrap() >= 20.0);
+    let expected = if GstProbe.has_element(NVENC_ELEMENT) {
+        NVENC_ELEMENT
+    } else {
+        "x264enc"
+    };
+    assert_eq!(health(&served)["encoder"], expected);
+    if expected == "x264enc" {
+        let metrics = get(&served, "/metrics");
+        assert!(
+            sample(&metrics, "vdi_streamer_pipeline_failures_total") >= 1.0,
+            "{metrics}"
+        );
+    }
 }

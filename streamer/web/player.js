@@ -42,6 +42,8 @@ function connect() {
   ws.onmessage = async (e) => {
     const m = JSON.parse(e.data);
     if (m.type === "welcome") {
+      // A second welcome means the streamer restarted its media (e.g. an encoder fallback).
+      if (pc) { pc.close(); pc = null; channel = null; }
       state.role = m.role;
       pc = new RTCPeerConnection({ iceServers: m.iceServers, iceTransportPolicy: relayOnly ? "relay" : "all" });
       pc.ontrack = (t) => { video.srcObject = t.streams[0] || new MediaStream([t.track]); };
