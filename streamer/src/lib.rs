@@ -10,6 +10,7 @@
 pub mod adapt;
 pub mod clipboard;
 pub mod encoder;
+pub mod gpu;
 pub mod harness;
 pub mod input;
 pub mod protocol;
@@ -20,14 +21,24 @@ pub mod turn;
 pub mod webrtc;
 
 /// Capture (X11 display `display`, scaled to the settings) → encoder → RTP payloader, as a
-/// `gst-launch` description ending at the payloader.
+/// `gst-launch` description ending at the payloader. With NVENC, frames go to CUDA memory right
+/// after capture and are converted and scaled on the GPU (`cudaupload ! cudaconvert !
+/// cudascale`); the CPU encoders get I420 from `videoconvert`.
 pub fn capture_pipeline(settings: &settings::Settings, encoder: encoder::Encoder) -> String {
-    format!(
-        "ximagesrc display-name={display} use-damage=false show-pointer=true ! video/x-raw,framerate={fps}/1 ! videoscale ! videoconvert ! video/x-raw,format=I420,width={w},height={h} ! queue max-size-buffers=1 leaky=downstream ! {enc} ! {pay}",
+    let source = format!(
+        "ximagesrc display-name={display} use-damage=false show-pointer=true ! video/x-raw,framerate={fps}/1",
         display = settings.display,
         fps = settings.fps,
-        w = settings.width,
-        h = settings.height,
+    );
+    let (w, h) = (settings.width, settings.height);
+    let convert = match encoder {
+        encoder::Encoder::Nvenc => format!(
+            "cudaupload ! cudaconvert ! cudascale ! video/x-raw(memory:CUDAMemory),format=NV12,width={w},height={h}"
+        ),
+        _ => format!("videoscale ! videoconvert ! video/x-raw,format=I420,width={w},height={h}"),
+    };
+    format!(
+        "{source} ! {convert} ! queue max-size-buffers=1 leaky=downstream ! {enc} ! {pay}",
         enc = encoder.description(settings.max_bitrate_kbps, settings.fps),
         pay = encoder.payloader(),
     )

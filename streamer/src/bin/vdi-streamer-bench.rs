@@ -3,6 +3,9 @@
 //! into an Xvfb display, the streamer (in this process) encodes and sends it, headless Chromium
 //! decodes it and reads the clock back from each frame. Then the GPU figures, or why they were
 //! skipped. Needs Xvfb, node with playwright-core and Chromium (scripts/setup.sh installs them).
+//!
+//! `vdi-streamer-bench [SECONDS]` runs everything; `vdi-streamer-bench gpu` only the GPU figures
+//! (cudarc upload throughput, NVENC encode time per 1080p frame alone and 8 at once).
 
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::Arc;
@@ -111,6 +114,104 @@ fn measure(width: u32, height: u32, seconds: u32) -> anyhow::Result<Figures> {
     })
 }
 
+/// Per-frame encode times of `pipelines` NVENC encodes of `frames` 1080p frames at once.
+fn nvenc_encode(pipelines: usize, frames: u32) -> anyhow::Result<(Vec<Duration>, Duration)> {
+    use gstreamer::prelude::*;
+    use std::sync::Mutex;
+    let times: Arc<Mutex<Vec<Duration>>> = Arc::default();
+    let mut running = Vec::new();
+    let started = Instant::now();
+    for _ in 0..pipelines {
+        let description = format!(
+            "videotestsrc num-buffers={frames} pattern=ball ! video/x-raw,width=1920,height=1080,framerate=30/1 ! cudaupload ! cudaconvert ! video/x-raw(memory:CUDAMemory),format=NV12 ! {} ! fakesink sync=false",
+            Encoder::Nvenc.description(8000, 30)
+        );
+        let pipeline = gstreamer::parse::launch(&description)?
+            .downcast::<gstreamer::Pipeline>()
+            .map_err(|_| anyhow::anyhow!("not a pipeline"))?;
+        let encoder = pipeline.by_name("encoder").context("no encoder")?;
+        let queue: Arc<Mutex<std::collections::VecDeque<Instant>>> = Arc::default();
+        for (pad, entering) in [("sink", true), ("src", false)] {
+            let (queue, times) = (queue.clone(), times.clone());
+            encoder.static_pad(pad).context("pad")?.add_probe(
+                gstreamer::PadProbeType::BUFFER,
+                move |_, _| {
+                    let mut q = queue
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    if entering {
+                        q.push_back(Instant::now());
+                    } else if let Some(at) = q.pop_front() {
+                        times
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .push(at.elapsed());
+                    }
+                    gstreamer::PadProbeReturn::Ok
+                },
+            );
+        }
+        pipeline.set_state(gstreamer::State::Playing)?;
+        running.push(pipeline);
+    }
+    for p in &running {
+        let bus = p.bus().context("bus")?;
+        bus.timed_pop_filtered(
+            gstreamer::ClockTime::from_seconds(120),
+            &[gstreamer::MessageType::Eos, gstreamer::MessageType::Error],
+        );
+        p.set_state(gstreamer::State::Null)?;
+    }
+    let elapsed = started.elapsed();
+    let mut t = times
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    t.sort();
+    Ok((t, elapsed))
+}
+
+/// NVENC and cudarc figures, or why they were skipped.
+fn gpu_figures() {
+    let info = match vdi_streamer::gpu::probe() {
+        Ok(info) => info,
+        Err(reason) => {
+            println!("GPU benchmark skipped: {reason}");
+            return;
+        }
+    };
+    if !GstProbe.has_element(NVENC_ELEMENT) {
+        println!(
+            "GPU benchmark skipped: {} is present but GStreamer has no {NVENC_ELEMENT}",
+            info.name
+        );
+        return;
+    }
+    println!("GPU: {}", info.name);
+    match vdi_streamer::gpu::upload_throughput(1920 * 1080 * 4, 600) {
+        Ok((gbps, per_frame)) => println!(
+            "cudarc upload, 1080p BGRx from pinned memory: {gbps:.1} GB/s ({:.3} ms per frame)",
+            per_frame.as_secs_f64() * 1e3
+        ),
+        Err(e) => println!("cudarc upload failed: {e}"),
+    }
+    for n in [1, 8] {
+        match nvenc_encode(n, 300) {
+            Ok((times, elapsed)) if !times.is_empty() => {
+                let q = |p: f64| times[((times.len() - 1) as f64 * p).round() as usize];
+                println!(
+                    "NVENC 1080p, {n} encode(s) at once: per frame p50 {:.2} ms p99 {:.2} ms; {:.0} frames/s in total",
+                    q(0.5).as_secs_f64() * 1e3,
+                    q(0.99).as_secs_f64() * 1e3,
+                    times.len() as f64 / elapsed.as_secs_f64()
+                );
+            }
+            Ok(_) => println!("NVENC 1080p, {n} at once: no frames came out"),
+            Err(e) => println!("NVENC 1080p, {n} at once failed: {e:#}"),
+        }
+    }
+}
+
 fn main() -> anyhow::Result<ExitCode> {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("draw") {
@@ -118,8 +219,12 @@ fn main() -> anyhow::Result<ExitCode> {
         draw_clock(display).map_err(anyhow::Error::msg)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let seconds: u32 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(10);
     gstreamer::init()?;
+    if args.get(1).map(String::as_str) == Some("gpu") {
+        gpu_figures();
+        return Ok(ExitCode::SUCCESS);
+    }
+    let seconds: u32 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(10);
     println!("glass-to-glass latency, x264 (zerolatency, ultrafast), {seconds} s per size");
     println!(
         "{:<10} {:>12} {:>10} {:>10} {:>9} {:>8} {:>12}",
@@ -139,14 +244,6 @@ fn main() -> anyhow::Result<ExitCode> {
         );
     }
     println!();
-    if GstProbe.has_element(NVENC_ELEMENT) {
-        println!(
-            "GPU: {NVENC_ELEMENT} is registered; NVENC figures: run the GPU benchmark on this machine"
-        );
-    } else {
-        println!(
-            "GPU benchmark skipped: GStreamer has no {NVENC_ELEMENT} (nvcodec registers it only when the CUDA and NVIDIA driver libraries load; no NVIDIA GPU here)"
-        );
-    }
+    gpu_figures();
     Ok(ExitCode::SUCCESS)
 }
