@@ -135,6 +135,17 @@ fn sample(metrics: &str, name: &str) -> f64 {
         .unwrap_or_else(|| panic!("no {name} in\n{metrics}"))
 }
 
+/// X clients connected now (XRes).
+fn x_clients(conn: &impl x11rb::connection::RequestConnection) -> usize {
+    use x11rb::protocol::res::ConnectionExt as _;
+    conn.res_query_clients()
+        .unwrap()
+        .reply()
+        .unwrap()
+        .clients
+        .len()
+}
+
 #[test]
 fn chromium_decodes_the_desktop_and_its_input_reaches_the_x_server() {
     let x = Xvfb::start(1280, 720).expect("start Xvfb");
@@ -164,6 +175,7 @@ fn chromium_decodes_the_desktop_and_its_input_reaches_the_x_server() {
         keys[usize::from(a_keycode / 8)] & (1 << (a_keycode % 8)) != 0
     };
     let desktop_clipboard = vdi_streamer::clipboard::Clipboard::connect(&x.display).unwrap();
+    let clients_before = x_clients(&conn);
     let mut from_browser = None;
     let mut pointer = None;
     let mut down_seen = false;
@@ -226,6 +238,8 @@ fn chromium_decodes_the_desktop_and_its_input_reaches_the_x_server() {
         "{metrics}"
     );
     assert_eq!(sample(&metrics, "vdi_streamer_viewers"), 0.0);
+    // Capture, input and clipboard connections to the X server are all closed again.
+    assert_eq!(x_clients(&conn), clients_before, "X connections leaked");
     drop(served.streamer);
 }
 
