@@ -95,6 +95,10 @@ pub struct Settings {
         value_delimiter = ','
     )]
     pub ice_local_addresses: Vec<String>,
+    /// Share of RTP packets to drop before sending (0.0..1.0): a chaos setting that tests and
+    /// demonstrations use to watch the bitrate adapt to loss. Never set it in production.
+    #[arg(long, env = "VDI_DROP_PROBABILITY", default_value_t = 0.0, hide = true)]
+    pub drop_probability: f64,
     /// What happens to viewers after the first.
     #[arg(long, env = "VDI_EXTRA_VIEWERS", value_enum, default_value_t = ExtraViewers::ViewOnly)]
     pub extra_viewers: ExtraViewers,
@@ -116,6 +120,12 @@ impl Settings {
             return Err(format!(
                 "--min-bitrate-kbps {} must be non-zero and at most --max-bitrate-kbps {}",
                 self.min_bitrate_kbps, self.max_bitrate_kbps
+            ));
+        }
+        if !(0.0..1.0).contains(&self.drop_probability) {
+            return Err(format!(
+                "--drop-probability: {} must be in 0.0..1.0",
+                self.drop_probability
             ));
         }
         if self.turn.is_some() != self.turn_secret.is_some() {

@@ -92,8 +92,13 @@ fn rtp_caps(encoder: Encoder) -> &'static str {
 
 /// The whole pipeline description for one viewer.
 pub fn pipeline_description(settings: &Settings, encoder: Encoder) -> String {
+    let chaos = if settings.drop_probability > 0.0 {
+        format!(" ! identity drop-probability={}", settings.drop_probability)
+    } else {
+        String::new()
+    };
     format!(
-        "{capture} ! {caps} ! webrtcbin name=webrtc bundle-policy=max-bundle latency=0",
+        "{capture}{chaos} ! {caps} ! webrtcbin name=webrtc bundle-policy=max-bundle latency=0",
         capture = crate::capture_pipeline(settings, encoder),
         caps = rtp_caps(encoder),
     )

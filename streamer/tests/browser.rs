@@ -352,3 +352,46 @@ fn a_failing_nvenc_falls_back_to_the_cpu_and_keeps_the_viewer() {
         );
     }
 }
+
+#[test]
+fn under_packet_loss_the_bitrate_backs_off_and_the_stream_goes_on() {
+    let x = Xvfb::start(640, 480).expect("start Xvfb");
+    let keys = keys();
+    let served = serve(
+        &x.display,
+        &keys,
+        &[
+            "--width",
+            "640",
+            "--height",
+            "480",
+            "--max-bitrate-kbps",
+            "4000",
+            "--drop-probability",
+            "0.08",
+        ],
+    );
+    let url = format!(
+        "http://{}/#token={}",
+        served.addr,
+        token(&keys, "desk-1", now() + 600)
+    );
+    let mut during = String::new();
+    let events = drive(&url, "watch", |e| {
+        if e["event"] == "first-frame" {
+            // Let a few receiver reports arrive while the stream runs.
+            std::thread::sleep(Duration::from_secs(3));
+            during = get(&served, "/metrics");
+        }
+    });
+    let stats = find(&events, "stats");
+    assert!(stats["framesDecoded"].as_u64().unwrap() > 0, "{stats}");
+    assert!(
+        sample(&during, "vdi_streamer_packets_lost") > 0.0,
+        "{during}"
+    );
+    assert!(
+        sample(&during, "vdi_streamer_target_bitrate_kbps") < 4000.0,
+        "the bitrate never backed off under 8 % loss:\n{during}"
+    );
+}
