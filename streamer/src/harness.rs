@@ -10,7 +10,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-/// An Xvfb server on a display it picked itself (`-displayfd`), killed on drop.
+/// An X server (Xvfb, or Xvnc when resizable) on a display it picked itself (`-displayfd`),
+/// killed on drop.
 pub struct Xvfb {
     child: Child,
     /// `:N`.
@@ -18,14 +19,34 @@ pub struct Xvfb {
 }
 
 impl Xvfb {
-    /// Starts a `width`×`height` 24-bit screen and waits until it is ready.
+    /// Starts a `width`×`height` 24-bit Xvfb screen and waits until it is ready.
     pub fn start(width: u32, height: u32) -> std::io::Result<Self> {
-        // -displayfd: Xvfb picks a free display and writes its number when ready, so servers
-        // started at once never share (or fight over) a display.
-        let mut child = Command::new("Xvfb")
-            .args(["-displayfd", "1", "-screen", "0"])
-            .arg(format!("{width}x{height}x24"))
-            .args(["-nolisten", "tcp"])
+        let mut cmd = Command::new("Xvfb");
+        cmd.args(["-screen", "0"])
+            .arg(format!("{width}x{height}x24"));
+        Self::spawn(cmd)
+    }
+
+    /// Starts a resizable screen instead: TigerVNC's Xvnc (no VNC port), whose RandR can add
+    /// modes, as a session image's X server would be.
+    pub fn start_resizable(width: u32, height: u32) -> std::io::Result<Self> {
+        let mut cmd = Command::new("Xvnc");
+        cmd.arg("-geometry").arg(format!("{width}x{height}")).args([
+            "-depth",
+            "24",
+            "-SecurityTypes",
+            "None",
+            "-rfbport",
+            "-1",
+        ]);
+        Self::spawn(cmd)
+    }
+
+    fn spawn(mut cmd: Command) -> std::io::Result<Self> {
+        // -displayfd: the server picks a free display and writes its number when ready, so
+        // servers started at once never share (or fight over) a display.
+        let mut child = cmd
+            .args(["-displayfd", "1", "-nolisten", "tcp"])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()?;
@@ -34,7 +55,7 @@ impl Xvfb {
             BufReader::new(out).read_line(&mut line)?;
         }
         let n: u32 = line.trim().parse().map_err(|_| {
-            std::io::Error::other(format!("Xvfb did not report a display: {line:?}"))
+            std::io::Error::other(format!("the X server did not report a display: {line:?}"))
         })?;
         Ok(Self {
             child,

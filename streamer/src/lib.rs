@@ -14,6 +14,7 @@ pub mod gpu;
 pub mod harness;
 pub mod input;
 pub mod protocol;
+pub mod resize;
 pub mod server;
 pub mod settings;
 pub mod token;

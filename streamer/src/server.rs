@@ -349,6 +349,7 @@ async fn viewer(s: Arc<Streamer>, socket: WebSocket) {
 /// start; `renegotiate` sends a fresh `welcome` first so the browser builds a new connection.
 async fn start_peer(
     s: &Arc<Streamer>,
+    settings: &Settings,
     ice: &IceConfig,
     user: &str,
     sink: &mut futures::stream::SplitSink<WebSocket, Message>,
@@ -357,7 +358,7 @@ async fn start_peer(
     loop {
         let encoder = s.encoder.get();
         let (tx, events) = mpsc::unbounded_channel();
-        match Peer::start(&s.settings, encoder, ice, tx) {
+        match Peer::start(settings, encoder, ice, tx) {
             Ok(peer) => {
                 if renegotiate {
                     let welcome = ServerMessage::Welcome {
@@ -398,7 +399,10 @@ async fn run_viewer(
 ) {
     let mut ice = s.ice.clone();
     ice.turns.extend(s.turn_url(user));
-    let Some((mut peer, mut events)) = start_peer(s, &ice, user, sink, false).await else {
+    // This viewer's own settings: a resize changes its frame size.
+    let mut settings = s.settings.clone();
+    let Some((mut peer, mut events)) = start_peer(s, &settings, &ice, user, sink, false).await
+    else {
         return;
     };
     s.active_pipelines.fetch_add(1, Ordering::Relaxed);
@@ -494,6 +498,31 @@ async fn run_viewer(
                         }
                     }
                 }
+                Some(PeerEvent::Input(t)) if controls && t.contains("\"type\":\"resize\"") => {
+                    let v: serde_json::Value = serde_json::from_str(&t).unwrap_or_default();
+                    let size = (v["width"].as_u64(), v["height"].as_u64());
+                    let (Some(w), Some(h)) = size else { continue };
+                    let (w, h) = (u16::try_from(w).unwrap_or(u16::MAX), u16::try_from(h).unwrap_or(u16::MAX));
+                    let display = s.settings.display.clone();
+                    match tokio::task::block_in_place(|| crate::resize::resize(&display, w, h)) {
+                        Ok(()) => {
+                            // The capture and the stream take the new size: renegotiate.
+                            tracing::info!(width = w, height = h, "display resized");
+                            settings.width = u32::from(w & !1);
+                            settings.height = u32::from(h & !1);
+                            peer.stop();
+                            match start_peer(s, &settings, &ice, user, sink, true).await {
+                                Some((p, ev)) => (peer, events) = (p, ev),
+                                None => break,
+                            }
+                        }
+                        Err(e) => {
+                            tracing::info!(error = %e, "resize refused");
+                            let msg = json!({"type": "resize-error", "message": e});
+                            let _ = peer.send(&msg.to_string());
+                        }
+                    }
+                }
                 Some(PeerEvent::Input(t)) => {
                     if let Some(inj) = injector.as_mut() {
                         match inj.handle_text(&t) {
@@ -515,7 +544,7 @@ async fn run_viewer(
                     tracing::warn!(error = %e, from = failed.element(), to = next.element(), "encoder failed; falling back");
                     s.encoder.set(next);
                     peer.stop();
-                    match start_peer(s, &ice, user, sink, true).await {
+                    match start_peer(s, &settings, &ice, user, sink, true).await {
                         Some((p, ev)) => (peer, events) = (p, ev),
                         None => break,
                     }

@@ -395,3 +395,47 @@ fn under_packet_loss_the_bitrate_backs_off_and_the_stream_goes_on() {
         "the bitrate never backed off under 8 % loss:\n{during}"
     );
 }
+
+#[test]
+fn the_browser_resizes_the_display_where_the_x_server_can() {
+    let keys = keys();
+    // Xvnc (RandR can add modes): the display and the stream take the size.
+    let x = Xvfb::start_resizable(1024, 768).expect("start Xvnc (scripts/setup.sh installs it)");
+    let served = serve(&x.display, &keys, &["--width", "1024", "--height", "768"]);
+    let url = format!(
+        "http://{}/#token={}",
+        served.addr,
+        token(&keys, "desk-1", now() + 600)
+    );
+    let events = drive(&url, "resize", |_| {});
+    let resized = find(&events, "resized");
+    assert_eq!(
+        (resized["width"].as_u64(), resized["height"].as_u64()),
+        (Some(800), Some(600)),
+        "{resized}"
+    );
+    let (conn, screen) = x11rb::connect(Some(&x.display)).unwrap();
+    let root = conn.setup().roots[screen].root;
+    let g = conn.get_geometry(root).unwrap().reply().unwrap();
+    assert_eq!((g.width, g.height), (800, 600));
+    drop(served);
+
+    // Xvfb (a fixed mode list): refused with the reason, and the stream goes on.
+    let x = Xvfb::start(640, 480).expect("start Xvfb");
+    let served = serve(&x.display, &keys, &["--width", "640", "--height", "480"]);
+    let url = format!(
+        "http://{}/#token={}",
+        served.addr,
+        token(&keys, "desk-1", now() + 600)
+    );
+    let events = drive(&url, "resize", |_| {});
+    let resized = find(&events, "resized");
+    assert!(
+        resized["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not 800x600"),
+        "{resized}"
+    );
+    assert!(find(&events, "stats")["framesDecoded"].as_u64().unwrap() > 0);
+}

@@ -14,12 +14,22 @@ const statusLine = document.getElementById("status");
 const state = {
   role: null, connected: false, error: null, connects: 0,
   fps: 0, framesDecoded: 0, framesDropped: 0, packetsLost: 0, bitrateKbps: 0, rttMs: null,
-  latencyMs: null, candidateType: null, codec: null, clipboard: null,
+  latencyMs: null, candidateType: null, codec: null, clipboard: null, resizeError: null,
 };
 window.vdi = {
   state, send: (ev) => send(ev), disconnect: () => ws && ws.close(),
   setClipboard: (text) => send({ type: "clipboard", text }),
+  resize: (width, height) => send({ type: "resize", width, height }),
 };
+
+// ?fit=1: the desktop follows the browser window's size.
+if (params.get("fit") === "1") {
+  let pending = null;
+  window.addEventListener("resize", () => {
+    clearTimeout(pending);
+    pending = setTimeout(() => window.vdi.resize(window.innerWidth, window.innerHeight), 500);
+  });
+}
 
 let ws = null, pc = null, channel = null, lastBytes = 0, lastAt = 0, stopped = false;
 
@@ -51,6 +61,7 @@ function connect() {
         channel = d.channel;
         channel.onmessage = (e) => {
           const m = JSON.parse(e.data);
+          if (m.type === "resize-error") state.resizeError = m.message;
           if (m.type === "clipboard" && typeof m.text === "string") {
             state.clipboard = m.text;
             navigator.clipboard?.writeText(m.text).catch(() => {}); // needs focus and permission

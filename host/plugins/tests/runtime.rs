@@ -5,7 +5,7 @@ mod common;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use common::{create, load, request, runtime, wasm};
+use common::{create, load, load_with, request, runtime, wasm};
 use vdi_plugin_host::types::{Gpu, Node, Placement, PlacementDecision, TemplateInfo, Verdict};
 use vdi_plugin_host::{
     CacheOutcome, CallError, Digest, Hook, Limits, LoadError, RenderPolicy, Runtime, RuntimeConfig,
@@ -313,7 +313,13 @@ fn template_output_is_checked_and_labelled_by_the_host() {
 #[test]
 fn concurrent_calls_each_get_their_own_instance() {
     let rt = runtime();
-    let p = load(&rt, "vdi_quota", "");
+    // Isolation, not speed, is under test: a generous time limit keeps a loaded machine from
+    // turning a slow call into a failure.
+    let limits = Limits {
+        timeout: std::time::Duration::from_secs(10),
+        ..Limits::default()
+    };
+    let p = load_with(&rt, "vdi_quota", "", limits);
     std::thread::scope(|s| {
         for _ in 0..4 {
             s.spawn(|| {

@@ -74,6 +74,19 @@ try {
       }, { seconds, bits: 32, block: 24 });
       out({ event: "latency", ...result });
     }
+    if (scenario === "resize") {
+      // Ask for 800x600; the stream comes back renegotiated at that size (or an error says why).
+      await page.waitForFunction(() => window.vdi.resize(800, 600), null, { timeout: 10000 });
+      await page.waitForFunction(() => {
+        const v = document.getElementById("video");
+        return window.vdi.state.resizeError || (v.videoWidth === 800 && v.videoHeight === 600);
+      }, null, { timeout: 20000 });
+      const size = await page.evaluate(() => {
+        const v = document.getElementById("video");
+        return { width: v.videoWidth, height: v.videoHeight, error: window.vdi.state.resizeError };
+      });
+      out({ event: "resized", ...size });
+    }
     if (scenario === "reconnect") {
       await page.evaluate(() => window.vdi.disconnect());
       await page.waitForFunction(() => window.vdi.state.connects >= 2 && window.vdi.state.connected, null, { timeout: 20000 });
