@@ -158,7 +158,7 @@ fn chromium_decodes_the_desktop_and_its_input_reaches_the_x_server() {
     );
     let (conn, screen) = x11rb::connect(Some(&x.display)).unwrap();
     let root = conn.setup().roots[screen].root;
-    let a_keycode = {
+    let keycode_of = |sym: u32| {
         let setup = conn.setup();
         let (min, max) = (setup.min_keycode, setup.max_keycode);
         let map = conn
@@ -167,13 +167,18 @@ fn chromium_decodes_the_desktop_and_its_input_reaches_the_x_server() {
             .reply()
             .unwrap();
         let per = usize::from(map.keysyms_per_keycode);
-        let i = map.keysyms.iter().position(|s| *s == 0x61).unwrap() / per;
+        let i = map.keysyms.iter().position(|s| *s == sym).unwrap() / per;
         min + u8::try_from(i).unwrap()
     };
-    let key_is_down = || {
+    let a_keycode = keycode_of(0x61);
+    let b_keycode = keycode_of(0x62);
+    let is_down = |code: u8| {
         let keys = conn.query_keymap().unwrap().reply().unwrap().keys;
-        keys[usize::from(a_keycode / 8)] & (1 << (a_keycode % 8)) != 0
+        keys[usize::from(code / 8)] & (1 << (code % 8)) != 0
     };
+    let key_is_down = || is_down(a_keycode);
+    let mut b_held = false;
+    let mut b_released = false;
     let desktop_clipboard = vdi_streamer::clipboard::Clipboard::connect(&x.display).unwrap();
     let clients_before = x_clients(&conn);
     let mut from_browser = None;
@@ -184,6 +189,8 @@ fn chromium_decodes_the_desktop_and_its_input_reaches_the_x_server() {
             let p = conn.query_pointer(root).unwrap().reply().unwrap();
             pointer = Some((p.root_x, p.root_y));
         }
+        Some("b-down") => b_held = is_down(b_keycode),
+        Some("disconnected-holding-b") => b_released = !is_down(b_keycode),
         Some("clipboard-set") => {
             from_browser = desktop_clipboard.get().unwrap();
             desktop_clipboard.set("hello from X").unwrap();
@@ -214,6 +221,8 @@ fn chromium_decodes_the_desktop_and_its_input_reaches_the_x_server() {
     );
     assert!(down_seen, "the key press never reached the X server");
     assert_eq!(from_browser.as_deref(), Some("hello from the browser"));
+    assert!(b_held, "the held key never reached the X server");
+    assert!(b_released, "a key held when the viewer dropped stayed down");
     find(&events, "clipboard-received");
     std::thread::sleep(Duration::from_millis(300));
     assert!(!key_is_down(), "the key stayed down after key-up");

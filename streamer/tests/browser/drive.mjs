@@ -115,6 +115,16 @@ try {
     await page.waitForTimeout(3000);
     const after = await page.evaluate(() => ({ ...window.vdi.state }));
     out({ event: "stats", ...after, fpsMeasured: (after.framesDecoded - before.framesDecoded) / 3 });
+    if (scenario === "input") {
+      // A key held while the connection drops must not stay down on the desktop.
+      await page.keyboard.down("b");
+      await page.waitForTimeout(500);
+      out({ event: "b-down" });
+      await page.evaluate(() => window.vdi.disconnect());
+      await page.waitForTimeout(1000);
+      out({ event: "disconnected-holding-b" });
+      await page.keyboard.up("b");
+    }
   }
 } catch (e) {
   out({ event: "failed", error: String(e) });
