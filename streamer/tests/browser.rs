@@ -102,6 +102,15 @@ fn drive(url: &str, scenario: &str, on_event: impl FnMut(&Value)) -> Vec<Value> 
     events
 }
 
+/// The web player's address with a valid token for `desk-1` (`query` e.g. `?relay=1`).
+fn player_url(served: &Served, keys: &Keys, query: &str) -> String {
+    format!(
+        "http://{}/{query}#token={}",
+        served.addr,
+        token(keys, "desk-1", now() + 600)
+    )
+}
+
 fn find<'a>(events: &'a [Value], name: &str) -> &'a Value {
     events
         .iter()
@@ -151,11 +160,7 @@ fn chromium_decodes_the_desktop_and_its_input_reaches_the_x_server() {
     let x = Xvfb::start(1280, 720).expect("start Xvfb");
     let keys = keys();
     let served = serve(&x.display, &keys, &[]);
-    let url = format!(
-        "http://{}/#token={}",
-        served.addr,
-        token(&keys, "desk-1", now() + 600)
-    );
+    let url = player_url(&served, &keys, "");
     let (conn, screen) = x11rb::connect(Some(&x.display)).unwrap();
     let root = conn.setup().roots[screen].root;
     let keycode_of = |sym: u32| {
@@ -317,11 +322,7 @@ fn a_relay_only_browser_gets_the_stream_through_coturn() {
             "turn-secret",
         ],
     );
-    let url = format!(
-        "http://{}/?relay=1#token={}",
-        served.addr,
-        token(&keys, "desk-1", now() + 600)
-    );
+    let url = player_url(&served, &keys, "?relay=1");
     let events = drive(&url, "watch", |_| {});
     let stats = find(&events, "stats");
     assert_eq!(stats["candidateType"], "relay", "{stats}");
@@ -340,11 +341,7 @@ fn a_failing_nvenc_falls_back_to_the_cpu_and_keeps_the_viewer() {
         &["--width", "640", "--height", "480"],
         Encoder::Nvenc,
     );
-    let url = format!(
-        "http://{}/#token={}",
-        served.addr,
-        token(&keys, "desk-1", now() + 600)
-    );
+    let url = player_url(&served, &keys, "");
     let events = drive(&url, "watch", |_| {});
     assert!(find(&events, "stats")["fpsMeasured"].as_f64().unwrap() >= 20.0);
     let expected = if GstProbe.has_element(NVENC_ELEMENT) {
@@ -380,11 +377,7 @@ fn under_packet_loss_the_bitrate_backs_off_and_the_stream_goes_on() {
             "0.08",
         ],
     );
-    let url = format!(
-        "http://{}/#token={}",
-        served.addr,
-        token(&keys, "desk-1", now() + 600)
-    );
+    let url = player_url(&served, &keys, "");
     let mut during = String::new();
     let events = drive(&url, "watch", |e| {
         if e["event"] == "first-frame" {
@@ -411,11 +404,7 @@ fn the_browser_resizes_the_display_where_the_x_server_can() {
     // Xvnc (RandR can add modes): the display and the stream take the size.
     let x = Xvfb::start_resizable(1024, 768).expect("start Xvnc (scripts/setup.sh installs it)");
     let served = serve(&x.display, &keys, &["--width", "1024", "--height", "768"]);
-    let url = format!(
-        "http://{}/#token={}",
-        served.addr,
-        token(&keys, "desk-1", now() + 600)
-    );
+    let url = player_url(&served, &keys, "");
     let events = drive(&url, "resize", |_| {});
     let resized = find(&events, "resized");
     assert_eq!(
@@ -432,11 +421,7 @@ fn the_browser_resizes_the_display_where_the_x_server_can() {
     // Xvfb (a fixed mode list): refused with the reason, and the stream goes on.
     let x = Xvfb::start(640, 480).expect("start Xvfb");
     let served = serve(&x.display, &keys, &["--width", "640", "--height", "480"]);
-    let url = format!(
-        "http://{}/#token={}",
-        served.addr,
-        token(&keys, "desk-1", now() + 600)
-    );
+    let url = player_url(&served, &keys, "");
     let events = drive(&url, "resize", |_| {});
     let resized = find(&events, "resized");
     assert!(
