@@ -187,13 +187,6 @@ impl Injector {
         })
     }
 
-    /// Parses and injects one data-channel message.
-    pub fn handle_text(&mut self, text: &str) -> Result<(), InputError> {
-        let event: InputEvent =
-            serde_json::from_str(text).map_err(|e| InputError::Bad(e.to_string()))?;
-        self.handle(&event)
-    }
-
     /// Injects one event.
     pub fn handle(&mut self, event: &InputEvent) -> Result<(), InputError> {
         match *event {

@@ -81,6 +81,36 @@ impl ServerMessage {
     }
 }
 
+/// What the browser sends on the `input` data channel.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum ChannelMessage {
+    /// The player's view of the stream, every second.
+    Stats {
+        /// Its jitter buffer delay, ms.
+        #[serde(default, rename = "jitterBufferMs")]
+        jitter_buffer_ms: f64,
+        /// Round trip, ms.
+        #[serde(default, rename = "rttMs")]
+        rtt_ms: f64,
+    },
+    /// Text for the desktop's clipboard.
+    Clipboard {
+        /// The text.
+        text: String,
+    },
+    /// The size the browser wants the desktop to have.
+    Resize {
+        /// Width in pixels.
+        width: u16,
+        /// Height in pixels.
+        height: u16,
+    },
+    /// Keyboard, pointer and wheel input.
+    #[serde(untagged)]
+    Input(crate::input::InputEvent),
+}
+
 /// Largest signalling message accepted, in bytes.
 pub const MAX_MESSAGE_BYTES: usize = 64 << 10;
 
@@ -129,6 +159,31 @@ mod tests {
             }
         }
         assert!(parse(&"x".repeat(MAX_MESSAGE_BYTES + 1)).is_err());
+        let channel =
+            |t: &str| serde_json::from_str::<ChannelMessage>(t).map_err(|e| e.to_string());
+        assert_eq!(
+            channel(r#"{"type":"stats","fps":30,"jitterBufferMs":12.5,"rttMs":2}"#),
+            Ok(ChannelMessage::Stats {
+                jitter_buffer_ms: 12.5,
+                rtt_ms: 2.0
+            })
+        );
+        assert_eq!(
+            channel(r#"{"type":"resize","width":800,"height":600}"#),
+            Ok(ChannelMessage::Resize {
+                width: 800,
+                height: 600
+            })
+        );
+        assert_eq!(
+            channel(r#"{"type":"key","key":"a","down":true}"#),
+            Ok(ChannelMessage::Input(crate::input::InputEvent::Key {
+                key: "a".into(),
+                down: true
+            }))
+        );
+        assert!(channel(r#"{"type":"resize","width":-1,"height":600}"#).is_err());
+        assert!(channel(r#"{"type":"key","key":"a"}"#).is_err());
         let welcome = serde_json::to_value(ServerMessage::Welcome {
             role: Role::Viewer,
             ice_servers: vec![],

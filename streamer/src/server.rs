@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 use crate::adapt::Adaptation;
 use crate::encoder::{CurrentEncoder, Encoder, GstProbe};
 use crate::input::Injector;
-use crate::protocol::{ClientMessage, Role, ServerMessage, parse};
+use crate::protocol::{ChannelMessage, ClientMessage, Role, ServerMessage, parse};
 use crate::settings::{ExtraViewers, Settings};
 use crate::token::Verifier;
 use crate::webrtc::{IceConfig, Peer, PeerEvent};
@@ -185,6 +185,20 @@ impl Streamer {
             .with_state(self.clone())
     }
 
+    /// The TURN server and fresh credentials for `user`, when TURN is configured.
+    fn turn(&self, user: &str) -> Option<(&str, crate::turn::TurnCredentials)> {
+        let (turn, secret) = (
+            self.settings.turn.as_deref()?,
+            self.settings.turn_secret.as_deref()?,
+        );
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let c = crate::turn::credentials(secret, user, now, self.settings.turn_ttl_seconds);
+        Some((turn, c))
+    }
+
+    /// ICE servers for the browser's RTCPeerConnection.
     fn ice_servers(&self, user: &str) -> Vec<serde_json::Value> {
         let mut servers: Vec<serde_json::Value> = self
             .settings
@@ -192,11 +206,7 @@ impl Streamer {
             .iter()
             .map(|s| json!({"urls": s}))
             .collect();
-        if let (Some(turn), Some(secret)) = (&self.settings.turn, &self.settings.turn_secret) {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            let c = crate::turn::credentials(secret, user, now, self.settings.turn_ttl_seconds);
+        if let Some((turn, c)) = self.turn(user) {
             servers.push(json!({"urls": turn, "username": c.username, "credential": c.credential}));
         }
         servers
@@ -204,14 +214,7 @@ impl Streamer {
 
     /// The TURN server for the streamer's own side, with credentials (GStreamer URL form).
     fn turn_url(&self, user: &str) -> Option<String> {
-        let (turn, secret) = (
-            self.settings.turn.as_ref()?,
-            self.settings.turn_secret.as_ref()?,
-        );
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let c = crate::turn::credentials(secret, user, now, self.settings.turn_ttl_seconds);
+        let (turn, c) = self.turn(user)?;
         let hostport = turn.trim_start_matches("turn:").trim_start_matches("//");
         Some(format!(
             "turn://{}:{}@{hostport}",
@@ -478,61 +481,55 @@ async fn run_viewer(
                     let m = ServerMessage::Ice { candidate, sdp_mline_index: mline };
                     if sink.send(text(&m)).await.is_err() { break; }
                 }
-                Some(PeerEvent::Input(t)) if t.contains("\"type\":\"stats\"") => {
-                    // The viewer's own view: its jitter buffer completes the latency estimate.
-                    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&t) {
-                        let buffer = v["jitterBufferMs"].as_f64().unwrap_or(0.0);
-                        let rtt = v["rttMs"].as_f64().unwrap_or(0.0);
+                Some(PeerEvent::Input(t)) => match serde_json::from_str::<ChannelMessage>(&t) {
+                    Ok(ChannelMessage::Stats { jitter_buffer_ms, rtt_ms }) => {
+                        // The viewer's own view: its jitter buffer completes the latency estimate.
                         let frame = 1000.0 / f64::from(s.settings.fps.max(1));
-                        s.metrics.latency_ms.set(encode_ms + rtt / 2.0 + buffer + frame / 2.0);
+                        s.metrics.latency_ms.set(encode_ms + rtt_ms / 2.0 + jitter_buffer_ms + frame / 2.0);
                     }
-                }
-                Some(PeerEvent::Input(t)) if t.contains("\"type\":\"clipboard\"") => {
-                    let text = serde_json::from_str::<serde_json::Value>(&t)
-                        .ok()
-                        .and_then(|v| v["text"].as_str().map(str::to_owned));
-                    if let (Some(cb), Some(text)) = (&clipboard, text) {
-                        match cb.set(&text) {
-                            Ok(()) => clipboard_seen = Some(text),
-                            Err(e) => tracing::debug!(error = %e, "clipboard not set"),
-                        }
-                    }
-                }
-                Some(PeerEvent::Input(t)) if controls && t.contains("\"type\":\"resize\"") => {
-                    let v: serde_json::Value = serde_json::from_str(&t).unwrap_or_default();
-                    let size = (v["width"].as_u64(), v["height"].as_u64());
-                    let (Some(w), Some(h)) = size else { continue };
-                    let (w, h) = (u16::try_from(w).unwrap_or(u16::MAX), u16::try_from(h).unwrap_or(u16::MAX));
-                    let display = s.settings.display.clone();
-                    match tokio::task::block_in_place(|| crate::resize::resize(&display, w, h)) {
-                        Ok(()) => {
-                            // The capture and the stream take the new size: renegotiate.
-                            tracing::info!(width = w, height = h, "display resized");
-                            settings.width = u32::from(w & !1);
-                            settings.height = u32::from(h & !1);
-                            peer.stop();
-                            match start_peer(s, &settings, &ice, user, sink, true).await {
-                                Some((p, ev)) => (peer, events) = (p, ev),
-                                None => break,
+                    Ok(ChannelMessage::Clipboard { text }) => {
+                        if let Some(cb) = &clipboard {
+                            match cb.set(&text) {
+                                Ok(()) => clipboard_seen = Some(text),
+                                Err(e) => tracing::debug!(error = %e, "clipboard not set"),
                             }
                         }
-                        Err(e) => {
-                            tracing::info!(error = %e, "resize refused");
-                            let msg = json!({"type": "resize-error", "message": e});
-                            let _ = peer.send(&msg.to_string());
-                        }
                     }
-                }
-                Some(PeerEvent::Input(t)) => {
-                    if let Some(inj) = injector.as_mut() {
-                        match inj.handle_text(&t) {
+                    Ok(ChannelMessage::Resize { width, height }) if controls => {
+                        let display = s.settings.display.clone();
+                        match tokio::task::block_in_place(|| crate::resize::resize(&display, width, height)) {
                             Ok(()) => {
-                                s.metrics.input_events.inc();
+                                // The capture and the stream take the new size: renegotiate.
+                                tracing::info!(width, height, "display resized");
+                                settings.width = u32::from(width & !1);
+                                settings.height = u32::from(height & !1);
+                                peer.stop();
+                                match start_peer(s, &settings, &ice, user, sink, true).await {
+                                    Some((p, ev)) => (peer, events) = (p, ev),
+                                    None => break,
+                                }
                             }
-                            Err(e) => tracing::debug!(error = %e, "input event dropped"),
+                            Err(e) => {
+                                tracing::info!(error = %e, "resize refused");
+                                let msg = json!({"type": "resize-error", "message": e});
+                                let _ = peer.send(&msg.to_string());
+                            }
                         }
                     }
-                }
+                    Ok(ChannelMessage::Input(event)) => {
+                        if let Some(inj) = injector.as_mut() {
+                            match inj.handle(&event) {
+                                Ok(()) => {
+                                    s.metrics.input_events.inc();
+                                }
+                                Err(e) => tracing::debug!(error = %e, "input event dropped"),
+                            }
+                        }
+                    }
+                    // Resizing is the controller's; view-only viewers are ignored.
+                    Ok(ChannelMessage::Resize { .. }) => {}
+                    Err(e) => tracing::debug!(error = %e, "data channel message dropped"),
+                },
                 Some(PeerEvent::Failed(e)) => {
                     s.metrics.pipeline_failures.inc();
                     let failed = s.encoder.get();
