@@ -84,8 +84,16 @@ fn micros(d: Duration) -> String {
     format!("{:.1} µs", d.as_secs_f64() * 1e6)
 }
 
-fn millis(d: Duration) -> String {
+pub(crate) fn millis(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
+
+/// The `q` quantile (0.0..=1.0) of `sorted` durations; zero when empty.
+pub(crate) fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    match sorted.len() {
+        0 => Duration::ZERO,
+        n => sorted[((n as f64 * q) as usize).min(n - 1)],
+    }
 }
 
 /// Runs `decide` `n` times over `threads` threads, timing each call.
@@ -135,7 +143,7 @@ fn measure(
     let wall = started.elapsed();
     bar.finish_and_clear();
     latencies.sort_unstable();
-    let pick = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    let pick = |q: f64| percentile(&latencies, q);
     Ok(Figures {
         per_second: latencies.len() as f64 / wall.as_secs_f64(),
         per_call: 1,

@@ -204,7 +204,7 @@ async fn bench(args: &BenchArgs) -> Result<ExitCode> {
         latencies.push(w.await??.duration_since(written));
     }
     latencies.sort();
-    let pick = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    let pick = |q: f64| crate::bench::percentile(&latencies, q);
     println!(
         "watch     {} watchers: event seen after p50 {:.1} ms, p99 {:.1} ms, last {:.1} ms",
         args.watchers,

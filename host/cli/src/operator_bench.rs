@@ -22,6 +22,8 @@ use vdi_operator::OperatorConfig;
 use vdi_plugin_host::RenderPolicy;
 use vdi_plugin_host::types::{PlacementDecision, TemplateInfo};
 
+use crate::bench::{millis as ms, percentile};
+
 /// Arguments of `vdi bench-operator`.
 #[derive(clap::Args)]
 pub(crate) struct BenchArgs {
@@ -51,18 +53,6 @@ pub(crate) struct BenchArgs {
         default_value = "plugins/target/wasm32-wasip2/release"
     )]
     plugins_dir: std::path::PathBuf,
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1e3)
 }
 
 pub(crate) fn run(args: &BenchArgs) -> Result<ExitCode> {
