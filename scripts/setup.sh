@@ -16,7 +16,7 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 apt_packages=(pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
   libgstreamer-plugins-bad1.0-dev gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-nice gstreamer1.0-x
-  gstreamer1.0-tools xvfb x11-utils xdotool chromium coturn tigervnc-standalone-server)
+  gstreamer1.0-tools xvfb x11-utils xdotool chromium coturn tigervnc-standalone-server openssl)
 missing=()
 for p in "${apt_packages[@]}"; do
   [[ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" == "install ok installed" ]] || missing+=("$p")

@@ -13,6 +13,7 @@ pub mod inventory;
 pub mod leader;
 mod metrics;
 pub mod modules;
+mod objects;
 pub mod registry;
 pub mod scheduler;
 pub mod session;

@@ -8,23 +8,23 @@ use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::api::{ApiResource, DeleteParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, Resource as _, ResourceExt as _};
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::mpsc;
 use vdi_crd::phase::{Observed, PodView, SessionView, Step, next_step};
 use vdi_crd::{
-    DecisionRecord, FIELD_MANAGER, ObjectRecord, SESSION_FINALIZER, SESSION_UID_LABEL,
-    SessionPhase, VDISession, VDISessionStatus, VDITemplate,
+    DecisionRecord, ObjectRecord, SESSION_FINALIZER, SessionPhase, VDISession, VDISessionStatus,
+    VDITemplate,
 };
 use vdi_plugin_host::RenderPolicy;
-use vdi_plugin_host::types::{Placement as WitPlacement, TemplateInfo};
 
-use crate::admission::{AdmissionSources, Review, admitted_request, duration_micros, labels_of};
+use crate::admission::{AdmissionSources, Review, admitted_request, labels_of};
 use crate::metrics::OperatorMetrics;
+use crate::objects::{ProvisionError, delete_objects, provision};
 use crate::registry::Registry;
 use crate::scheduler::{Placement, Scheduler};
 
@@ -177,45 +177,6 @@ impl Context {
         if let Err(e) = self.recorder.publish(&ev, &session.object_ref(&())).await {
             tracing::debug!(error = %e, "event not published");
         }
-    }
-
-    async fn api_resource(&self, api_version: &str, kind: &str) -> Result<ApiResource, Error> {
-        let key = (api_version.to_owned(), kind.to_owned());
-        if let Some(ar) = self
-            .kinds
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(&key)
-        {
-            return Ok(ar.clone());
-        }
-        let (group, version) = match api_version.split_once('/') {
-            Some((g, v)) => (g, v),
-            None => ("", api_version),
-        };
-        let gvk = GroupVersionKind::gvk(group, version, kind);
-        let (ar, _) = kube::discovery::pinned_kind(&self.client, &gvk)
-            .await
-            .map_err(|e| {
-                Error::Other(format!(
-                    "{api_version} {kind} is not served by this cluster: {e}"
-                ))
-            })?;
-        self.kinds
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(key, ar.clone());
-        Ok(ar)
-    }
-
-    async fn dynamic(
-        &self,
-        ns: &str,
-        api_version: &str,
-        kind: &str,
-    ) -> Result<Api<DynamicObject>, Error> {
-        let ar = self.api_resource(api_version, kind).await?;
-        Ok(Api::namespaced_with(self.client.clone(), ns, &ar))
     }
 }
 
@@ -605,18 +566,6 @@ async fn observe(
     Ok(observed)
 }
 
-async fn delete_objects(ctx: &Context, ns: &str, objects: &[ObjectRecord]) -> Result<(), Error> {
-    for o in objects {
-        let api = ctx.dynamic(ns, &o.api_version, &o.kind).await?;
-        match api.delete(&o.name, &DeleteParams::background()).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(e)) if e.code == 404 => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(())
-}
-
 async fn schedule(
     ctx: &Context,
     session: &VDISession,
@@ -680,126 +629,6 @@ async fn schedule(
         since,
         Timestamp::now(),
     ))))
-}
-
-enum ProvisionError {
-    Render(String, Option<DecisionRecord>),
-    Api(Error),
-}
-
-impl From<Error> for ProvisionError {
-    fn from(e: Error) -> Self {
-        Self::Api(e)
-    }
-}
-
-impl From<kube::Error> for ProvisionError {
-    fn from(e: kube::Error) -> Self {
-        Self::Api(e.into())
-    }
-}
-
-async fn provision(
-    ctx: &Context,
-    session: &VDISession,
-    status: &VDISessionStatus,
-) -> Result<(Vec<ObjectRecord>, DecisionRecord), ProvisionError> {
-    let ns = session.namespace().unwrap_or_default();
-    let (Some(admitted), Some(node)) = (status.admitted.clone(), status.node.clone()) else {
-        return Err(Error::Other("provisioning without a placement".into()).into());
-    };
-    let Some(template) = ctx.templates.get(&ObjectRef::new(&admitted.template)) else {
-        return Err(ProvisionError::Render(
-            format!("VDITemplate {:?} does not exist", admitted.template),
-            None,
-        ));
-    };
-    let set = ctx.registry.current();
-    let renderer = set
-        .renderer(template.spec.renderer.as_deref())
-        .map_err(Error::Other)?
-        .clone();
-    let request = admitted_request(session, &admitted);
-    let info = TemplateInfo {
-        name: admitted.template.clone(),
-        display_name: template.spec.display_name.clone(),
-        image: template.spec.image.clone(),
-        settings: template
-            .spec
-            .settings
-            .as_ref()
-            .map_or_else(String::new, Value::to_string),
-    };
-    let placement = WitPlacement {
-        node: node.clone(),
-        gpu: status.gpu,
-        reason: status.message.clone().unwrap_or_default(),
-    };
-    let policy = ctx.settings.render_policy.clone();
-    let started = Instant::now();
-    let rendered = tokio::task::spawn_blocking({
-        let renderer = renderer.clone();
-        move || renderer.render(&request, &info, &placement, &policy)
-    })
-    .await
-    .map_err(|e| Error::Other(e.to_string()))?;
-    let mut record = DecisionRecord {
-        hook: "template".into(),
-        plugin: renderer.name().to_owned(),
-        digest: renderer.digest().to_string(),
-        outcome: "Rendered".into(),
-        message: String::new(),
-        latency_micros: duration_micros(started.elapsed()),
-    };
-    let objects = match rendered {
-        Ok(o) => o,
-        Err(e) => {
-            record.outcome = "Failed".into();
-            record.message = e.to_string();
-            return Err(ProvisionError::Render(
-                format!("template plugin {}: {e}", renderer.name()),
-                Some(record),
-            ));
-        }
-    };
-    record.message = format!("{} objects", objects.len());
-    let owner = session
-        .controller_owner_ref(&())
-        .ok_or_else(|| Error::Other("session has no uid".into()))?;
-    let uid = session.uid().unwrap_or_default();
-    let pull_secrets: Vec<Value> = template
-        .spec
-        .image_pull_secrets
-        .iter()
-        .map(|s| json!({"name": s.name}))
-        .collect();
-    let mut records = Vec::with_capacity(objects.len());
-    for mut obj in objects {
-        obj["metadata"]["ownerReferences"] = json!([owner]);
-        obj["metadata"]["labels"][SESSION_UID_LABEL] = json!(uid);
-        let api_version = obj["apiVersion"].as_str().unwrap_or_default().to_owned();
-        let kind = obj["kind"].as_str().unwrap_or_default().to_owned();
-        let name = obj["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        if kind == "Pod" && !pull_secrets.is_empty() {
-            obj["spec"]["imagePullSecrets"] = json!(pull_secrets);
-        }
-        let api = ctx.dynamic(&ns, &api_version, &kind).await?;
-        api.patch(
-            &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&obj),
-        )
-        .await?;
-        records.push(ObjectRecord {
-            api_version,
-            kind,
-            name,
-        });
-    }
-    Ok((records, record))
 }
 
 #[cfg(test)]
