@@ -12,7 +12,8 @@ kubectl_version=1.37.1
 log() { printf '[setup] %s\n' "$*" >&2; }
 
 # Debian packages the build and tests need: GStreamer 1.22 for the streamer; Xvfb, Chromium and
-# coturn for its browser tests (X tools for debugging them).
+# coturn for its browser tests, Xvnc for the resize test (X tools for debugging them), openssl
+# for the streamer benchmark's keys.
 apt_packages=(pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
   libgstreamer-plugins-bad1.0-dev gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-nice gstreamer1.0-x

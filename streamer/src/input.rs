@@ -250,11 +250,6 @@ impl Injector {
         }
         let _ = self.conn.flush();
     }
-
-    /// Keys currently held by this injector.
-    pub fn keys_down(&self) -> usize {
-        self.keys_down.len()
-    }
 }
 
 impl Drop for Injector {

@@ -316,11 +316,6 @@ impl Peer {
     pub fn stop(&self) {
         let _ = self.pipeline.set_state(gst::State::Null);
     }
-
-    /// Whether the pipeline is playing.
-    pub fn playing(&self) -> bool {
-        self.pipeline.current_state() == gst::State::Playing
-    }
 }
 
 impl Drop for Peer {
