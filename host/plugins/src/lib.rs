@@ -9,19 +9,25 @@
 //! chain with per-plugin failure policy.
 //!
 //! It knows nothing of Kubernetes clients or HTTP: callers pass plain values and run calls on
-//! blocking threads.
+//! the runtime's [`PluginPool`] (plain threads, never a tokio worker). Each call's time limit
+//! holds even while the guest waits in a WASI host call (clock subscriptions end by the deadline
+//! or trap), and guest output is capped and rate-limited.
 
 mod bindings;
 mod chain;
+mod deadline;
 mod digest;
 mod error;
 #[cfg(test)]
 mod fixtures;
+mod guestlog;
 mod metrics;
 mod placement;
 mod plugin;
+mod pool;
 mod render;
 mod runtime;
+mod stdio;
 pub mod vectors;
 
 pub use chain::{
@@ -34,6 +40,7 @@ pub use metrics::Metrics;
 pub use plugin::{
     DEFAULT_MAX_REASON_BYTES, DEFAULT_MEMORY_BYTES, DEFAULT_TIMEOUT, Hook, Limits, Plugin,
 };
+pub use pool::{PluginPool, PoolError, WATCHDOG_GRACE};
 pub use render::{RenderError, RenderPolicy};
 pub use runtime::{CacheOutcome, Inspection, LoadStats, Runtime, RuntimeConfig};
 

@@ -5,17 +5,19 @@ use std::time::{Duration, Instant};
 
 use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, ResourceLimiter, Store, Trap};
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::admission::AdmissionPre;
 use crate::bindings::scheduler::SchedulerPre;
 use crate::bindings::template::TemplatePre;
 use crate::bindings::{host, types as wit};
+use crate::deadline::{CallClock, DeadlineExceeded};
 use crate::digest::Digest;
 use crate::error::{CallError, LoadError};
+use crate::guestlog::{CallLog, Gate, LogGate, MAX_LOG_LINE, truncate};
 use crate::metrics::PluginMetrics;
 use crate::render::RenderPolicy;
+use crate::stdio::{CappedOutput, Captured};
 use crate::types::{
     AdmissionContext, Node, Placement, PlacementDecision, SessionRequest, TemplateInfo, Verdict,
 };
@@ -26,10 +28,6 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(100);
 pub const DEFAULT_MEMORY_BYTES: usize = 64 << 20;
 /// Default cap on a deny reason or an unschedulable reason list.
 pub const DEFAULT_MAX_REASON_BYTES: usize = 4 << 10;
-/// Bytes of guest stdout and stderr kept per call (more traps the writer).
-pub const STDIO_CAPACITY: usize = 64 << 10;
-/// Longest log line kept from a guest.
-const MAX_LOG_LINE: usize = 4 << 10;
 
 /// Which decision a plugin makes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -75,12 +73,25 @@ impl Default for Limits {
     }
 }
 
-/// Store data of one call: a WASI context with no capabilities, and the limiter.
+/// Store data of one call: a WASI context with no capabilities, the limiter, the call's
+/// deadline (which clock subscriptions honour) and its log budget.
 pub(crate) struct State {
     wasi: WasiCtx,
     table: ResourceTable,
     limiter: MemoryLimiter,
     plugin: Arc<str>,
+    gate: Arc<LogGate>,
+    log: CallLog,
+    /// When the call must be over.
+    pub(crate) deadline: Instant,
+    /// The zero of the guest's monotonic clock.
+    pub(crate) clock_start: Instant,
+}
+
+impl State {
+    pub(crate) fn table(&mut self) -> &mut ResourceTable {
+        &mut self.table
+    }
 }
 
 impl WasiView for State {
@@ -97,7 +108,20 @@ impl wit::Host for State {}
 impl host::Host for State {
     fn log(&mut self, level: host::LogLevel, message: String) {
         let plugin = &*self.plugin;
-        let message = truncate(&message, MAX_LOG_LINE);
+        let Some(message) = self.log.admit(&message) else {
+            return;
+        };
+        match self.gate.admit() {
+            Gate::Drop => return,
+            Gate::Pass { suppressed: 0 } => {}
+            Gate::Pass { suppressed } => {
+                tracing::warn!(
+                    plugin,
+                    suppressed,
+                    "plugin log lines dropped by the rate limit"
+                );
+            }
+        }
         match level {
             host::LogLevel::Trace => tracing::trace!(plugin, "{message}"),
             host::LogLevel::Debug => tracing::debug!(plugin, "{message}"),
@@ -156,6 +180,7 @@ struct Inner {
     pre: HookPre,
     engine: Engine,
     metrics: PluginMetrics,
+    gate: Arc<LogGate>,
 }
 
 /// A loaded, configured plugin. Cheap to clone; every call gets a fresh instance.
@@ -178,8 +203,9 @@ impl std::fmt::Debug for Plugin {
 /// What one call observed besides its result.
 struct Outcome<R> {
     result: Result<R, CallError>,
-    stdout: Vec<u8>,
-    stderr: Vec<u8>,
+    stdout: Captured,
+    stderr: Captured,
+    log_dropped: usize,
 }
 
 impl Plugin {
@@ -200,6 +226,7 @@ impl Plugin {
             pre,
             engine,
             metrics,
+            gate: Arc::default(),
         };
         Self {
             inner: Arc::new(inner),
@@ -384,7 +411,33 @@ impl Plugin {
     }
 
     /// Runs `f` in a fresh store with this plugin's limits; records metrics and guest output.
-    fn call<R>(
+    ///
+    /// WASI's host calls must not run on a tokio worker (they drive futures of their own): a
+    /// call made from inside a runtime moves to a scoped thread. Servers use a
+    /// [`PluginPool`](crate::PluginPool), whose threads are never inside a runtime.
+    fn call<R: Send>(
+        &self,
+        function: &'static str,
+        f: impl FnOnce(&mut Store<State>) -> wasmtime::Result<R> + Send,
+    ) -> Result<R, CallError> {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return std::thread::scope(|scope| {
+                std::thread::Builder::new()
+                    .name("plugin-call".into())
+                    .spawn_scoped(scope, || self.call_here(function, f))
+                    .map_err(|e| CallError::Instantiate(format!("cannot start a thread: {e}")))?
+                    .join()
+                    .unwrap_or_else(|_| {
+                        Err(CallError::Trap {
+                            message: "the host panicked during the call".into(),
+                        })
+                    })
+            });
+        }
+        self.call_here(function, f)
+    }
+
+    fn call_here<R>(
         &self,
         function: &'static str,
         f: impl FnOnce(&mut Store<State>) -> wasmtime::Result<R>,
@@ -396,6 +449,14 @@ impl Plugin {
             .metrics
             .observe(elapsed, outcome.result.as_ref().err());
         self.forward_output(function, &outcome.stdout, &outcome.stderr);
+        if outcome.log_dropped > 0 {
+            tracing::warn!(
+                plugin = %self.inner.name,
+                function,
+                dropped_bytes = outcome.log_dropped,
+                "plugin log over its per-call budget; the rest was dropped"
+            );
+        }
         if let Err(e) = &outcome.result {
             tracing::debug!(plugin = %self.inner.name, function, error = %e, "plugin call failed");
         }
@@ -407,12 +468,14 @@ impl Plugin {
         f: impl FnOnce(&mut Store<State>) -> wasmtime::Result<R>,
     ) -> Outcome<R> {
         let limits = self.inner.limits;
-        let stdout = MemoryOutputPipe::new(STDIO_CAPACITY);
-        let stderr = MemoryOutputPipe::new(STDIO_CAPACITY);
+        let stdout = CappedOutput::default();
+        let stderr = CappedOutput::default();
+        let now = Instant::now();
         // No preopens, no environment, no arguments, no sockets, no name lookup.
         let wasi = WasiCtx::builder()
             .stdout(stdout.clone())
             .stderr(stderr.clone())
+            .monotonic_clock(CallClock { start: now })
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
@@ -426,6 +489,10 @@ impl Plugin {
                 refused: None,
             },
             plugin: self.inner.name.clone(),
+            gate: self.inner.gate.clone(),
+            log: CallLog::default(),
+            deadline: now + limits.timeout,
+            clock_start: now,
         };
         let mut store = Store::new(&self.inner.engine, state);
         store.limiter(|s| &mut s.limiter);
@@ -434,39 +501,42 @@ impl Plugin {
             .as_nanos()
             .div_ceil(crate::runtime::EPOCH_TICK.as_nanos());
         store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX).saturating_add(1));
-        let result = f(&mut store).map_err(|e| classify(e, &store, limits, &stderr.contents()));
+        let result = f(&mut store);
+        let (stdout, stderr) = (stdout.captured(), stderr.captured());
+        let result = result.map_err(|e| classify(e, &store, limits, stderr.last()));
         Outcome {
             result,
-            stdout: stdout.contents().to_vec(),
-            stderr: stderr.contents().to_vec(),
+            stdout,
+            stderr,
+            log_dropped: store.data().log.dropped(),
         }
     }
 
-    fn forward_output(&self, function: &str, stdout: &[u8], stderr: &[u8]) {
+    /// Sends the guest's stdout (info) and stderr (warn) to the log, line by line, through the
+    /// plugin's rate limit.
+    fn forward_output(&self, function: &str, stdout: &Captured, stderr: &Captured) {
         let plugin = &*self.inner.name;
-        for line in String::from_utf8_lossy(stdout)
-            .lines()
-            .filter(|l| !l.is_empty())
-        {
-            tracing::info!(
-                plugin,
-                function,
-                stream = "stdout",
-                "{}",
-                truncate(line, MAX_LOG_LINE)
-            );
-        }
-        for line in String::from_utf8_lossy(stderr)
-            .lines()
-            .filter(|l| !l.is_empty())
-        {
-            tracing::warn!(
-                plugin,
-                function,
-                stream = "stderr",
-                "{}",
-                truncate(line, MAX_LOG_LINE)
-            );
+        for (stream, captured) in [("stdout", stdout), ("stderr", stderr)] {
+            let text = captured.text();
+            for line in text.lines().filter(|l| !l.is_empty()) {
+                match self.inner.gate.admit() {
+                    Gate::Drop => continue,
+                    Gate::Pass { suppressed: 0 } => {}
+                    Gate::Pass { suppressed } => {
+                        tracing::warn!(
+                            plugin,
+                            suppressed,
+                            "plugin log lines dropped by the rate limit"
+                        );
+                    }
+                }
+                let line = truncate(line, MAX_LOG_LINE);
+                if stream == "stdout" {
+                    tracing::info!(plugin, function, stream, "{line}");
+                } else {
+                    tracing::warn!(plugin, function, stream, "{line}");
+                }
+            }
         }
     }
 }
@@ -477,6 +547,11 @@ fn classify(e: wasmtime::Error, store: &Store<State>, limits: Limits, stderr: &[
         return CallError::MemoryLimit {
             limit: limits.memory_bytes,
             requested,
+        };
+    }
+    if e.downcast_ref::<DeadlineExceeded>().is_some() {
+        return CallError::Timeout {
+            limit: limits.timeout,
         };
     }
     match e.downcast_ref::<Trap>() {
@@ -500,15 +575,4 @@ fn classify(e: wasmtime::Error, store: &Store<State>, limits: Limits, stderr: &[
             message: format!("{e:#}"),
         },
     }
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }

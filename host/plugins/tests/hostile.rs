@@ -168,3 +168,106 @@ fn importing_an_unprovided_interface_fails_to_load_naming_it() {
     let good = load(&rt, "vdi_quota", "");
     assert_eq!(good.review(&request(), &create()), Ok(Verdict::Allow));
 }
+
+/// 50 ms: the limit the blocking attacks run under.
+const SHORT: Duration = Duration::from_millis(50);
+
+fn short() -> Limits {
+    Limits {
+        timeout: SHORT,
+        ..Limits::default()
+    }
+}
+
+fn assert_timeout(e: &CallError) {
+    assert_eq!(*e, CallError::Timeout { limit: SHORT });
+}
+
+#[test]
+fn sleeping_past_the_deadline_ends_at_once_in_the_timeout_error() {
+    // No wasm runs while the guest sleeps, so epoch interruption alone would wait an hour.
+    let took = attack("sleep-forever", short(), assert_timeout);
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+}
+
+#[test]
+fn sleeping_then_spinning_is_cut_off_at_the_limit() {
+    let took = attack("sleep-then-loop", short(), assert_timeout);
+    assert!(took >= SHORT, "stopped before its limit: {took:?}");
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+}
+
+#[test]
+fn a_stdout_flood_is_truncated_and_the_plugin_still_decides() {
+    let rt = runtime();
+    let p = hostile(&rt, "stdout-flood", Limits::default());
+    assert_eq!(p.review(&request(), &create()), Ok(Verdict::Allow));
+}
+
+#[test]
+fn a_log_flood_is_capped_and_the_plugin_still_decides() {
+    let rt = runtime();
+    let p = hostile(&rt, "log-flood", Limits::default());
+    assert_eq!(p.review(&request(), &create()), Ok(Verdict::Allow));
+}
+
+#[test]
+fn a_panic_after_a_stderr_flood_still_reports_the_panic_message() {
+    attack("stderr-panic", Limits::default(), |e| match e {
+        CallError::Trap { message } => {
+            assert!(
+                message.contains("hostile plugin panics after a flood"),
+                "{message}"
+            );
+            assert!(message.len() < 8 << 10, "{} bytes", message.len());
+        }
+        other => panic!("expected Trap, got {other:?}"),
+    });
+}
+
+/// Every blocking or flooding attack, called from inside a tokio runtime (current-thread: the
+/// flavour where wasmtime-wasi's `block_on` would panic) and through the plugin pool.
+#[tokio::test(flavor = "current_thread")]
+async fn blocking_attacks_inside_a_runtime_and_through_the_pool_end_in_their_errors() {
+    let rt = runtime();
+    let good = load(&rt, "vdi_quota", "");
+    for (mode, limits, timeout) in [
+        ("sleep-forever", short(), true),
+        ("sleep-then-loop", short(), true),
+        ("stdout-flood", Limits::default(), false),
+        ("stderr-panic", Limits::default(), false),
+        ("log-flood", Limits::default(), false),
+    ] {
+        let bad = hostile(&rt, mode, limits);
+        // Directly, on the runtime's thread.
+        let direct = bad.review(&request(), &create());
+        // Through the pool, as servers call plugins.
+        let pooled = rt
+            .pool()
+            .run(limits.timeout, {
+                let bad = bad.clone();
+                move || bad.review(&request(), &create())
+            })
+            .await
+            .expect("the pool answers");
+        for (how, result) in [("direct", direct), ("pool", pooled)] {
+            match (mode, &result) {
+                (_, Err(e)) if timeout => assert_timeout(e),
+                ("stderr-panic", Err(CallError::Trap { message })) => {
+                    assert!(message.contains("panics after a flood"), "{how}: {message}")
+                }
+                ("stdout-flood" | "log-flood", Ok(Verdict::Allow)) => {}
+                _ => panic!("{mode} {how}: unexpected {result:?}"),
+            }
+        }
+        let next = rt
+            .pool()
+            .run(Duration::from_secs(1), {
+                let good = good.clone();
+                move || good.review(&request(), &create())
+            })
+            .await
+            .expect("the pool answers");
+        assert_eq!(next, Ok(Verdict::Allow), "after {mode}");
+    }
+}

@@ -31,6 +31,16 @@ pub enum Mode {
     Ambient,
     /// Mutate the spec to another user.
     ChangeIdentity,
+    /// Sleep forever (a WASI clock subscription and `poll`: no wasm runs while it waits).
+    SleepForever,
+    /// Sleep a little (within the limit), then spin.
+    SleepThenLoop,
+    /// Write 1 MiB to stdout, then allow.
+    StdoutFlood,
+    /// Write 1 MiB to stderr, then panic.
+    StderrPanic,
+    /// Log 1 MiB through the host's `log` import, then allow.
+    LogFlood,
 }
 
 #[derive(Deserialize, Serialize)]
@@ -112,6 +122,37 @@ impl Admission for Hostile {
                         "saw env {env:?}, args {args:?}, readable dirs {dirs:?}"
                     )))
                 }
+            }
+            Mode::SleepForever => loop {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+            },
+            Mode::SleepThenLoop => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+                let mut n = 0u64;
+                loop {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            }
+            Mode::StdoutFlood => {
+                let line = "x".repeat(1023);
+                for _ in 0..1024 {
+                    println!("{line}");
+                }
+                Ok(Verdict::Allow)
+            }
+            Mode::StderrPanic => {
+                let line = "y".repeat(1023);
+                for _ in 0..1024 {
+                    eprintln!("{line}");
+                }
+                panic!("hostile plugin panics after a flood");
+            }
+            Mode::LogFlood => {
+                let line = "z".repeat(1024);
+                for _ in 0..1024 {
+                    vdi_plugin_sdk::log(LogLevel::Info, &line);
+                }
+                Ok(Verdict::Allow)
             }
             Mode::ChangeIdentity => {
                 let mut spec = request.spec;
