@@ -2,27 +2,33 @@
 //! resource, under `/api/v1/...` and `/apis/<group>/<version>/...`, as the Kubernetes API
 //! conventions lay them out.
 
+mod patch;
+mod watch;
+
+use std::any::Any;
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
-use futures::StreamExt;
 use serde_json::{Value, json};
-use tokio_stream::wrappers::BroadcastStream;
+use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::admission::Requester;
 use crate::error::{ApiError, Result};
+use crate::input::{json_body, object_body};
 use crate::resources::ResourceType;
 use crate::selectors::{FieldSelector, LabelSelector};
-use crate::store::{Part, Propagation, Store, WatchEvent};
+use crate::store::{Part, Propagation, Store};
+use patch::{Apply, patch};
+use watch::watch;
 
 /// Kubernetes version the server reports.
 pub const KUBERNETES_VERSION: (&str, &str) = ("1", "37");
@@ -38,6 +44,9 @@ pub struct AppState {
     pub store: Arc<Store>,
     /// Bearer token every request must carry; `None` disables authentication.
     pub token: Option<Arc<str>>,
+    /// Requests whose handler panicked (each answered with a 500 `Status`): zero unless the
+    /// server has a bug, which is what the tests of malformed input assert.
+    pub panics: Arc<AtomicU64>,
 }
 
 /// The API router (without a socket, so tests can call it directly).
@@ -57,7 +66,29 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             authenticate,
         ))
+        // Outermost, so a panic anywhere in a request's handling becomes a `Status`.
+        .layer(CatchPanicLayer::custom(panic_response(
+            state.panics.clone(),
+        )))
         .with_state(state)
+}
+
+/// What a request whose handler panicked is answered: a 500 `Status`, the panic logged and
+/// counted. The input checks are meant to leave nothing that reaches it.
+fn panic_response(
+    panics: Arc<AtomicU64>,
+) -> impl FnMut(Box<dyn Any + Send + 'static>) -> Response + Clone {
+    move |panic| {
+        panics.fetch_add(1, Ordering::Relaxed);
+        let message = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("(no message)");
+        tracing::error!(panic = message, "API request handler panicked");
+        let status = ApiError::Internal("the server could not handle the request".into()).status();
+        (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(status)).into_response()
+    }
 }
 
 async fn authenticate(State(state): State<AppState>, req: Request, next: Next) -> Response {
@@ -199,25 +230,25 @@ fn resolve(state: &AppState, group: &str, version: &str, segs: &[&str]) -> Resul
         resource: segs.first().copied().unwrap_or_default().to_owned(),
         name: String::new(),
     };
-    if segs.len() >= 3
-        && segs[0] == "namespaces"
-        && let Some(rt) = reg.find(group, version, segs[2]).filter(|t| t.namespaced)
+    if let ["namespaces", ns, plural, rest @ ..] = segs
+        && let Some(rt) = reg.find(group, version, plural).filter(|t| t.namespaced)
     {
         return Ok(Target {
             rt,
-            ns: segs[1].to_owned(),
+            ns: (*ns).to_owned(),
             ns_in_path: true,
-            name: segs.get(3).map(|s| (*s).to_owned()),
-            sub: segs.get(4).map(|s| (*s).to_owned()),
+            name: rest.first().map(|s| (*s).to_owned()),
+            sub: rest.get(1).map(|s| (*s).to_owned()),
         });
     }
-    let rt = reg.find(group, version, segs[0]).ok_or_else(not_found)?;
+    let (plural, rest) = segs.split_first().ok_or_else(not_found)?;
+    let rt = reg.find(group, version, plural).ok_or_else(not_found)?;
     Ok(Target {
         rt,
         ns: String::new(),
         ns_in_path: false,
-        name: segs.get(1).map(|s| (*s).to_owned()),
-        sub: segs.get(2).map(|s| (*s).to_owned()),
+        name: rest.first().map(|s| (*s).to_owned()),
+        sub: rest.get(1).map(|s| (*s).to_owned()),
     })
 }
 
@@ -236,9 +267,10 @@ async fn resource_request(
         .get::<Requester>()
         .cloned()
         .unwrap_or_else(Requester::admin);
-    let body = axum::body::to_bytes(req.into_body(), 64 << 20)
-        .await
-        .unwrap_or_default();
+    let body = match crate::input::read_body(&headers, req.into_body()).await {
+        Ok(body) => body,
+        Err(e) => return e.into_response(),
+    };
     // `/api/v1/...` is the core group: read it as `/apis/<empty group>/v1/...`.
     let (core, rest) = match full.strip_prefix("/apis/") {
         Some(rest) => (false, rest),
@@ -293,11 +325,6 @@ fn group_discovery(state: &AppState, group: &str) -> Response {
     }
     axum::Json(json!({"kind": "APIGroup", "apiVersion": "v1", "name": group, "versions": versions, "preferredVersion": versions[0]}))
         .into_response()
-}
-
-fn json_body(body: &Bytes) -> Result<Value> {
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
 }
 
 /// The parts of one resource request.
@@ -368,13 +395,13 @@ fn dispatch(
         }
         (Method::GET, None) => list(state, &t, q),
         (Method::POST, None) => {
-            let mut obj = json_body(&body)?;
+            let mut obj = object_body(&body)?;
             obj["apiVersion"] = json!(t.rt.api_version());
             crate::apply::on_create(&mut obj, manager(q), "Update");
             created(store.create_as(&t.rt, &t.ns, obj, &requester)?)
         }
         (Method::PUT, Some(name)) => {
-            let mut obj = json_body(&body)?;
+            let mut obj = object_body(&body)?;
             if part == Part::Main {
                 obj["apiVersion"] = json!(t.rt.api_version());
                 crate::apply::on_update(&store.get(&t.rt, &t.ns, name)?, &mut obj, manager(q));
@@ -390,7 +417,7 @@ fn dispatch(
                 manager: manager(q),
                 force: q.get("force").is_some_and(|f| f == "true"),
             };
-            patch(state, &t, name, (ctype, &body), part, &requester, &apply)
+            patch(store, &t, name, (ctype, &body), part, &requester, &apply)
         }
         (Method::DELETE, Some(name)) => {
             let opts: Value = if body.is_empty() {
@@ -438,6 +465,8 @@ fn bind_pod(store: &Store, t: &Target, body: &Bytes) -> Result<Response> {
             reason: "Required value".into(),
         })?;
     let mut pod = store.get(&t.rt, &t.ns, name)?;
+    // The binding writes into `spec`: refuse a stored pod whose envelope is broken.
+    crate::input::check_object(&pod).map_err(|m| m.invalid("Pod", name))?;
     if pod["spec"]["nodeName"]
         .as_str()
         .is_some_and(|n| !n.is_empty())
@@ -520,165 +549,4 @@ fn decode_continue(token: &str) -> Result<(String, String)> {
 /// The `fieldManager` of a write (`unknown` when the client names none).
 fn manager(q: &HashMap<String, String>) -> &str {
     q.get("fieldManager").map_or("unknown", String::as_str)
-}
-
-/// Server-side apply parameters of a request.
-struct Apply<'a> {
-    manager: &'a str,
-    force: bool,
-}
-
-#[allow(clippy::too_many_arguments, reason = "one request's parts")]
-fn patch(
-    state: &AppState,
-    t: &Target,
-    name: &str,
-    (ctype, body): (&str, &Bytes),
-    part: Part,
-    requester: &Requester,
-    apply: &Apply<'_>,
-) -> Result<Response> {
-    let store = &state.store;
-    let media = ctype.split(';').next().unwrap_or_default().trim();
-    let current = match store.get(&t.rt, &t.ns, name) {
-        Ok(c) => c,
-        // Server-side apply creates what does not exist yet.
-        Err(ApiError::NotFound { .. })
-            if media == "application/apply-patch+yaml" && part == Part::Main =>
-        {
-            let mut obj = json_body(body)?;
-            obj["metadata"]["name"] = json!(name);
-            obj["apiVersion"] = json!(t.rt.api_version());
-            crate::apply::on_create(&mut obj, apply.manager, "Apply");
-            return Ok((
-                StatusCode::CREATED,
-                axum::Json(store.create_as(&t.rt, &t.ns, obj, requester)?),
-            )
-                .into_response());
-        }
-        Err(e) => return Err(e),
-    };
-    let mut doc = current.clone();
-    match media {
-        "application/json-patch+json" => {
-            let ops: json_patch::Patch = serde_json::from_slice(body)
-                .map_err(|e| ApiError::BadRequest(format!("invalid JSON patch: {e}")))?;
-            json_patch::patch(&mut doc, &ops).map_err(|e| ApiError::Invalid {
-                kind: t.rt.kind.clone(),
-                name: name.to_owned(),
-                field: "patch".into(),
-                reason: e.to_string(),
-            })?;
-        }
-        "application/strategic-merge-patch+json" => {
-            crate::strategic::apply(&mut doc, &json_body(body)?)
-        }
-        "application/merge-patch+json" => json_patch::merge(&mut doc, &json_body(body)?),
-        "application/apply-patch+yaml" if part == Part::Main => {
-            let config = json_body(body)?;
-            doc = crate::apply::apply(
-                &current,
-                &config,
-                apply.manager,
-                apply.force,
-                &t.rt.kind,
-                name,
-            )?;
-        }
-        "application/apply-patch+yaml" => json_patch::merge(&mut doc, &json_body(body)?),
-        _ => return Err(ApiError::UnsupportedMediaType),
-    }
-    if part == Part::Main && media != "application/apply-patch+yaml" {
-        crate::apply::on_update(&current, &mut doc, apply.manager);
-    }
-    // A patch that names no resourceVersion applies to whatever is current.
-    if doc["metadata"]["resourceVersion"] == current["metadata"]["resourceVersion"]
-        || doc["metadata"]["resourceVersion"].is_null()
-    {
-        doc["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"].clone();
-    }
-    Ok(axum::Json(store.update_as(&t.rt, &t.ns, name, doc, part, requester)?).into_response())
-}
-
-fn watch(
-    state: &AppState,
-    t: &Target,
-    q: &HashMap<String, String>,
-    as_table: bool,
-) -> Result<Response> {
-    let from = match q.get("resourceVersion").map(String::as_str) {
-        None | Some("") | Some("0") => None,
-        Some(rv) => Some(
-            rv.parse::<u64>()
-                .map_err(|_| ApiError::BadRequest(format!("invalid resourceVersion {rv:?}")))?,
-        ),
-    };
-    let timeout = q
-        .get("timeoutSeconds")
-        .and_then(|s| s.parse::<u64>().ok())
-        .map_or(DEFAULT_WATCH_TIMEOUT, Duration::from_secs);
-    let bookmarks = q.get("allowWatchBookmarks").is_some_and(|b| b == "true");
-    let filter = filter_for(q)?;
-    let ns = t.ns_in_path.then(|| t.ns.clone());
-    let key = t.rt.key();
-    let api_version = t.rt.api_version();
-    let kind = t.rt.kind.clone();
-    let start = match state.store.watch(&t.rt, ns.as_deref(), from) {
-        Ok(s) => s,
-        Err(e @ ApiError::Gone { .. }) => {
-            // Kubernetes answers an expired watch with an ERROR event, not an HTTP error.
-            let line = format!("{}\n", json!({"type": "ERROR", "object": e.status()}));
-            return Response::builder()
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(Body::from(line))
-                .map_err(|e| ApiError::Internal(e.to_string()));
-        }
-        Err(e) => return Err(e),
-    };
-    let table_type = t.rt.clone();
-    let render = move |e: &WatchEvent| -> Option<String> {
-        if e.key != key || ns.as_ref().is_some_and(|n| *n != e.namespace) || !filter(&e.object) {
-            return None;
-        }
-        let mut obj = e.object.clone();
-        obj["apiVersion"] = json!(api_version);
-        if as_table {
-            obj = crate::table::render(&table_type, &[obj], &e.rv.to_string());
-        }
-        Some(format!(
-            "{}\n",
-            json!({"type": e.kind.as_str(), "object": obj})
-        ))
-    };
-    let render = Arc::new(render);
-    let backlog_render = render.clone();
-    let backlog = futures::stream::iter(start.backlog).filter_map(move |e| {
-        let line = backlog_render(&e);
-        async move { line }
-    });
-    let live = BroadcastStream::new(start.receiver)
-        .take_while(|r| futures::future::ready(r.is_ok()))
-        .filter_map(move |r| {
-            let line = r.ok().and_then(|e| render(&e));
-            async move { line }
-        });
-    let store = state.store.clone();
-    let bookmark_api_version = t.rt.api_version();
-    let ticks = tokio_stream::wrappers::IntervalStream::new(tokio::time::interval(BOOKMARK_INTERVAL))
-        .skip(1)
-        .filter_map(move |_| {
-            let line = bookmarks.then(|| {
-                let rv = store.resource_version();
-                format!("{}\n", json!({"type": "BOOKMARK", "object": {"kind": kind, "apiVersion": bookmark_api_version, "metadata": {"resourceVersion": rv.to_string(), "annotations": {"k8s.io/initial-events-end": "true"}}}}))
-            });
-            async move { line }
-        });
-    let events = backlog.chain(futures::stream::select(live, ticks));
-    let bounded = events
-        .take_until(tokio::time::sleep(timeout))
-        .map(Ok::<_, Infallible>);
-    Response::builder()
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from_stream(bounded))
-        .map_err(|e| ApiError::Internal(e.to_string()))
 }

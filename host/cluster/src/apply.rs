@@ -122,11 +122,14 @@ fn encode(set: &FieldSet) -> Value {
     for path in set {
         let mut cur = &mut root;
         for seg in path {
-            cur = cur
-                .entry(seg.clone())
-                .or_insert_with(|| json!({}))
-                .as_object_mut()
-                .expect("FieldsV1 nodes are objects");
+            let node = cur.entry(seg.clone()).or_insert_with(|| json!({}));
+            if !node.is_object() {
+                *node = json!({});
+            }
+            let Some(next) = node.as_object_mut() else {
+                break;
+            };
+            cur = next;
         }
     }
     Value::Object(root)
@@ -186,8 +189,10 @@ fn store_managers(
 fn display(path: &[String]) -> String {
     path.iter()
         .map(|s| {
-            s.strip_prefix("f:")
-                .map_or_else(|| format!("[{}]", &s[2..]), |f| format!(".{f}"))
+            s.strip_prefix("f:").map_or_else(
+                || format!("[{}]", s.strip_prefix("k:").unwrap_or(s)),
+                |f| format!(".{f}"),
+            )
         })
         .collect()
 }

@@ -75,6 +75,12 @@ pub enum ApiError {
         /// The oldest version still known.
         oldest: u64,
     },
+    /// 413 RequestEntityTooLarge: the request body is over the limit.
+    #[error("Request entity too large: limit is {limit} bytes")]
+    RequestEntityTooLarge {
+        /// The largest body accepted, in bytes.
+        limit: usize,
+    },
     /// 415 UnsupportedMediaType.
     #[error(
         "the body of the request was in an unknown format - accepted media types include: application/json, application/merge-patch+json, application/json-patch+json, application/strategic-merge-patch+json"
@@ -100,6 +106,9 @@ impl ApiError {
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "Forbidden"),
             Self::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed"),
             Self::Gone { .. } => (StatusCode::GONE, "Expired"),
+            Self::RequestEntityTooLarge { .. } => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge")
+            }
             Self::UnsupportedMediaType => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType")
             }

@@ -104,18 +104,24 @@ impl SimulatedNodes {
                 store.create(&node_t, "", node)?;
             }
             let mut current = store.get(&node_t, "", &name)?;
+            if !well_formed("nodes", &current) {
+                continue;
+            }
             let resources = json!({
                 "cpu": format!("{}m", self.cpu_millis),
                 "memory": format!("{}Mi", self.memory_mib),
                 "pods": "250",
                 "nvidia.com/gpu": gpus.to_string(),
             });
-            current["status"] = json!({
+            let status = json!({
                 "capacity": resources,
                 "allocatable": resources,
                 "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "simulated node is ready", "lastHeartbeatTime": crate::store::now(), "lastTransitionTime": crate::store::now()}],
                 "nodeInfo": {"kubeletVersion": "v1.37.0-vdi-sim", "operatingSystem": "linux", "architecture": "amd64", "containerRuntimeVersion": "simulated://1.0"},
             });
+            if let Some(o) = current.as_object_mut() {
+                o.insert("status".into(), status);
+            }
             store.update(&node_t, "", &name, current, Part::Status)?;
         }
         Ok(tokio::spawn(async move {
@@ -161,7 +167,7 @@ impl SimulatedNodes {
     }
 
     fn handle(self: Arc<Self>, store: &Arc<Store>, pod_t: &ResourceType, pod: &Value) {
-        if pod["metadata"]["deletionTimestamp"].is_string() {
+        if !well_formed("pods", pod) || pod["metadata"]["deletionTimestamp"].is_string() {
             return;
         }
         let phase = pod["status"]["phase"].as_str().unwrap_or("Pending");
@@ -210,6 +216,9 @@ impl SimulatedNodes {
         name: &str,
     ) -> Result<()> {
         let mut pod = store.get(pod_t, ns, name)?;
+        if !well_formed("pods", &pod) {
+            return Ok(());
+        }
         let uid = pod["metadata"]["uid"].clone();
         let now = crate::store::now();
         pod["status"]["conditions"] = json!([
@@ -229,7 +238,10 @@ impl SimulatedNodes {
             if pod["metadata"]["uid"] != uid || pod["metadata"]["deletionTimestamp"].is_string() {
                 return;
             }
-            pod["status"] = self.final_status(&name, &pod);
+            let status = self.final_status(&name, &pod);
+            if let Some(o) = pod.as_object_mut() {
+                o.insert("status".into(), status);
+            }
             if let Err(e) = store.update(&pod_t, &ns, &name, pod, Part::Status) {
                 tracing::debug!(pod = %name, error = %e, "pod status not written");
             }
@@ -289,6 +301,23 @@ impl SimulatedNodes {
     }
 }
 
+/// Whether the agents may work on a stored object: a malformed one (from before the API checked
+/// what it stores) would break their writes, so it is skipped and reported instead.
+fn well_formed(resource: &str, obj: &Value) -> bool {
+    match crate::input::check_object(obj) {
+        Ok(()) => true,
+        Err(m) => {
+            let key = format!(
+                "{resource}/{}/{}",
+                obj["metadata"]["namespace"].as_str().unwrap_or_default(),
+                obj["metadata"]["name"].as_str().unwrap_or_default()
+            );
+            tracing::warn!(object = %key, reason = %m, "node agent skips a malformed stored object");
+            false
+        }
+    }
+}
+
 /// The node a pod names without `nodeName`: a `kubernetes.io/hostname` node selector or
 /// required node affinity on that label; otherwise the node selector's labels.
 fn wanted_node(pod: &Value, nodes: &[Value]) -> Vec<String> {
@@ -328,11 +357,26 @@ fn requests(pod: &Value) -> (u64, u64, u64) {
                 .as_str()
                 .or_else(|| r["limits"][k].as_str())
         };
-        total.0 += get("cpu").and_then(quantity::millicores).unwrap_or(0);
-        total.1 += get("memory").and_then(quantity::bytes).unwrap_or(0);
-        total.2 += get("nvidia.com/gpu").and_then(quantity::count).unwrap_or(0);
+        total = add(
+            total,
+            (
+                get("cpu").and_then(quantity::millicores).unwrap_or(0),
+                get("memory").and_then(quantity::bytes).unwrap_or(0),
+                get("nvidia.com/gpu").and_then(quantity::count).unwrap_or(0),
+            ),
+        );
     }
     total
+}
+
+/// Sums of requests; a pod's quantities are what its author wrote, so they saturate rather
+/// than overflow.
+fn add(a: (u64, u64, u64), b: (u64, u64, u64)) -> (u64, u64, u64) {
+    (
+        a.0.saturating_add(b.0),
+        a.1.saturating_add(b.1),
+        a.2.saturating_add(b.2),
+    )
 }
 
 /// Tries again to bind the pods that did not fit, after capacity was freed.
@@ -359,6 +403,9 @@ fn bind(store: &Store, pod_t: &ResourceType, ns: &str, name: &str) -> Result<()>
         .find("", "v1", "nodes")
         .ok_or_else(|| ApiError::Internal("no nodes type".into()))?;
     let pod = store.get(pod_t, ns, name)?;
+    if !well_formed("pods", &pod) {
+        return Ok(());
+    }
     let (nodes, _, _) = store.list(&node_t, None, None, None, &|_| true);
     let candidates = wanted_node(&pod, &nodes);
     if candidates.is_empty() {
@@ -376,7 +423,7 @@ fn bind(store: &Store, pod_t: &ResourceType, ns: &str, name: &str) -> Result<()>
         let e = used
             .entry(p["spec"]["nodeName"].as_str().unwrap_or_default())
             .or_default();
-        *e = (e.0 + r.0, e.1 + r.1, e.2 + r.2);
+        *e = add(*e, r);
     }
     let want = requests(&pod);
     let mut misfit = Vec::new();
@@ -402,12 +449,15 @@ fn bind(store: &Store, pod_t: &ResourceType, ns: &str, name: &str) -> Result<()>
                 .and_then(quantity::count)
                 .unwrap_or(0),
         );
-        let u = used.get(node_name.as_str()).copied().unwrap_or_default();
-        if u.0 + want.0 > cap.0 {
+        let u = add(
+            used.get(node_name.as_str()).copied().unwrap_or_default(),
+            want,
+        );
+        if u.0 > cap.0 {
             misfit.push("Insufficient cpu");
-        } else if u.1 + want.1 > cap.1 {
+        } else if u.1 > cap.1 {
             misfit.push("Insufficient memory");
-        } else if u.2 + want.2 > cap.2 {
+        } else if u.2 > cap.2 {
             misfit.push("Insufficient nvidia.com/gpu");
         } else {
             let mut bound = pod.clone();

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum_server::Handle;
 use axum_server::tls_rustls::RustlsConfig;
@@ -41,6 +42,7 @@ pub struct Cluster {
     addr: SocketAddr,
     token: String,
     store: Arc<Store>,
+    panics: Arc<AtomicU64>,
     ca_pem: String,
     handle: Handle<SocketAddr>,
     task: Option<JoinHandle<()>>,
@@ -62,9 +64,11 @@ impl Cluster {
         let addr = listener
             .local_addr()
             .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let panics = Arc::new(AtomicU64::new(0));
         let router = app(AppState {
             store: store.clone(),
             token: Some(token.as_str().into()),
+            panics: panics.clone(),
         });
         let tls = RustlsConfig::from_config(pki.server_config()?);
         let handle = Handle::new();
@@ -81,6 +85,7 @@ impl Cluster {
             addr,
             token,
             store,
+            panics,
             ca_pem: pki.ca_pem,
             handle,
             task: Some(task),
@@ -110,6 +115,12 @@ impl Cluster {
     /// The store, for in-process use (admission hooks, node agents).
     pub fn store(&self) -> &Arc<Store> {
         &self.store
+    }
+
+    /// How many requests panicked in their handler (each answered with a 500 `Status`); zero
+    /// unless the server has a bug.
+    pub fn handler_panics(&self) -> u64 {
+        self.panics.load(Ordering::Relaxed)
     }
 
     /// A kubeconfig (YAML) for `kubectl` and `kube::Client`.

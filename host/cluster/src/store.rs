@@ -6,7 +6,6 @@
 //! broadcast of new ones, taken under the same lock so none is missed or repeated.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::{Connection, params};
@@ -92,6 +91,7 @@ pub enum Part {
 }
 
 mod gc;
+mod open;
 
 use gc::{has_dependents, orphan_dependents};
 
@@ -161,6 +161,21 @@ fn meta(obj: &Value, field: &str) -> String {
         .to_owned()
 }
 
+/// The object's metadata, to write into. Every stored object has an object `metadata` (writes
+/// are checked, reloads skip the rest), so an error here is the server's own bug.
+fn metadata_mut(obj: &mut Value) -> Result<&mut serde_json::Map<String, Value>> {
+    obj.get_mut("metadata")
+        .and_then(Value::as_object_mut)
+        .ok_or_else(|| internal("an object without an object metadata reached the store"))
+}
+
+/// Sets `apiVersion` to the version the object is served as (stored objects are relabelled).
+fn stamp_api_version(obj: &mut Value, rt: &ResourceType) {
+    if let Some(o) = obj.as_object_mut() {
+        o.insert("apiVersion".into(), json!(rt.api_version()));
+    }
+}
+
 fn finalizers(obj: &Value) -> Vec<String> {
     obj["metadata"]["finalizers"]
         .as_array()
@@ -194,86 +209,6 @@ fn valid_name(name: &str) -> bool {
 }
 
 impl Store {
-    /// Opens (or creates) the store in `dir`, loading every object.
-    pub fn open(dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(dir).map_err(internal)?;
-        let db = Connection::open(dir.join("cluster.db")).map_err(internal)?;
-        db.execute_batch(
-            "PRAGMA journal_mode=WAL;
-             PRAGMA synchronous=NORMAL;
-             CREATE TABLE IF NOT EXISTS objects (
-                 resource TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,
-                 rv INTEGER NOT NULL, body TEXT NOT NULL,
-                 PRIMARY KEY (resource, namespace, name));
-             CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);",
-        )
-        .map_err(internal)?;
-        let rv: u64 = db
-            .query_row("SELECT v FROM meta WHERE k = 'rv'", [], |r| {
-                r.get::<_, i64>(0)
-            })
-            .map(|v| v as u64)
-            .unwrap_or(0);
-        let mut objects: Objects = HashMap::new();
-        {
-            let mut stmt = db
-                .prepare("SELECT resource, namespace, name, body FROM objects")
-                .map_err(internal)?;
-            let rows = stmt
-                .query_map([], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, String>(3)?,
-                    ))
-                })
-                .map_err(internal)?;
-            for row in rows {
-                let (resource, ns, name, body) = row.map_err(internal)?;
-                let obj: Value = serde_json::from_str(&body).map_err(internal)?;
-                objects.entry(resource).or_default().insert((ns, name), obj);
-            }
-        }
-        let registry = Registry::default();
-        for crd in objects
-            .get("customresourcedefinitions.apiextensions.k8s.io")
-            .into_iter()
-            .flat_map(|m| m.values())
-        {
-            if let Err(e) = registry.register_crd(crd) {
-                tracing::warn!(crd = %meta(crd, "name"), error = %e, "stored CRD not served");
-            }
-        }
-        let (events, _) = broadcast::channel(HISTORY_EVENTS);
-        let store = Self {
-            inner: Mutex::new(Inner {
-                db,
-                rv,
-                objects,
-                history: VecDeque::new(),
-                history_from: rv,
-            }),
-            events,
-            registry,
-            hooks: Mutex::new(Vec::new()),
-        };
-        for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
-            let nt = store
-                .registry
-                .find("", "v1", "namespaces")
-                .ok_or_else(|| internal("no namespaces type"))?;
-            if store.get(&nt, "", ns).is_err() {
-                store.create(
-                    &nt,
-                    "",
-                    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
-                )?;
-            }
-        }
-        Ok(store)
-    }
-
     /// Adds an admission hook, run on every create and update.
     pub fn add_admission_hook(&self, hook: Arc<dyn AdmissionHook>) {
         self.hooks
@@ -296,7 +231,7 @@ impl Store {
     /// Gets one object.
     pub fn get(&self, rt: &ResourceType, ns: &str, name: &str) -> Result<Value> {
         let mut obj = self.lock().find(rt, ns, name)?.clone();
-        obj["apiVersion"] = json!(rt.api_version());
+        stamp_api_version(&mut obj, rt);
         Ok(obj)
     }
 
@@ -331,7 +266,7 @@ impl Store {
                     break;
                 }
                 let mut obj = obj.clone();
-                obj["apiVersion"] = json!(rt.api_version());
+                stamp_api_version(&mut obj, rt);
                 items.push(obj);
                 last = Some(key.clone());
             }
@@ -530,7 +465,12 @@ impl Store {
         let mut new = match part {
             Part::Status => {
                 let mut n = old.clone();
-                n["status"] = obj.get("status").cloned().unwrap_or(Value::Null);
+                if let Some(o) = n.as_object_mut() {
+                    o.insert(
+                        "status".into(),
+                        obj.get("status").cloned().unwrap_or(Value::Null),
+                    );
+                }
                 n
             }
             Part::Main => {
@@ -623,11 +563,13 @@ impl Store {
             self.remove(&mut inner, rt, ns, name)?
         } else if meta(&obj, "deletionTimestamp").is_empty() || fins != finalizers(&obj) {
             let mut marked = obj;
-            if meta(&marked, "deletionTimestamp").is_empty() {
-                marked["metadata"]["deletionTimestamp"] = json!(now());
-                marked["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+            let first = meta(&marked, "deletionTimestamp").is_empty();
+            let md = metadata_mut(&mut marked)?;
+            if first {
+                md.insert("deletionTimestamp".into(), json!(now()));
+                md.insert("deletionGracePeriodSeconds".into(), json!(0));
             }
-            marked["metadata"]["finalizers"] = json!(fins);
+            md.insert("finalizers".into(), json!(fins));
             self.commit(&mut inner, rt, ns, marked, EventType::Modified)?
         } else {
             obj
@@ -637,12 +579,10 @@ impl Store {
         Ok(result)
     }
 
+    /// Checks the object's envelope (see [`crate::input::check_object`]) and fills in its kind,
+    /// apiVersion and namespace from the request.
     fn check_identity(&self, rt: &ResourceType, ns: &str, obj: &mut Value) -> Result<()> {
-        if !obj.is_object() {
-            return Err(ApiError::BadRequest(
-                "the body must be a JSON object".into(),
-            ));
-        }
+        crate::input::check_object(obj).map_err(|m| m.invalid(&rt.kind, &meta(obj, "name")))?;
         match obj.get("kind").and_then(Value::as_str) {
             Some(k) if k != rt.kind => {
                 return Err(ApiError::BadRequest(format!(
@@ -653,7 +593,7 @@ impl Store {
             _ => obj["kind"] = json!(rt.kind),
         }
         obj["apiVersion"] = json!(rt.api_version());
-        if !obj["metadata"].is_object() {
+        if obj["metadata"].is_null() {
             obj["metadata"] = json!({});
         }
         let body_ns = meta(obj, "namespace");
@@ -698,8 +638,10 @@ impl Store {
         mut obj: Value,
         kind: EventType,
     ) -> Result<Value> {
+        // The last check before it is stored: whatever is stored must load again.
+        crate::input::check_stored(&obj).map_err(|m| m.invalid(&rt.kind, &meta(&obj, "name")))?;
         let rv = inner.rv + 1;
-        obj["metadata"]["resourceVersion"] = json!(rv.to_string());
+        metadata_mut(&mut obj)?.insert("resourceVersion".into(), json!(rv.to_string()));
         let name = meta(&obj, "name");
         let body = serde_json::to_string(&obj).map_err(internal)?;
         inner.persist(
@@ -740,7 +682,9 @@ impl Store {
                 resource: rt.key(),
                 name: name.to_owned(),
             })?;
-        obj["metadata"]["resourceVersion"] = json!(rv.to_string());
+        if let Ok(md) = metadata_mut(&mut obj) {
+            md.insert("resourceVersion".into(), json!(rv.to_string()));
+        }
         if rt.key() == "customresourcedefinitions.apiextensions.k8s.io" {
             self.registry.unregister_crd(&obj);
         }

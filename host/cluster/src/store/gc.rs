@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 
 use super::{
     EventType, FOREGROUND_FINALIZER, Inner, Objects, Part, Propagation, Store, finalizers, meta,
+    metadata_mut,
 };
 use crate::error::{ApiError, Result};
 
@@ -38,14 +39,19 @@ impl Store {
                         let owner_gone =
                             !owners.is_empty() && owners.iter().all(|u| !uids.contains(u));
                         let owner_leaving = owners.iter().any(|u| foreground.contains(u));
-                        if (owner_gone || owner_leaving)
-                            && meta(obj, "deletionTimestamp").is_empty()
-                        {
+                        let orphaned = (owner_gone || owner_leaving)
+                            && meta(obj, "deletionTimestamp").is_empty();
+                        let done = finalizers(obj).iter().any(|f| f == FOREGROUND_FINALIZER)
+                            && !has_dependents(&inner.objects, &meta(obj, "uid"));
+                        // The collector writes to what it collects: a malformed object would
+                        // fail that write on every pass, so it is left alone (and reported).
+                        if (orphaned || done) && !well_formed(key, ns, name, obj) {
+                            continue;
+                        }
+                        if orphaned {
                             orphans.push((key.clone(), ns.clone(), name.clone()));
                         }
-                        if finalizers(obj).iter().any(|f| f == FOREGROUND_FINALIZER)
-                            && !has_dependents(&inner.objects, &meta(obj, "uid"))
-                        {
+                        if done {
                             finished.push((key.clone(), ns.clone(), name.clone()));
                         }
                     }
@@ -74,7 +80,7 @@ impl Store {
                     .into_iter()
                     .filter(|f| f != FOREGROUND_FINALIZER)
                     .collect();
-                obj["metadata"]["finalizers"] = json!(rest);
+                metadata_mut(&mut obj)?.insert("finalizers".into(), json!(rest));
                 match self.update(&rt, &ns, &name, obj, Part::Main) {
                     Ok(_) | Err(ApiError::NotFound { .. }) | Err(ApiError::Conflict { .. }) => {}
                     Err(e) => return Err(e),
@@ -99,6 +105,7 @@ pub(super) fn orphan_dependents(store: &Store, inner: &mut Inner, uid: &str) -> 
         for ((ns, _), obj) in map {
             if let Some(refs) = obj["metadata"]["ownerReferences"].as_array()
                 && refs.iter().any(|r| r["uid"].as_str() == Some(uid))
+                && well_formed(key, ns, &meta(obj, "name"), obj)
             {
                 let mut o = obj.clone();
                 let kept: Vec<Value> = refs
@@ -106,7 +113,7 @@ pub(super) fn orphan_dependents(store: &Store, inner: &mut Inner, uid: &str) -> 
                     .filter(|r| r["uid"].as_str() != Some(uid))
                     .cloned()
                     .collect();
-                o["metadata"]["ownerReferences"] = json!(kept);
+                metadata_mut(&mut o)?.insert("ownerReferences".into(), json!(kept));
                 changed.push((key.clone(), ns.clone(), o));
             }
         }
@@ -117,4 +124,15 @@ pub(super) fn orphan_dependents(store: &Store, inner: &mut Inner, uid: &str) -> 
         }
     }
     Ok(())
+}
+
+/// Whether the collector may write to `obj`; reports it when not.
+fn well_formed(key: &str, ns: &str, name: &str, obj: &Value) -> bool {
+    match crate::input::check_object(obj) {
+        Ok(()) => true,
+        Err(m) => {
+            tracing::warn!(object = %format!("{key}/{ns}/{name}"), reason = %m, "garbage collector skips a malformed stored object");
+            false
+        }
+    }
 }

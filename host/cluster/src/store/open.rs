@@ -1,0 +1,125 @@
+//! Opening the store: the SQLite schema, every stored object loaded (a row that cannot be is
+//! reported and skipped, never a reason not to start), the CRDs served again, the standard
+//! namespaces created.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::Connection;
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+
+use super::{HISTORY_EVENTS, Inner, Objects, Store, internal, meta};
+use crate::error::Result;
+use crate::resources::Registry;
+
+impl Store {
+    /// Opens (or creates) the store in `dir`, loading every object.
+    pub fn open(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(internal)?;
+        let db = Connection::open(dir.join("cluster.db")).map_err(internal)?;
+        db.execute_batch(
+            "PRAGMA journal_mode=WAL;
+             PRAGMA synchronous=NORMAL;
+             CREATE TABLE IF NOT EXISTS objects (
+                 resource TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,
+                 rv INTEGER NOT NULL, body TEXT NOT NULL,
+                 PRIMARY KEY (resource, namespace, name));
+             CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);",
+        )
+        .map_err(internal)?;
+        let rv: u64 = db
+            .query_row("SELECT v FROM meta WHERE k = 'rv'", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|v| v as u64)
+            .unwrap_or(0);
+        let mut objects: Objects = HashMap::new();
+        {
+            let mut stmt = db
+                .prepare("SELECT resource, namespace, name, body FROM objects")
+                .map_err(internal)?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                    ))
+                })
+                .map_err(internal)?;
+            // A row that cannot be used is reported and left in the database, not loaded: one bad
+            // row must not keep the control plane from starting.
+            for row in rows {
+                let (resource, ns, name, body) = match row {
+                    Ok(row) => row,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "unreadable row in the store; skipped");
+                        continue;
+                    }
+                };
+                match loadable(&body) {
+                    Ok(obj) => {
+                        objects.entry(resource).or_default().insert((ns, name), obj);
+                    }
+                    Err(reason) => tracing::warn!(
+                        object = %format!("{resource}/{ns}/{name}"),
+                        %reason,
+                        "stored object cannot be loaded; skipped"
+                    ),
+                }
+            }
+        }
+        let registry = Registry::default();
+        for crd in objects
+            .get("customresourcedefinitions.apiextensions.k8s.io")
+            .into_iter()
+            .flat_map(|m| m.values())
+        {
+            if let Err(e) = registry.register_crd(crd) {
+                tracing::warn!(crd = %meta(crd, "name"), error = %e, "stored CRD not served");
+            }
+        }
+        let (events, _) = broadcast::channel(HISTORY_EVENTS);
+        let store = Self {
+            inner: Mutex::new(Inner {
+                db,
+                rv,
+                objects,
+                history: VecDeque::new(),
+                history_from: rv,
+            }),
+            events,
+            registry,
+            hooks: Mutex::new(Vec::new()),
+        };
+        for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+            let nt = store
+                .registry
+                .find("", "v1", "namespaces")
+                .ok_or_else(|| internal("no namespaces type"))?;
+            if store.get(&nt, "", ns).is_err() {
+                store.create(
+                    &nt,
+                    "",
+                    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+                )?;
+            }
+        }
+        Ok(store)
+    }
+}
+
+/// Parses a stored row: a JSON object with an object `metadata`, or why it is not.
+fn loadable(body: &str) -> std::result::Result<Value, String> {
+    let obj: Value = serde_json::from_str(body).map_err(|e| format!("not JSON: {e}"))?;
+    if !obj.is_object() {
+        return Err("not a JSON object".into());
+    }
+    if !obj["metadata"].is_object() {
+        return Err("metadata is not an object".into());
+    }
+    Ok(obj)
+}
