@@ -135,7 +135,13 @@ pub(crate) async fn provision(
         gpu: status.gpu,
         reason: status.message.clone().unwrap_or_default(),
     };
-    let policy = ctx.settings.render_policy.clone();
+    let policy = ctx.settings.render_policy.clone().with_allowed_secrets(
+        template
+            .spec
+            .image_pull_secrets
+            .iter()
+            .map(|s| s.name.clone()),
+    );
     let started = Instant::now();
     let rendered = tokio::task::spawn_blocking({
         let renderer = renderer.clone();
