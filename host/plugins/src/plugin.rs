@@ -387,7 +387,7 @@ impl Plugin {
         })?;
         let objects = objects.map_err(CallError::Plugin)?;
         policy
-            .check(request, objects)
+            .check_placed(request, placement, objects)
             .map_err(|e| CallError::BadOutput {
                 reason: e.to_string(),
             })
