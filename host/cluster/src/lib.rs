@@ -15,7 +15,6 @@ mod input;
 mod nodes;
 mod openapi;
 mod pki;
-mod quantity;
 mod resources;
 mod schema;
 mod selectors;

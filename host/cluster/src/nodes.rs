@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
 use crate::error::{ApiError, Result};
-use crate::quantity;
+use vdi_crd::quantity;
 use crate::resources::ResourceType;
 use crate::store::{EventType, Part, Store};
 

@@ -7,6 +7,7 @@
 
 mod duration;
 pub mod phase;
+pub mod quantity;
 mod plugin;
 mod session;
 mod template;

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use k8s_openapi::api::core::v1::Node as KubeNode;
-use vdi_crd::EffectiveResources;
+use vdi_crd::{EffectiveResources, quantity};
 use vdi_plugin_host::types::{Gpu, Node};
 
 /// GPU feature discovery label: GPUs per node.
@@ -31,29 +31,8 @@ pub struct Holding {
     pub resources: EffectiveResources,
 }
 
-/// Parses a Kubernetes quantity into a number of base units (`64000m` → 64, `2Gi` → 2³¹).
-pub fn quantity(text: &str) -> Option<f64> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == '+'))
-        .unwrap_or(text.len());
-    let (number, suffix) = text.split_at(split);
-    let n: f64 = number.parse().ok()?;
-    let factor = match suffix {
-        "" => 1.0,
-        "m" => 1e-3,
-        "k" => 1e3,
-        "M" => 1e6,
-        "G" => 1e9,
-        "T" => 1e12,
-        "Ki" => 1024.0,
-        "Mi" => 1024.0 * 1024.0,
-        "Gi" => 1024.0 * 1024.0 * 1024.0,
-        "Ti" => 1024.0f64.powi(4),
-        _ => return None,
-    };
-    Some(n * factor)
-}
+/// Most GPUs one node is taken to have, whatever its labels say (a label is not proof).
+pub const MAX_GPUS_PER_NODE: u32 = 64;
 
 fn ready(node: &KubeNode) -> bool {
     let unschedulable = node
@@ -94,21 +73,25 @@ pub fn inventory<'a>(
             let name = n.metadata.name.clone()?;
             let labels: BTreeMap<String, String> = n.metadata.labels.clone().unwrap_or_default();
             let alloc = n.status.as_ref()?.allocatable.clone().unwrap_or_default();
-            let get = |k: &str| alloc.get(k).and_then(|q| quantity(&q.0)).unwrap_or(0.0);
-            let cpu = (get("cpu") * 1000.0).round() as u64;
-            let memory = (get("memory") / (1024.0 * 1024.0)).floor() as u64;
-            let slices_total = get(GPU_RESOURCE).round() as u32;
-            let label_num = |k: &str| labels.get(k).and_then(|v| v.parse::<u64>().ok());
+            // Nodes are written by whoever runs the kubelet: a malformed or absurd value counts
+            // as nothing rather than as a huge number.
+            let get = |k: &str, parse: fn(&str) -> Option<u64>| {
+                alloc.get(k).and_then(|q| parse(&q.0)).unwrap_or(0)
+            };
+            let cpu = get("cpu", quantity::millicores);
+            let memory = get("memory", quantity::bytes) >> 20;
+            let slices_total = u32::try_from(get(GPU_RESOURCE, quantity::count)).unwrap_or(0);
+            let label_num = |k: &str| labels.get(k).and_then(|v| v.parse::<u32>().ok());
             let gpu_count = label_num(GPU_COUNT_LABEL)
-                .map(|c| c as u32)
-                .unwrap_or(u32::from(slices_total > 0));
+                .unwrap_or(u32::from(slices_total > 0))
+                .min(MAX_GPUS_PER_NODE);
             let per_gpu = label_num(GPU_REPLICAS_LABEL)
-                .map(|r| r as u32)
                 .unwrap_or_else(|| slices_total.checked_div(gpu_count).unwrap_or(0));
-            let memory_mib = label_num(GPU_MEMORY_LABEL).unwrap_or(0);
-            let encoders = label_num(GPU_ENCODER_SESSIONS_LABEL)
-                .map(|e| e as u32)
-                .unwrap_or(per_gpu);
+            let memory_mib = labels
+                .get(GPU_MEMORY_LABEL)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+            let encoders = label_num(GPU_ENCODER_SESSIONS_LABEL).unwrap_or(per_gpu);
             let product = labels.get(GPU_PRODUCT_LABEL).cloned().unwrap_or_default();
             let (cpu_used, mem_used) = used_node.get(name.as_str()).copied().unwrap_or_default();
             let gpus = (0..gpu_count)
@@ -214,10 +197,22 @@ mod tests {
     }
 
     #[test]
-    fn reads_quantities() {
-        assert_eq!(quantity("64000m"), Some(64.0));
-        assert_eq!(quantity("2Gi"), Some(2.0 * 1024.0 * 1024.0 * 1024.0));
-        assert_eq!(quantity("1.5"), Some(1.5));
-        assert_eq!(quantity("3x"), None);
+    fn absurd_or_malformed_node_values_count_as_little_or_nothing() {
+        let mut n = node("big", "True");
+        let labels = n.metadata.labels.get_or_insert_default();
+        labels.insert(GPU_COUNT_LABEL.into(), "4294967295".into());
+        labels.insert(GPU_MEMORY_LABEL.into(), "lots".into());
+        let alloc = n
+            .status
+            .as_mut()
+            .and_then(|s| s.allocatable.as_mut())
+            .expect("allocatable");
+        alloc.insert("cpu".into(), Quantity("-5".into()));
+        alloc.insert("memory".into(), Quantity("1e999".into()));
+        let inv = inventory([&n], &[]);
+        let big = inv.first().expect("the node is listed");
+        assert_eq!(big.gpus.len(), MAX_GPUS_PER_NODE as usize);
+        assert_eq!(big.gpus.first().map(|g| g.memory_mib), Some(0));
+        assert_eq!((big.cpu_millis_free, big.memory_mib_free), (0, 0));
     }
 }
