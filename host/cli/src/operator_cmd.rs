@@ -23,7 +23,8 @@ pub(crate) struct OperatorArgs {
     /// TLS key (PEM).
     #[arg(long, env = "VDI_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
-    /// Directory of the upload store (modules by digest).
+    /// Directory of the compiled-module cache (uploads live in ConfigMaps of the operator's
+    /// namespace, so every replica sees them).
     #[arg(long, env = "VDI_MODULE_DIR", default_value = "/var/lib/vdi/modules")]
     module_dir: PathBuf,
     /// Bearer token allowing module uploads (`PUT /modules`); uploads are off without one.
@@ -39,7 +40,7 @@ pub(crate) struct OperatorArgs {
         default_value = "https://vdi.example.com/sessions/{namespace}/{name}/"
     )]
     url_template: String,
-    /// Namespace of the leader-election Lease.
+    /// The operator's namespace: its leader-election Lease and its module store.
     #[arg(long, env = "POD_NAMESPACE", default_value = "vdi-system")]
     lease_namespace: String,
     /// This replica's identity in the Lease.
@@ -73,7 +74,7 @@ pub(crate) fn run(args: &OperatorArgs) -> Result<ExitCode> {
             None => None,
         };
         let fetcher = Fetcher::new(
-            ModuleStore::new(&args.module_dir),
+            ModuleStore::new(client.clone(), args.lease_namespace.clone()),
             client.clone(),
             ca.as_deref(),
         )?;

@@ -69,7 +69,7 @@ pub const DEFAULT_PLUGINS: &[DefaultPlugin] = &[
 /// How to assemble the platform.
 #[derive(Debug, Clone)]
 pub struct PlatformOptions {
-    /// Data directory (cluster database, PKI, module store).
+    /// Data directory (cluster database, PKI).
     pub data_dir: PathBuf,
     /// Control plane address.
     pub listen: SocketAddr,
@@ -169,7 +169,7 @@ pub async fn install_plugins(
                 path.display()
             )
         })?;
-        let digest = store.put(&bytes)?;
+        let digest = store.put(&bytes).await?.digest;
         let settings: serde_json::Value = serde_json::from_str(p.settings)?;
         let obj = json!({
             "apiVersion": "vdi.dev/v1alpha1",
@@ -227,7 +227,7 @@ impl Platform {
             })
             .context("start the plugin runtime")?,
         );
-        let store = ModuleStore::new(options.data_dir.join("modules"));
+        let store = ModuleStore::new(client.clone(), SYSTEM_NAMESPACE);
         let fetcher = Fetcher::new(store.clone(), client.clone(), None)?;
         let registry = Arc::new(Registry::new(runtime, fetcher));
         if options.admission_hook {

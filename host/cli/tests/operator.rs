@@ -552,7 +552,14 @@ async fn an_operator_killed_mid_way_converges_without_duplicates_or_leaks() {
 
 async fn put_module(env: &Env, crate_name: &str) -> Digest {
     let bytes = std::fs::read(common::guests().join(format!("{crate_name}.wasm"))).unwrap();
-    env.platform.registry.fetcher().store().put(&bytes).unwrap()
+    env.platform
+        .registry
+        .fetcher()
+        .store()
+        .put(&bytes)
+        .await
+        .unwrap()
+        .digest
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -1030,8 +1037,9 @@ async fn the_webhook_metrics_and_upload_endpoints_answer_over_http() {
     let (code, _) = http(addr, "GET", "/readyz", &[], b"").await;
     assert_eq!(code, 200);
 
-    // Uploads need the token and a real component; they land in the store by digest.
-    let module = std::fs::read(common::guests().join("vdi_desktop.wasm")).unwrap();
+    // Uploads need the token and a real component; they land in the store by digest (the
+    // platform stored the default plugins already, so this one is new).
+    let module = std::fs::read(common::guests().join("vdi_hostile.wasm")).unwrap();
     let (code, _) = http(addr, "PUT", "/modules", &[], &module).await;
     assert_eq!(code, 401);
     let auth = [("Authorization", "Bearer s3cret")];

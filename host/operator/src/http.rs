@@ -1,23 +1,24 @@
 //! The operator's HTTP endpoints: health, Prometheus metrics, the admission webhooks
-//! (`AdmissionReview` v1) and module uploads into the content-addressed store.
+//! (`AdmissionReview` v1) and module uploads into the content-addressed store (`PUT /modules`,
+//! bearer token; `?sha256=` pins the expected digest).
 
 use std::sync::Arc;
 
-use axum::Json;
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{DefaultBodyLimit, Query, Request, State};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
+use axum::{Json, RequestExt as _, Router};
 use kube::core::DynamicObject;
 use kube::core::admission::AdmissionReview;
 use kube::runtime::reflector::Store;
 use serde_json::json;
 use vdi_crd::{VDISession, VDITemplate};
+use vdi_plugin_host::Digest;
 
 use crate::admission::answer_review;
 use crate::metrics::OperatorMetrics;
+use crate::modules::MAX_MODULE_BYTES;
 use crate::registry::Registry;
 use crate::session::CachedSources;
 
@@ -38,7 +39,10 @@ pub(crate) fn router(state: HttpState) -> Router {
         .route("/metrics", get(metrics))
         .route("/validate", post(validate))
         .route("/mutate", post(mutate))
-        .route("/modules", put(upload))
+        .route(
+            "/modules",
+            put(upload).layer(DefaultBodyLimit::max(MAX_MODULE_BYTES)),
+        )
         .with_state(state)
 }
 
@@ -87,44 +91,134 @@ async fn mutate(
     answer(&s, review, true)
 }
 
-async fn upload(State(s): State<HttpState>, headers: HeaderMap, body: Bytes) -> Response {
+/// What `PUT /modules` accepts in its query.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UploadQuery {
+    /// The digest the client expects (`sha256:<hex>`); a body that hashes otherwise is refused.
+    sha256: Option<String>,
+}
+
+fn refuse(code: StatusCode, message: impl Into<String>) -> Response {
+    (code, Json(json!({"error": message.into()}))).into_response()
+}
+
+fn too_large() -> Response {
+    refuse(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!(
+            "a module may be at most {MAX_MODULE_BYTES} bytes ({} MiB)",
+            MAX_MODULE_BYTES >> 20
+        ),
+    )
+}
+
+/// Whether reading a body failed because it went over the route's limit.
+fn over_limit(e: &axum::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if c.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
+}
+
+/// `PUT /modules`: stores a plugin component in the cluster-wide upload store. Checks, cheapest
+/// first: the token (before reading the body), the size (declared, then read under the route's
+/// limit), the digest the client pinned, that it compiles as a component.
+async fn upload(State(s): State<HttpState>, request: Request) -> Response {
     let Some(token) = &s.upload_token else {
-        return (
+        return refuse(
             StatusCode::FORBIDDEN,
-            Json(
-                json!({"error": "uploads are disabled (start the operator with an upload token)"}),
-            ),
-        )
-            .into_response();
+            "uploads are disabled (start the operator with an upload token)",
+        );
     };
-    let presented = headers
+    let presented = request
+        .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     if presented != Some(&**token) {
-        return (
-            StatusCode::UNAUTHORIZED,
-            Json(json!({"error": "a valid bearer token is required"})),
-        )
-            .into_response();
+        return refuse(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
     }
-    if let Err(e) = s.registry.runtime().inspect(&body) {
-        return (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Json(json!({"error": format!("not a plugin component: {e}")})),
-        )
-            .into_response();
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_MODULE_BYTES as u64) {
+        return too_large();
     }
-    match s.registry.fetcher().store().put(&body) {
-        Ok(digest) => (
-            StatusCode::CREATED,
-            Json(json!({"sha256": digest.to_string(), "size": body.len()})),
+    let pinned = match Query::<UploadQuery>::try_from_uri(request.uri()) {
+        Ok(Query(UploadQuery { sha256: None })) => None,
+        Ok(Query(UploadQuery { sha256: Some(d) })) => match d.parse::<Digest>() {
+            Ok(d) => Some(d),
+            Err(_) => {
+                return refuse(
+                    StatusCode::BAD_REQUEST,
+                    format!("sha256: {d:?} is not sha256:<64 hex digits>"),
+                );
+            }
+        },
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    let body = match axum::body::to_bytes(request.into_limited_body(), usize::MAX).await {
+        Ok(b) => b,
+        Err(e) if over_limit(&e) => return too_large(),
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, format!("reading the body: {e}")),
+    };
+    if body.is_empty() {
+        return refuse(StatusCode::UNPROCESSABLE_ENTITY, "the module is empty");
+    }
+    let runtime = s.registry.runtime().clone();
+    // TODO(pool): hash and compile on the plugin thread pool rather than a blocking thread.
+    let checked = tokio::task::spawn_blocking(move || {
+        let digest = Digest::of(&body);
+        if let Some(pinned) = pinned
+            && pinned != digest
+        {
+            return Err(format!(
+                "digest mismatch: the query pins {pinned}, the body is {digest}"
+            ));
+        }
+        match runtime.inspect(&body) {
+            Ok(i) => Ok((digest, body, i.world)),
+            Err(e) => Err(format!("not a plugin component: {e}")),
+        }
+    })
+    .await;
+    let (digest, body, world) = match checked {
+        Ok(Ok(c)) => c,
+        Ok(Err(reason)) => return refuse(StatusCode::UNPROCESSABLE_ENTITY, reason),
+        Err(e) => {
+            tracing::error!(error = %e, "checking an uploaded module panicked");
+            return refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
+        }
+    };
+    match s
+        .registry
+        .fetcher()
+        .store()
+        .put_digested(digest, &body)
+        .await
+    {
+        Ok(stored) => (
+            if stored.new {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            },
+            Json(json!({"sha256": digest.to_string(), "size": body.len(), "world": world})),
         )
             .into_response(),
-        Err(e) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Json(json!({"error": e.to_string()})),
-        )
-            .into_response(),
+        Err(e) => {
+            tracing::error!(%digest, error = %e, "storing an uploaded module failed");
+            refuse(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "storing the module failed (see the operator's log)",
+            )
+        }
     }
 }

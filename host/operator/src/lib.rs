@@ -38,7 +38,7 @@ use vdi_crd::{SESSION_UID_LABEL, VDISession, VDITemplate};
 pub use admission::{AdmissionSources, Refusal, Requester, admit_object};
 pub use leader::LeaseSettings;
 pub use metrics::OperatorMetrics;
-pub use modules::{Fetcher, ModuleStore};
+pub use modules::{Fetcher, ModuleStore, Stored};
 pub use registry::{PluginSet, Registry};
 pub use session::SessionSettings;
 
@@ -87,6 +87,7 @@ pub struct Operator {
     http_addr: Option<SocketAddr>,
     metrics: Arc<OperatorMetrics>,
     sessions: Store<VDISession>,
+    leading: watch::Receiver<bool>,
 }
 
 fn cache<K>(api: Api<K>, config: watcher::Config) -> (Store<K>, JoinHandle<()>)
@@ -122,9 +123,12 @@ impl Operator {
     ) -> anyhow::Result<Self> {
         let metrics = Arc::new(OperatorMetrics::default());
         let (shutdown, shutdown_rx) = watch::channel(false);
+        // Without leader election this replica is the only one, so it leads from the start.
+        let (leading_tx, leading) = watch::channel(config.lease.is_none());
         let mut tasks = vec![tokio::spawn(registry::run_plugin_controller(
             registry.clone(),
             client.clone(),
+            leading.clone(),
         ))];
         let (sessions, t) = cache(
             Api::<VDISession>::all(client.clone()),
@@ -191,6 +195,7 @@ impl Operator {
             sessions: sessions.clone(),
             templates,
             nodes,
+            leading: Arc::new(leading_tx),
         };
         let leader_task = tokio::spawn(lead(shared, shutdown_rx));
         Ok(Self {
@@ -200,7 +205,13 @@ impl Operator {
             http_addr,
             metrics,
             sessions,
+            leading,
         })
+    }
+
+    /// Whether this replica leads now (and so runs the controllers and writes plugin status).
+    pub fn is_leading(&self) -> bool {
+        *self.leading.borrow()
     }
 
     /// Where the HTTP endpoints listen.
@@ -258,10 +269,17 @@ struct Shared {
     sessions: Store<VDISession>,
     templates: Store<VDITemplate>,
     nodes: Store<Node>,
+    /// Whether this replica leads (the plugin controller writes status only then).
+    leading: Arc<watch::Sender<bool>>,
 }
 
 async fn lead(shared: Shared, mut shutdown: watch::Receiver<bool>) {
-    let Shared { client, config, .. } = shared.clone();
+    let Shared {
+        client,
+        config,
+        leading,
+        ..
+    } = shared.clone();
     loop {
         if let Some(lease) = &config.lease {
             tokio::select! {
@@ -269,6 +287,7 @@ async fn lead(shared: Shared, mut shutdown: watch::Receiver<bool>) {
                 () = stopped(&mut shutdown) => return,
             }
         }
+        leading.send_replace(true);
         let (stop_tx, stop_rx) = watch::channel(false);
         let run = run_controllers(shared.clone(), stop_rx);
         let mut run = std::pin::pin!(run);
@@ -282,6 +301,7 @@ async fn lead(shared: Shared, mut shutdown: watch::Receiver<bool>) {
             () = &mut run => return,
             () = lost => {
                 tracing::warn!("leadership lost; stopping the controllers");
+                leading.send_replace(false);
                 let _ = stop_tx.send(true);
                 run.await;
             }
@@ -289,6 +309,7 @@ async fn lead(shared: Shared, mut shutdown: watch::Receiver<bool>) {
                 let _ = stop_tx.send(true);
                 run.await;
                 if let Some(lease) = &config.lease {
+                    leading.send_replace(false);
                     leader::release(&client, lease).await;
                 }
                 return;
@@ -306,6 +327,7 @@ async fn run_controllers(shared: Shared, stop: watch::Receiver<bool>) {
         sessions,
         templates,
         nodes,
+        leading: _,
     } = shared;
     registry.wait_synced().await;
     let _ = sessions.wait_until_ready().await;

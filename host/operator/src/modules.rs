@@ -1,8 +1,9 @@
-//! Where plugin modules come from: the operator's content-addressed upload store, `https://`
-//! URLs (pinned by digest), and ConfigMaps. Every source's bytes are checked against the pinned
-//! digest before anything else looks at them.
+//! Where plugin modules come from: the operator's content-addressed upload store (ConfigMaps in
+//! the operator's namespace, see [`store`]), `https://` URLs (pinned by digest), and ConfigMaps.
+//! Every source's bytes are checked against the pinned digest before anything else looks at them.
 
-use std::path::{Path, PathBuf};
+pub mod store;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +16,8 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 use vdi_crd::PluginSource;
 use vdi_plugin_host::Digest;
+
+pub use store::{ModuleStore, Stored};
 
 /// Largest module any source may deliver.
 pub const MAX_MODULE_BYTES: usize = 64 << 20;
@@ -32,7 +35,15 @@ pub enum FetchError {
     NotUploaded(String),
     /// Reading or writing the store failed.
     #[error("upload store: {0}")]
-    Store(#[from] std::io::Error),
+    Store(#[from] kube::Error),
+    /// The store holds the module's manifest but not chunks that make it up.
+    #[error("module {digest} in the upload store is damaged ({reason}); upload it again")]
+    Damaged {
+        /// The module's digest.
+        digest: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// Download failed.
     #[error("download {url}: {reason}")]
     Download {
@@ -52,63 +63,6 @@ pub enum FetchError {
         /// Found.
         actual: String,
     },
-}
-
-/// A directory of modules named by their digest: `<dir>/sha256/<hex>.wasm`.
-#[derive(Debug, Clone)]
-pub struct ModuleStore {
-    dir: PathBuf,
-}
-
-impl ModuleStore {
-    /// A store in `dir` (created on first write).
-    pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
-    }
-
-    fn path(&self, digest: &Digest) -> PathBuf {
-        self.dir
-            .join("sha256")
-            .join(format!("{}.wasm", digest.hex()))
-    }
-
-    /// Stores `bytes` (atomically: written aside, then renamed) and returns their digest.
-    pub fn put(&self, bytes: &[u8]) -> Result<Digest, FetchError> {
-        if bytes.len() > MAX_MODULE_BYTES {
-            return Err(FetchError::Invalid(format!(
-                "module of {} bytes exceeds the {MAX_MODULE_BYTES}-byte limit",
-                bytes.len()
-            )));
-        }
-        let digest = Digest::of(bytes);
-        let path = self.path(&digest);
-        if path.exists() {
-            return Ok(digest);
-        }
-        let parent = path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(parent)?;
-        let tmp = parent.join(format!(
-            ".{}.{}",
-            digest.hex(),
-            uuid::Uuid::new_v4().simple()
-        ));
-        std::fs::write(&tmp, bytes)?;
-        std::fs::rename(&tmp, &path)?;
-        Ok(digest)
-    }
-
-    /// The module with `digest`, checked.
-    pub fn get(&self, digest: &Digest) -> Result<Vec<u8>, FetchError> {
-        let bytes = match std::fs::read(self.path(digest)) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(FetchError::NotUploaded(digest.to_string()));
-            }
-            Err(e) => return Err(e.into()),
-        };
-        verify(digest, &bytes)?;
-        Ok(bytes)
-    }
 }
 
 fn verify(expected: &Digest, bytes: &[u8]) -> Result<(), FetchError> {
@@ -187,7 +141,7 @@ impl Fetcher {
     ) -> Result<Vec<u8>, FetchError> {
         source.validate().map_err(FetchError::Invalid)?;
         if source.upload.is_some() {
-            return self.store.get(digest);
+            return self.store.get(digest).await;
         }
         let bytes = if let Some(url) = &source.url {
             self.download(url).await?
@@ -252,29 +206,4 @@ fn rustls_native_roots() -> Vec<rustls::pki_types::CertificateDer<'static>> {
         tracing::debug!(error = %e, "reading a system root certificate failed");
     }
     found.certs
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn store_is_addressed_by_digest_and_checks_on_read() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = ModuleStore::new(dir.path());
-        let digest = store.put(b"module").unwrap();
-        assert_eq!(digest, Digest::of(b"module"));
-        assert_eq!(store.put(b"module").unwrap(), digest, "idempotent");
-        assert_eq!(store.get(&digest).unwrap(), b"module");
-        std::fs::write(store.path(&digest), b"tampered").unwrap();
-        assert!(matches!(
-            store.get(&digest),
-            Err(FetchError::DigestMismatch { .. })
-        ));
-        let absent = Digest::of(b"other");
-        assert!(matches!(
-            store.get(&absent),
-            Err(FetchError::NotUploaded(_))
-        ));
-    }
 }

@@ -4,6 +4,10 @@
 //! snapshot when it starts and finishes on it, while a reload swaps in a new one atomically. A
 //! `VDIPlugin` whose new spec fails to load (fetch, digest, compile, wrong hook, settings) keeps
 //! its previous version serving and reports `Error` with the reason.
+//!
+//! Every replica loads the plugins (followers answer webhooks too), but only the leader writes
+//! `VDIPlugin` status: a replica that becomes the leader writes whatever differs from what it
+//! computed, so nothing a follower skipped is lost.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
@@ -115,6 +119,8 @@ pub struct Registry {
     current: RwLock<Arc<PluginSet>>,
     loaded: Mutex<HashMap<String, Loaded>>,
     failed: Mutex<HashMap<String, Attempt>>,
+    /// The status each plugin should show, by name, with the uid it was computed for.
+    statuses: Mutex<HashMap<String, (String, VDIPluginStatus)>>,
     synced: watch::Sender<u64>,
 }
 
@@ -141,6 +147,7 @@ impl Registry {
             current: RwLock::new(Arc::new(PluginSet::default())),
             loaded: Mutex::new(HashMap::new()),
             failed: Mutex::new(HashMap::new()),
+            statuses: Mutex::new(HashMap::new()),
             synced: watch::channel(0).0,
         }
     }
@@ -252,6 +259,10 @@ impl Registry {
                     }
                 }
             };
+            self.statuses
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(name.clone(), (uid, status.clone()));
             statuses.push((name, status));
         }
         {
@@ -263,10 +274,24 @@ impl Registry {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .retain(|name, l| present.get(name) == Some(&l.uid));
+            self.statuses
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .retain(|name, (uid, _)| present.get(name) == Some(uid));
         }
         self.swap();
         self.synced.send_modify(|n| *n += 1);
         statuses
+    }
+
+    /// The status the plugin `name` (with `uid`) should show, once it has been tried.
+    pub fn status_of(&self, name: &str, uid: &str) -> Option<VDIPluginStatus> {
+        self.statuses
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(name)
+            .filter(|(u, _)| u == uid)
+            .map(|(_, s)| s.clone())
     }
 
     fn loaded_entry(&self, name: &str) -> Option<Loaded> {
@@ -369,8 +394,13 @@ impl Registry {
     }
 }
 
-/// Watches `VDIPlugin` objects and keeps `registry` in step with them until the stream ends.
-pub async fn run_plugin_controller(registry: Arc<Registry>, client: kube::Client) {
+/// Watches `VDIPlugin` objects and keeps `registry` in step with them until the stream ends;
+/// writes their status while `leading` says this replica leads.
+pub async fn run_plugin_controller(
+    registry: Arc<Registry>,
+    client: kube::Client,
+    mut leading: watch::Receiver<bool>,
+) {
     let api: Api<VDIPlugin> = Api::all(client);
     let (reader, writer) = reflector::store();
     let events = reflector::reflector(writer, watcher(api.clone(), watcher::Config::default()))
@@ -391,6 +421,11 @@ pub async fn run_plugin_controller(registry: Arc<Registry>, client: kube::Client
                 None => return,
             },
             _ = retry.tick() => {}
+            changed = leading.changed() => {
+                if changed.is_err() {
+                    return; // The operator is gone.
+                }
+            }
         }
         if !initialised {
             continue;
@@ -403,19 +438,28 @@ pub async fn run_plugin_controller(registry: Arc<Registry>, client: kube::Client
                 initialised = true;
             }
         }
-        sync_once(&registry, &api, &reader).await;
+        let lead = *leading.borrow_and_update();
+        sync_once(&registry, &api, &reader, lead).await;
     }
 }
 
-async fn sync_once(registry: &Registry, api: &Api<VDIPlugin>, reader: &Store<VDIPlugin>) {
+async fn sync_once(
+    registry: &Registry,
+    api: &Api<VDIPlugin>,
+    reader: &Store<VDIPlugin>,
+    leading: bool,
+) {
     let plugins = reader.state();
-    for (name, status) in registry.sync(&plugins).await {
-        let unchanged = plugins
-            .iter()
-            .find(|p| p.name_any() == name)
-            .and_then(|p| p.status.as_ref())
-            .is_some_and(|s| *s == status);
-        if unchanged {
+    registry.sync(&plugins).await;
+    if !leading {
+        return;
+    }
+    for p in &plugins {
+        let name = p.name_any();
+        let Some(status) = registry.status_of(&name, &p.uid().unwrap_or_default()) else {
+            continue;
+        };
+        if p.status.as_ref() == Some(&status) {
             continue;
         }
         // Explicit nulls, so a merge patch clears what no longer applies.

@@ -68,8 +68,7 @@ fn url(addr: SocketAddr, path: &str) -> PluginSource {
 async fn downloads_are_checked_against_the_pinned_digest_and_the_trusted_roots() {
     let (ca, cert, key) = pki();
     let (addr, handle) = serve(&cert, &key).await;
-    let dir = tempfile::tempdir().unwrap();
-    let store = ModuleStore::new(dir.path());
+    let store = ModuleStore::new(unused_client(), "vdi-system");
     let trusting = Fetcher::new(store.clone(), unused_client(), Some(ca.as_bytes())).unwrap();
 
     let bytes = trusting
