@@ -6,6 +6,7 @@
 //! does next. It performs no I/O and knows nothing of plugins' WebAssembly or of HTTP.
 
 mod duration;
+mod kinds;
 pub mod phase;
 pub mod quantity;
 mod plugin;
@@ -13,6 +14,7 @@ mod session;
 mod template;
 
 pub use duration::{DurationError, format_duration, parse_duration};
+pub use kinds::{SESSION_KIND_VERBS, SESSION_KINDS, SessionKind, session_kind};
 pub use plugin::{
     ConfigMapSource, FailurePolicy, HookKind, PluginMatch, PluginPhase, PluginSource, UploadSource,
     VDIPlugin, VDIPluginSpec, VDIPluginStatus,
@@ -35,8 +37,14 @@ pub const SESSION_FINALIZER: &str = "vdi.dev/session-cleanup";
 pub const SESSION_LABEL: &str = "vdi.dev/session";
 /// Label on every object rendered for a session: the session's uid (for the orphan sweep).
 pub const SESSION_UID_LABEL: &str = "vdi.dev/session-uid";
-/// Field manager the operator applies rendered objects with.
+/// Field manager the operator applies its own objects (templates, plugins) with.
 pub const FIELD_MANAGER: &str = "vdi-operator";
+
+/// Field manager the operator applies a session's objects with: one per session, so one
+/// session's forced apply never takes fields another session (or anyone else) manages.
+pub fn session_field_manager(session_uid: &str) -> String {
+    format!("{FIELD_MANAGER}/{session_uid}")
+}
 
 /// The three CustomResourceDefinitions, in the order they should be applied.
 pub fn crds()
@@ -108,6 +116,26 @@ mod tests {
             spec["properties"]["timeout"]["pattern"],
             duration::PATTERN,
             "the schema validates timeouts"
+        );
+    }
+
+    #[test]
+    fn a_session_field_manager_is_valid_for_any_uid() {
+        let m = session_field_manager("0c9a8d74-9cb7-44dd-b98e-09fd62def2f4");
+        assert_eq!(m, "vdi-operator/0c9a8d74-9cb7-44dd-b98e-09fd62def2f4");
+        assert!(
+            m.len() <= 128,
+            "the API server refuses longer field managers"
+        );
+    }
+
+    #[test]
+    fn session_user_is_immutable_in_the_schema() {
+        let crd = serde_json::to_value(VDISession::crd()).unwrap();
+        let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
+        assert_eq!(
+            spec["properties"]["user"]["x-kubernetes-validations"],
+            serde_json::json!([{"rule": "self == oldSelf", "message": "spec.user is immutable"}])
         );
     }
 

@@ -26,7 +26,10 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "camelCase")]
 pub struct VDISessionSpec {
     /// Who the session is for. On requests from non-admin users the platform sets it to the
-    /// requester's own identity.
+    /// requester's own identity. It cannot change once the session exists.
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": "self == oldSelf", "message": "spec.user is immutable"}
+    ]))]
     pub user: SessionUser,
     /// Name of the `VDITemplate` to start.
     #[schemars(length(min = 1, max = 253))]

@@ -4,12 +4,10 @@
 
 use std::time::Duration;
 
-use kube::core::DynamicObject;
-use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
 use serde_json::Value;
 use vdi_crd::{
-    AdmittedSpec, DecisionRecord, SessionPhase, SessionResources, VDISession, VDISessionSpec,
-    VDITemplateSpec, format_duration, parse_duration,
+    AdmittedSpec, DecisionRecord, SessionPhase, SessionResources, SessionUser, VDISession,
+    VDISessionSpec, VDITemplateSpec, format_duration, parse_duration,
 };
 use vdi_plugin_host::types::{
     ActiveSession, AdmissionContext, Resources, SessionRequest, SessionSpec, UserInfo,
@@ -18,9 +16,47 @@ use vdi_plugin_host::{ChainVerdict, DecisionOutcome};
 
 use crate::registry::PluginSet;
 
-/// Groups whose members may create sessions for other users (the dashboard API acting for
-/// users, and cluster admins).
+/// Groups whose members may create sessions for other users by default (cluster admins and
+/// session admins).
 pub const TRUSTED_GROUPS: &[&str] = &["system:masters", "vdi:session-admins"];
+/// Service accounts that may by default: the dashboard API (it acts for its users) and the
+/// operator itself.
+pub const TRUSTED_SERVICE_ACCOUNTS: &[&str] = &[
+    "system:serviceaccount:vdi-system:vdi-api",
+    "system:serviceaccount:vdi-system:vdi-operator",
+];
+
+/// Who admission trusts to name another user in `spec.user`; everyone else gets (on the
+/// mutating path) or must give (on the validating path) their own identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdmissionSettings {
+    /// Groups whose members are trusted.
+    pub trusted_groups: Vec<String>,
+    /// Trusted users by full name, e.g. `system:serviceaccount:vdi-system:vdi-api`. Listed one
+    /// by one: other service accounts of the same namespace are not trusted.
+    pub trusted_service_accounts: Vec<String>,
+}
+
+impl Default for AdmissionSettings {
+    fn default() -> Self {
+        let owned = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect();
+        Self {
+            trusted_groups: owned(TRUSTED_GROUPS),
+            trusted_service_accounts: owned(TRUSTED_SERVICE_ACCOUNTS),
+        }
+    }
+}
+
+impl AdmissionSettings {
+    /// Whether `requester` may name another user in `spec.user`.
+    pub fn trusts(&self, requester: &Requester) -> bool {
+        requester
+            .groups
+            .iter()
+            .any(|g| self.trusted_groups.contains(g))
+            || self.trusted_service_accounts.contains(&requester.user)
+    }
+}
 
 /// Where admission reads what it needs besides the request.
 pub trait AdmissionSources: Send + Sync {
@@ -40,11 +76,13 @@ pub struct Requester {
 }
 
 impl Requester {
-    fn trusted(&self) -> bool {
-        self.groups
-            .iter()
-            .any(|g| TRUSTED_GROUPS.contains(&g.as_str()))
-            || self.user.starts_with("system:serviceaccount:vdi-system:")
+    /// Whether `user` names this requester (the same name and the same set of groups).
+    fn is(&self, user: &SessionUser) -> bool {
+        let mut mine = self.groups.clone();
+        let mut theirs = user.groups.clone();
+        mine.sort();
+        theirs.sort();
+        user.name == self.user && mine == theirs
     }
 }
 
@@ -276,9 +314,148 @@ pub struct Refusal {
     pub message: String,
 }
 
-/// Admits a `VDISession` object (as JSON), mutating it in place: what both the webhook and the
-/// embedded control plane's in-process hook do. Non-trusted requesters get their own identity
-/// in `spec.user`. Updates that leave the spec alone are not re-judged.
+/// What admission of a `VDISession` write judges with.
+#[derive(Clone, Copy)]
+pub struct Admission<'a> {
+    /// The plugins in force.
+    pub set: &'a PluginSet,
+    /// Templates and the user's sessions.
+    pub sources: &'a dyn AdmissionSources,
+    /// Who is trusted to act for others.
+    pub settings: &'a AdmissionSettings,
+}
+
+impl Admission<'_> {
+    /// The mutating path: admits a `VDISession` object (as JSON), mutating it in place.
+    /// Untrusted requesters creating a session get their own identity in `spec.user`.
+    pub fn mutate(
+        &self,
+        requester: &Requester,
+        create: bool,
+        obj: &mut Value,
+        old: Option<&Value>,
+    ) -> Result<(), Refusal> {
+        self.judge(requester, create, obj, old, true)
+    }
+
+    /// The validating path: refuses what the mutating path would have had to change about the
+    /// requester's identity (an untrusted requester naming someone else in `spec.user`) and
+    /// what the plugins deny. `obj` may come back mutated; the caller does not apply it.
+    pub fn validate(
+        &self,
+        requester: &Requester,
+        create: bool,
+        obj: &mut Value,
+        old: Option<&Value>,
+    ) -> Result<(), Refusal> {
+        self.judge(requester, create, obj, old, false)
+    }
+
+    /// Updates that leave the spec alone are not re-judged. `stamp` says whether an untrusted
+    /// requester's identity is written into a new session (else a different one is refused).
+    fn judge(
+        &self,
+        requester: &Requester,
+        create: bool,
+        obj: &mut Value,
+        old: Option<&Value>,
+        stamp: bool,
+    ) -> Result<(), Refusal> {
+        let invalid = |message: String| Refusal { code: 422, message };
+        if !create && old.is_some_and(|o| o["spec"] == obj["spec"]) {
+            return Ok(());
+        }
+        let mut session: VDISession =
+            serde_json::from_value(obj.clone()).map_err(|e| invalid(format!("VDISession: {e}")))?;
+        let old_user = match old.filter(|_| !create) {
+            Some(o) => Some(
+                serde_json::from_value::<VDISession>(o.clone())
+                    .map_err(|e| invalid(format!("old VDISession: {e}")))?
+                    .spec
+                    .user,
+            ),
+            None => None,
+        };
+        check_user(
+            self.settings,
+            requester,
+            &mut session.spec.user,
+            old_user.as_ref(),
+            stamp,
+        )?;
+        let name = session.metadata.name.clone().unwrap_or_default();
+        let namespace = session.metadata.namespace.clone().unwrap_or_default();
+        let labels = labels_of(session.metadata.labels.as_ref());
+        match review(
+            self.set,
+            self.sources,
+            create,
+            &name,
+            &namespace,
+            &session.spec,
+            labels,
+        ) {
+            Review::Allowed { spec, .. } => {
+                obj["spec"] = serde_json::to_value(&spec).map_err(|e| invalid(e.to_string()))?;
+                Ok(())
+            }
+            Review::Denied {
+                reason, message, ..
+            } => Err(Refusal {
+                code: if reason == "Invalid" || reason == "TemplateNotFound" {
+                    422
+                } else {
+                    403
+                },
+                message,
+            }),
+        }
+    }
+}
+
+/// The rules on `spec.user`: it never changes once the session exists (whoever asks); an
+/// untrusted requester may only change their own session, and may only create one for
+/// themselves (`stamp`: their identity is written in; else another identity is refused).
+fn check_user(
+    settings: &AdmissionSettings,
+    requester: &Requester,
+    user: &mut SessionUser,
+    old: Option<&SessionUser>,
+    stamp: bool,
+) -> Result<(), Refusal> {
+    let forbidden = |message: String| Refusal { code: 403, message };
+    if let Some(old) = old {
+        if old != user {
+            return Err(Refusal {
+                code: 422,
+                message: "spec.user is immutable".into(),
+            });
+        }
+        if !settings.trusts(requester) && user.name != requester.user {
+            return Err(forbidden(format!(
+                "spec.user: the session belongs to {:?}; {:?} may not change it",
+                user.name, requester.user
+            )));
+        }
+        return Ok(());
+    }
+    if settings.trusts(requester) || requester.is(user) {
+        return Ok(());
+    }
+    if stamp {
+        user.name.clone_from(&requester.user);
+        user.groups.clone_from(&requester.groups);
+        return Ok(());
+    }
+    Err(forbidden(format!(
+        "spec.user: {:?} (groups {:?}) is not the requester {:?} (groups {:?}); only trusted \
+         accounts may create sessions for others",
+        user.name, user.groups, requester.user, requester.groups
+    )))
+}
+
+/// Admits a `VDISession` object (as JSON) on the mutating path with the default
+/// [`AdmissionSettings`]: what the embedded control plane's in-process hook does.
 pub fn admit_object(
     set: &PluginSet,
     sources: &dyn AdmissionSources,
@@ -287,96 +464,11 @@ pub fn admit_object(
     obj: &mut Value,
     old: Option<&Value>,
 ) -> Result<(), Refusal> {
-    let invalid = |message: String| Refusal { code: 422, message };
-    if !create && old.is_some_and(|o| o["spec"] == obj["spec"]) {
-        return Ok(());
-    }
-    let mut session: VDISession =
-        serde_json::from_value(obj.clone()).map_err(|e| invalid(format!("VDISession: {e}")))?;
-    if !requester.trusted() {
-        session.spec.user.name = requester.user.clone();
-        session.spec.user.groups = requester.groups.clone();
-    }
-    let name = session.metadata.name.clone().unwrap_or_default();
-    let namespace = session.metadata.namespace.clone().unwrap_or_default();
-    let labels = labels_of(session.metadata.labels.as_ref());
-    match review(
+    let settings = AdmissionSettings::default();
+    Admission {
         set,
         sources,
-        create,
-        &name,
-        &namespace,
-        &session.spec,
-        labels,
-    ) {
-        Review::Allowed { spec, .. } => {
-            obj["spec"] = serde_json::to_value(&spec).map_err(|e| invalid(e.to_string()))?;
-            Ok(())
-        }
-        Review::Denied {
-            reason, message, ..
-        } => Err(Refusal {
-            code: if reason == "Invalid" || reason == "TemplateNotFound" {
-                422
-            } else {
-                403
-            },
-            message,
-        }),
+        settings: &settings,
     }
-}
-
-/// Answers an `AdmissionReview` (v1) for the webhook endpoints. `mutate` says whether the
-/// answer may carry a patch (mutating webhook) or only allow/deny (validating webhook).
-pub fn answer_review(
-    set: &PluginSet,
-    sources: &dyn AdmissionSources,
-    review: AdmissionReview<DynamicObject>,
-    mutate: bool,
-) -> AdmissionReview<DynamicObject> {
-    let request: AdmissionRequest<DynamicObject> = match review.try_into() {
-        Ok(r) => r,
-        Err(e) => {
-            return AdmissionResponse::invalid(format!("malformed AdmissionReview: {e}"))
-                .into_review();
-        }
-    };
-    let response = AdmissionResponse::from(&request);
-    let create = match request.operation {
-        Operation::Create => true,
-        Operation::Update => false,
-        _ => return response.into_review(),
-    };
-    let Some(object) = &request.object else {
-        return response.into_review();
-    };
-    let requester = Requester {
-        user: request.user_info.username.clone().unwrap_or_default(),
-        groups: request.user_info.groups.clone().unwrap_or_default(),
-    };
-    let Ok(original) = serde_json::to_value(object) else {
-        return response.deny("object is not JSON").into_review();
-    };
-    let old = request
-        .old_object
-        .as_ref()
-        .and_then(|o| serde_json::to_value(o).ok());
-    let mut obj = original.clone();
-    match admit_object(set, sources, &requester, create, &mut obj, old.as_ref()) {
-        Err(refusal) => {
-            let mut r = response.deny(refusal.message);
-            r.result.code = refusal.code;
-            r.into_review()
-        }
-        Ok(()) if !mutate || obj == original => response.into_review(),
-        Ok(()) => {
-            let patch = json_patch::diff(&original, &obj);
-            match response.with_patch(patch) {
-                Ok(r) => r.into_review(),
-                Err(e) => {
-                    AdmissionResponse::invalid(format!("cannot encode patch: {e}")).into_review()
-                }
-            }
-        }
-    }
+    .mutate(requester, create, obj, old)
 }

@@ -16,11 +16,12 @@ use serde_json::json;
 use vdi_crd::{VDISession, VDITemplate};
 use vdi_plugin_host::Digest;
 
-use crate::admission::answer_review;
+use crate::admission::AdmissionSettings;
 use crate::metrics::OperatorMetrics;
 use crate::modules::MAX_MODULE_BYTES;
 use crate::registry::Registry;
 use crate::session::CachedSources;
+use crate::webhook::answer_review;
 
 /// What the endpoints need.
 #[derive(Clone)]
@@ -30,6 +31,8 @@ pub(crate) struct HttpState {
     pub(crate) sessions: Store<VDISession>,
     pub(crate) templates: Store<VDITemplate>,
     pub(crate) upload_token: Option<Arc<str>>,
+    /// Who the admission webhooks trust to act for other users.
+    pub(crate) admission: Arc<AdmissionSettings>,
 }
 
 pub(crate) fn router(state: HttpState) -> Router {
@@ -74,7 +77,7 @@ fn answer(s: &HttpState, review: AdmissionReview<DynamicObject>, mutate: bool) -
         sessions: &s.sessions,
         templates: &s.templates,
     };
-    Json(answer_review(&set, &sources, review, mutate)).into_response()
+    Json(answer_review(&set, &sources, &s.admission, review, mutate)).into_response()
 }
 
 async fn validate(

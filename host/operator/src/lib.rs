@@ -18,6 +18,7 @@ pub mod registry;
 pub mod scheduler;
 pub mod session;
 pub mod sweep;
+pub mod webhook;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -35,7 +36,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use vdi_crd::{SESSION_UID_LABEL, VDISession, VDITemplate};
 
-pub use admission::{AdmissionSources, Refusal, Requester, admit_object};
+pub use admission::{
+    Admission, AdmissionSettings, AdmissionSources, Refusal, Requester, admit_object,
+};
 pub use leader::LeaseSettings;
 pub use metrics::OperatorMetrics;
 pub use modules::{Fetcher, ModuleStore, Stored};
@@ -47,6 +50,8 @@ pub use session::SessionSettings;
 pub struct OperatorConfig {
     /// Session controller settings.
     pub session: SessionSettings,
+    /// Who the admission webhooks trust to create sessions for other users.
+    pub admission: AdmissionSettings,
     /// Leader election; `None` runs the controllers at once (a single replica).
     pub lease: Option<LeaseSettings>,
     /// Address of the HTTP endpoints (metrics, health, webhooks, uploads); none when `None`.
@@ -69,6 +74,7 @@ impl Default for OperatorConfig {
                 url_template: "https://localhost:8443/sessions/{namespace}/{name}/".into(),
                 render_policy: vdi_plugin_host::RenderPolicy::default(),
             },
+            admission: AdmissionSettings::default(),
             lease: None,
             http_listen: None,
             tls: None,
@@ -151,6 +157,7 @@ impl Operator {
                 sessions: sessions.clone(),
                 templates: templates.clone(),
                 upload_token: config.upload_token.as_deref().map(Arc::from),
+                admission: Arc::new(config.admission.clone()),
             };
             let listener = std::net::TcpListener::bind(listen)?;
             listener.set_nonblocking(true)?;

@@ -3,12 +3,15 @@
 
 use std::time::Instant;
 
-use kube::api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::api::{
+    ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, Preconditions,
+};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource as _, ResourceExt as _};
 use serde_json::{Value, json};
 use vdi_crd::{
-    DecisionRecord, FIELD_MANAGER, ObjectRecord, SESSION_UID_LABEL, VDISession, VDISessionStatus,
+    DecisionRecord, ObjectRecord, SESSION_UID_LABEL, VDISession, VDISessionStatus,
+    session_field_manager,
 };
 use vdi_plugin_host::types::{Placement as WitPlacement, TemplateInfo};
 
@@ -61,27 +64,71 @@ impl Context {
     }
 }
 
-/// Deletes `objects` (background propagation); those already gone are fine.
+/// Whether `obj` belongs to the session with uid `uid`: it carries that uid label. An object of
+/// the same name without it was made by someone else and is never changed nor deleted.
+fn owned_by(obj: &DynamicObject, uid: &str) -> bool {
+    obj.labels().get(SESSION_UID_LABEL).map(String::as_str) == Some(uid)
+}
+
+/// The object `o` names, if it exists and belongs to `session`.
+pub(crate) async fn get_owned(
+    ctx: &Context,
+    session: &VDISession,
+    o: &ObjectRecord,
+) -> Result<Option<DynamicObject>, Error> {
+    let ns = session.namespace().unwrap_or_default();
+    let uid = session.uid().unwrap_or_default();
+    let api = ctx.dynamic(&ns, &o.api_version, &o.kind).await?;
+    Ok(api
+        .get_opt(&o.name)
+        .await?
+        .filter(|obj| owned_by(obj, &uid)))
+}
+
+/// Deletes those of `objects` that belong to `session` (background propagation); those already
+/// gone, and same-named objects someone else made, are left alone.
 pub(crate) async fn delete_objects(
     ctx: &Context,
-    ns: &str,
+    session: &VDISession,
     objects: &[ObjectRecord],
 ) -> Result<(), Error> {
+    let ns = session.namespace().unwrap_or_default();
     for o in objects {
-        let api = ctx.dynamic(ns, &o.api_version, &o.kind).await?;
-        match api.delete(&o.name, &DeleteParams::background()).await {
+        let Some(obj) = get_owned(ctx, session, o).await? else {
+            continue;
+        };
+        // The uid precondition keeps an object recreated since the read (by anyone) alive.
+        let params = DeleteParams {
+            preconditions: Some(Preconditions {
+                uid: obj.uid(),
+                resource_version: None,
+            }),
+            ..DeleteParams::background()
+        };
+        let api = ctx.dynamic(&ns, &o.api_version, &o.kind).await?;
+        match api.delete(&o.name, &params).await {
             Ok(_) => {}
-            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
             Err(e) => return Err(e.into()),
         }
     }
     Ok(())
 }
 
+/// Reason of a session whose template or renderer failed.
+pub(crate) const RENDER_FAILED: &str = "RenderFailed";
+/// Reason of a session whose objects' names are taken by objects it does not own.
+pub(crate) const OBJECT_CONFLICT: &str = "ObjectConflict";
+
 /// Why provisioning stopped.
 pub(crate) enum ProvisionError {
-    /// The template or its renderer failed (the session fails with this reason).
-    Render(String, Option<DecisionRecord>),
+    /// The session cannot be provisioned and fails: a reason word, the message, and the
+    /// renderer's decision when it ran.
+    Fatal {
+        reason: &'static str,
+        message: String,
+        decision: Option<DecisionRecord>,
+    },
     Api(Error),
 }
 
@@ -98,7 +145,8 @@ impl From<kube::Error> for ProvisionError {
 }
 
 /// Renders the session's objects with its template's renderer, adds the owner reference, the
-/// uid label and the template's pull secrets, and server-side applies each one.
+/// uid label and the template's pull secrets, checks that none of their names is taken by an
+/// object the session does not own, and only then server-side applies each one.
 pub(crate) async fn provision(
     ctx: &Context,
     session: &VDISession,
@@ -109,10 +157,11 @@ pub(crate) async fn provision(
         return Err(Error::Other("provisioning without a placement".into()).into());
     };
     let Some(template) = ctx.templates.get(&ObjectRef::new(&admitted.template)) else {
-        return Err(ProvisionError::Render(
-            format!("VDITemplate {:?} does not exist", admitted.template),
-            None,
-        ));
+        return Err(ProvisionError::Fatal {
+            reason: RENDER_FAILED,
+            message: format!("VDITemplate {:?} does not exist", admitted.template),
+            decision: None,
+        });
     };
     let set = ctx.registry.current();
     let renderer = set
@@ -162,10 +211,11 @@ pub(crate) async fn provision(
         Err(e) => {
             record.outcome = "Failed".into();
             record.message = e.to_string();
-            return Err(ProvisionError::Render(
-                format!("template plugin {}: {e}", renderer.name()),
-                Some(record),
-            ));
+            return Err(ProvisionError::Fatal {
+                reason: RENDER_FAILED,
+                message: format!("template plugin {}: {e}", renderer.name()),
+                decision: Some(record),
+            });
         }
     };
     record.message = format!("{} objects", objects.len());
@@ -179,31 +229,54 @@ pub(crate) async fn provision(
         .iter()
         .map(|s| json!({"name": s.name}))
         .collect();
-    let mut records = Vec::with_capacity(objects.len());
+    let mut planned = Vec::with_capacity(objects.len());
     for mut obj in objects {
         obj["metadata"]["ownerReferences"] = json!([owner]);
         obj["metadata"]["labels"][SESSION_UID_LABEL] = json!(uid);
-        let api_version = obj["apiVersion"].as_str().unwrap_or_default().to_owned();
-        let kind = obj["kind"].as_str().unwrap_or_default().to_owned();
-        let name = obj["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        if kind == "Pod" && !pull_secrets.is_empty() {
+        let o = ObjectRecord {
+            api_version: obj["apiVersion"].as_str().unwrap_or_default().to_owned(),
+            kind: obj["kind"].as_str().unwrap_or_default().to_owned(),
+            name: obj["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        };
+        if o.kind == "Pod" && !pull_secrets.is_empty() {
             obj["spec"]["imagePullSecrets"] = json!(pull_secrets);
         }
-        let api = ctx.dynamic(&ns, &api_version, &kind).await?;
+        let api = ctx.dynamic(&ns, &o.api_version, &o.kind).await?;
+        planned.push((o, obj, api));
+    }
+    // All are checked before any is applied, so a conflict leaves nothing half-applied. (An
+    // object created in the moment between the check and the apply is not caught.)
+    let mut conflicts = Vec::new();
+    for (o, _, api) in &planned {
+        if let Some(existing) = api.get_opt(&o.name).await?
+            && !owned_by(&existing, &uid)
+        {
+            conflicts.push(format!(
+                "{}/{} already exists and is not owned by this session",
+                o.kind, o.name
+            ));
+        }
+    }
+    if !conflicts.is_empty() {
+        return Err(ProvisionError::Fatal {
+            reason: OBJECT_CONFLICT,
+            message: format!("{}; nothing was applied", conflicts.join("; ")),
+            decision: Some(record),
+        });
+    }
+    let manager = session_field_manager(&uid);
+    let mut records = Vec::with_capacity(planned.len());
+    for (o, obj, api) in planned {
         api.patch(
-            &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
+            &o.name,
+            &PatchParams::apply(&manager).force(),
             &Patch::Apply(&obj),
         )
         .await?;
-        records.push(ObjectRecord {
-            api_version,
-            kind,
-            name,
-        });
+        records.push(o);
     }
     Ok((records, record))
 }

@@ -24,7 +24,7 @@ use vdi_plugin_host::RenderPolicy;
 
 use crate::admission::{AdmissionSources, Review, admitted_request, labels_of};
 use crate::metrics::OperatorMetrics;
-use crate::objects::{ProvisionError, delete_objects, provision};
+use crate::objects::{ProvisionError, delete_objects, get_owned, provision};
 use crate::registry::Registry;
 use crate::scheduler::{Placement, Scheduler};
 
@@ -325,20 +325,15 @@ async fn reconcile_inner(session: &VDISession, ctx: &Context) -> Result<Action, 
                     write_status(ctx, &api, &name, &mut rv, before, &status).await?;
                     return Ok(Action::await_change());
                 }
-                Err(ProvisionError::Render(reason, decision)) => {
+                Err(ProvisionError::Fatal {
+                    reason,
+                    message,
+                    decision,
+                }) => {
                     if let Some(d) = decision {
                         push_decision(&mut status, d);
                     }
-                    fail(
-                        ctx,
-                        session,
-                        &api,
-                        &mut rv,
-                        &mut status,
-                        "RenderFailed",
-                        &reason,
-                    )
-                    .await?;
+                    fail(ctx, session, &api, &mut rv, &mut status, reason, &message).await?;
                     return Ok(Action::await_change());
                 }
                 Err(ProvisionError::Api(e)) => return Err(e),
@@ -398,7 +393,7 @@ async fn reconcile_inner(session: &VDISession, ctx: &Context) -> Result<Action, 
                     status.message = Some("removing the session's objects".into());
                     write_status(ctx, &api, &name, &mut rv, before, &status).await?;
                 }
-                delete_objects(ctx, &ns, &status.objects).await?;
+                delete_objects(ctx, session, &status.objects).await?;
                 return Ok(Action::requeue(CLEANUP_POLL));
             }
             Step::Finish => {
@@ -511,7 +506,6 @@ async fn fail(
     message: &str,
 ) -> Result<(), Error> {
     let before = status.phase();
-    let ns = session.namespace().unwrap_or_default();
     status.phase = Some(SessionPhase::Failed);
     status.reason = Some(reason.to_owned());
     status.message = Some(message.to_owned());
@@ -523,7 +517,7 @@ async fn fail(
         .filter(|o| o.kind == "Pod")
         .cloned()
         .collect();
-    delete_objects(ctx, &ns, &pods).await?;
+    delete_objects(ctx, session, &pods).await?;
     write_status(ctx, api, &session.name_any(), rv, before, status).await?;
     ctx.event(session, true, reason, "Fail", message.to_owned())
         .await;
@@ -556,11 +550,9 @@ async fn observe(
                     observed.objects_remaining += 1;
                 }
             }
-        } else if deleting {
-            let api = ctx.dynamic(&ns, &o.api_version, &o.kind).await?;
-            if api.get_opt(&o.name).await?.is_some() {
-                observed.objects_remaining += 1;
-            }
+        } else if deleting && get_owned(ctx, session, o).await?.is_some() {
+            // A same-named object someone else made is not the session's to wait for.
+            observed.objects_remaining += 1;
         }
     }
     Ok(observed)

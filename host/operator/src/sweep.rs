@@ -8,28 +8,20 @@ use jiff::Timestamp;
 use kube::api::{DeleteParams, DynamicObject, GroupVersionKind, ListParams};
 use kube::runtime::reflector::Store;
 use kube::{Api, Client, ResourceExt as _};
-use vdi_crd::{SESSION_UID_LABEL, VDISession};
-
-/// Kinds session objects come in (those a cluster does not serve are skipped).
-pub const SWEPT_KINDS: &[(&str, &str, &str)] = &[
-    ("", "v1", "Pod"),
-    ("", "v1", "Service"),
-    ("", "v1", "PersistentVolumeClaim"),
-    ("", "v1", "ConfigMap"),
-    ("networking.k8s.io", "v1", "NetworkPolicy"),
-    ("traefik.io", "v1alpha1", "IngressRoute"),
-];
+use vdi_crd::{SESSION_KINDS, SESSION_UID_LABEL, VDISession};
 
 /// Objects younger than this are left alone (their session may not be in the cache yet).
 pub const MIN_AGE: Duration = Duration::from_secs(60);
 
-/// Deletes orphans once; returns how many it deleted.
+/// Deletes orphans of every kind in [`SESSION_KINDS`] (those a cluster does not serve are
+/// skipped) once; returns how many it deleted.
 pub async fn sweep_once(client: &Client, sessions: &Store<VDISession>, min_age: Duration) -> usize {
     let live: HashSet<String> = sessions.state().iter().filter_map(|s| s.uid()).collect();
     let now = Timestamp::now();
     let mut deleted = 0;
-    for (group, version, kind) in SWEPT_KINDS {
-        let gvk = GroupVersionKind::gvk(group, version, kind);
+    for k in SESSION_KINDS {
+        let kind = k.kind;
+        let gvk = GroupVersionKind::gvk(k.group, k.version, k.kind);
         let Ok((ar, _)) = kube::discovery::pinned_kind(client, &gvk).await else {
             continue;
         };

@@ -1,0 +1,139 @@
+//! Who a session is for, through the embedded control plane's admission over real HTTPS with
+//! impersonated users: untrusted requesters get their own identity, `spec.user` never changes
+//! after create, and only its own user (or a trusted account) may change a session.
+
+mod common;
+
+use std::time::Duration;
+
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client};
+use serde_json::json;
+use vdi_cli::platform::{Platform, PlatformOptions};
+use vdi_cluster::SimulatedNodes;
+use vdi_crd::VDISession;
+use vdi_operator::OperatorConfig;
+
+async fn start(dir: &tempfile::TempDir) -> Platform {
+    let guests = common::guests();
+    Platform::start(PlatformOptions {
+        data_dir: dir.path().to_owned(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        nodes: SimulatedNodes {
+            count: 1,
+            slices_per_gpu: 8,
+            ..SimulatedNodes::default()
+        },
+        plugins_dir: Some(guests.clone()),
+        cache_dir: Some(guests.join("../../test-compile-cache")),
+        operator: Some(OperatorConfig {
+            sweep_every: Duration::from_secs(3600),
+            ..OperatorConfig::default()
+        }),
+        admission_hook: true,
+    })
+    .await
+    .expect("start the platform")
+}
+
+/// The sessions of `default` as `user` in `groups` (impersonated with the admin token).
+async fn sessions_as(platform: &Platform, user: &str, groups: &[&str]) -> Api<VDISession> {
+    let kc = Kubeconfig::from_yaml(&platform.kubeconfig()).unwrap();
+    let mut config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .unwrap();
+    config.auth_info.impersonate = Some(user.to_owned());
+    config.auth_info.impersonate_groups = Some(groups.iter().map(|g| (*g).to_owned()).collect());
+    Api::namespaced(Client::try_from(config).unwrap(), "default")
+}
+
+fn session(name: &str, user: &str) -> VDISession {
+    serde_json::from_value(json!({
+        "apiVersion": "vdi.dev/v1alpha1",
+        "kind": "VDISession",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"user": {"name": user, "groups": ["staff"]}, "template": "ubuntu-desktop"},
+    }))
+    .unwrap()
+}
+
+/// Merge-patches the session's spec and returns the API's refusal (code, message).
+async fn refused_patch(
+    api: &Api<VDISession>,
+    name: &str,
+    spec: serde_json::Value,
+) -> (u16, String) {
+    match api
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": spec })),
+        )
+        .await
+    {
+        Err(kube::Error::Api(e)) => (e.code, e.message),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn spec_user_is_the_requesters_and_never_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = start(&dir).await;
+    let alice = sessions_as(&platform, "alice", &["staff"]).await;
+
+    // A forged user on create is replaced by the requester's own identity.
+    let created = alice
+        .create(&PostParams::default(), &session("desk", "root"))
+        .await
+        .unwrap();
+    assert_eq!(created.spec.user.name, "alice");
+    assert_eq!(created.spec.user.groups, ["staff"]);
+
+    // Not even the owner may hand the session to someone else.
+    let (code, message) = refused_patch(&alice, "desk", json!({"user": {"name": "bob"}})).await;
+    assert_eq!(code, 422, "{message}");
+    assert!(message.contains("spec.user is immutable"), "{message}");
+
+    // Nor may an admin.
+    let admin: Api<VDISession> = Api::namespaced(platform.client.clone(), "default");
+    let (code, message) = refused_patch(&admin, "desk", json!({"user": {"name": "bob"}})).await;
+    assert_eq!(code, 422, "{message}");
+    assert!(message.contains("spec.user is immutable"), "{message}");
+
+    // Someone else may not change alice's session, even leaving spec.user alone.
+    let mallory = sessions_as(&platform, "mallory", &["staff"]).await;
+    let (code, message) = refused_patch(&mallory, "desk", json!({"timeout": "2h"})).await;
+    assert_eq!(code, 403, "{message}");
+    assert!(message.contains("spec.user"), "{message}");
+
+    // An untrusted service account of vdi-system gets its own identity; the API's may act
+    // for a user.
+    let other_sa = sessions_as(
+        &platform,
+        "system:serviceaccount:vdi-system:something-else",
+        &["system:serviceaccounts", "staff"],
+    )
+    .await;
+    let made = other_sa
+        .create(&PostParams::default(), &session("by-other-sa", "carol"))
+        .await
+        .unwrap();
+    assert_eq!(
+        made.spec.user.name,
+        "system:serviceaccount:vdi-system:something-else"
+    );
+    let api_sa = sessions_as(
+        &platform,
+        "system:serviceaccount:vdi-system:vdi-api",
+        &["system:serviceaccounts"],
+    )
+    .await;
+    let made = api_sa
+        .create(&PostParams::default(), &session("by-api", "carol"))
+        .await
+        .unwrap();
+    assert_eq!(made.spec.user.name, "carol");
+    platform.stop().await;
+}

@@ -1,0 +1,279 @@
+//! No takeover, over real HTTPS against the embedded control plane: a session whose rendered
+//! objects would take the names of objects someone else made fails without touching them, and
+//! deleting a session never deletes a same-named object it does not own.
+
+mod common;
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Service};
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::{Api, Client, ResourceExt as _};
+use serde_json::json;
+use vdi_cli::platform::{Platform, PlatformOptions};
+use vdi_cluster::SimulatedNodes;
+use vdi_crd::{SessionPhase, VDISession, session_field_manager};
+use vdi_operator::OperatorConfig;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+struct Env {
+    platform: Platform,
+    _dir: tempfile::TempDir,
+}
+
+impl Env {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let guests = common::guests();
+        let platform = Platform::start(PlatformOptions {
+            data_dir: dir.path().to_owned(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            nodes: SimulatedNodes {
+                count: 1,
+                slices_per_gpu: 8,
+                ..SimulatedNodes::default()
+            },
+            plugins_dir: Some(guests.clone()),
+            cache_dir: Some(guests.join("../../test-compile-cache")),
+            operator: Some(OperatorConfig {
+                sweep_every: Duration::from_secs(3600),
+                ..OperatorConfig::default()
+            }),
+            admission_hook: true,
+        })
+        .await
+        .expect("start the platform");
+        Self {
+            platform,
+            _dir: dir,
+        }
+    }
+
+    fn client(&self) -> Client {
+        self.platform.client.clone()
+    }
+
+    fn sessions(&self) -> Api<VDISession> {
+        Api::namespaced(self.client(), "default")
+    }
+
+    fn services(&self) -> Api<Service> {
+        Api::namespaced(self.client(), "default")
+    }
+
+    async fn create_session(&self, name: &str, user: &str) -> VDISession {
+        let s: VDISession = serde_json::from_value(json!({
+            "apiVersion": "vdi.dev/v1alpha1",
+            "kind": "VDISession",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"user": {"name": user, "groups": ["staff"]}, "template": "ubuntu-desktop"},
+        }))
+        .unwrap();
+        self.sessions()
+            .create(&PostParams::default(), &s)
+            .await
+            .unwrap()
+    }
+
+    /// Polls until the session is in `want` (or gone, for `None`).
+    async fn wait(&self, name: &str, want: Option<SessionPhase>) -> Option<VDISession> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let s = self.sessions().get_opt(name).await.unwrap();
+            let phase = s
+                .as_ref()
+                .map(|s| s.status.clone().unwrap_or_default().phase());
+            if phase == want {
+                return s;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "session {name} never became {want:?}; last seen: {:#?}",
+                s.map(|s| s.status)
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn delete_session(&self, name: &str) {
+        self.sessions()
+            .delete(name, &DeleteParams::default())
+            .await
+            .unwrap();
+        self.wait(name, None).await;
+    }
+
+    async fn warning_events(&self, session: &str) -> Vec<(String, String)> {
+        Api::<Event>::namespaced(self.client(), "default")
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(session))
+            .filter(|e| e.type_.as_deref() == Some("Warning"))
+            .map(|e| (e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
+            .collect()
+    }
+}
+
+/// A Service someone else made, as a desktop's would be named.
+fn foreign_service(name: &str) -> Service {
+    serde_json::from_value(json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": "default", "labels": {"team": "billing"}},
+        "spec": {"selector": {"app": "billing"}, "ports": [{"name": "api", "port": 9000}]},
+    }))
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_session_named_after_someone_elses_service_fails_and_leaves_it_alone() {
+    let env = Env::start().await;
+    let foreign = env
+        .services()
+        .create(&PostParams::default(), &foreign_service("alice-desktop"))
+        .await
+        .unwrap();
+
+    env.create_session("alice-desktop", "alice").await;
+    let failed = env
+        .wait("alice-desktop", Some(SessionPhase::Failed))
+        .await
+        .unwrap();
+    let st = failed.status.unwrap();
+    assert_eq!(st.reason.as_deref(), Some("ObjectConflict"));
+    let message = st.message.unwrap_or_default();
+    assert!(
+        message.contains("Service/alice-desktop")
+            && message.contains("exists and is not owned by this session"),
+        "{message:?}"
+    );
+    assert!(st.objects.is_empty(), "nothing is recorded as applied");
+    // Nothing was applied: not even the objects whose names were free.
+    let pods: Api<Pod> = Api::namespaced(env.client(), "default");
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(env.client(), "default");
+    assert!(pods.get_opt("alice-desktop").await.unwrap().is_none());
+    assert!(
+        claims
+            .get_opt("alice-desktop-home")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !env
+        .warning_events("alice-desktop")
+        .await
+        .iter()
+        .any(|(reason, note)| reason == "ObjectConflict" && note.contains("Service/alice-desktop"))
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no ObjectConflict event"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let unchanged = |s: &Service| {
+        assert_eq!(s.uid(), foreign.uid());
+        assert_eq!(
+            s.resource_version(),
+            foreign.resource_version(),
+            "the foreign Service was written to"
+        );
+        assert_eq!(s.labels(), foreign.labels());
+        assert!(s.owner_references().is_empty());
+    };
+    unchanged(&env.services().get("alice-desktop").await.unwrap());
+
+    env.delete_session("alice-desktop").await;
+    unchanged(&env.services().get("alice-desktop").await.unwrap());
+
+    // The platform serves the next session as ever.
+    env.create_session("carol-desktop", "carol").await;
+    env.wait("carol-desktop", Some(SessionPhase::Running)).await;
+    env.platform.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_session_applies_its_objects_under_its_own_field_manager() {
+    let env = Env::start().await;
+    let created = env.create_session("dave-desktop", "dave").await;
+    env.wait("dave-desktop", Some(SessionPhase::Running)).await;
+    let uid = created.uid().unwrap();
+    let pod = Api::<Pod>::namespaced(env.client(), "default")
+        .get("dave-desktop")
+        .await
+        .unwrap();
+    let managers: Vec<(String, String)> = pod
+        .managed_fields()
+        .iter()
+        .map(|m| {
+            (
+                m.manager.clone().unwrap_or_default(),
+                m.operation.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert!(
+        managers.contains(&(session_field_manager(&uid), "Apply".to_owned())),
+        "{managers:?}"
+    );
+    env.platform.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_object_replaced_by_someone_elses_survives_the_sessions_deletion() {
+    let env = Env::start().await;
+    env.create_session("erin-desktop", "erin").await;
+    env.wait("erin-desktop", Some(SessionPhase::Running)).await;
+    // Someone removes the session's Service and puts their own in its place.
+    env.services()
+        .delete("erin-desktop", &DeleteParams::default())
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while env
+        .services()
+        .get_opt("erin-desktop")
+        .await
+        .unwrap()
+        .is_some()
+    {
+        assert!(tokio::time::Instant::now() < deadline, "Service not gone");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let foreign = env
+        .services()
+        .create(&PostParams::default(), &foreign_service("erin-desktop"))
+        .await
+        .unwrap();
+    // And a ConfigMap of the session's name, never the session's at all.
+    let config_maps: Api<ConfigMap> = Api::namespaced(env.client(), "default");
+    let cm: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "erin-desktop"},
+        "data": {"owner": "billing"},
+    }))
+    .unwrap();
+    config_maps
+        .create(&PostParams::default(), &cm)
+        .await
+        .unwrap();
+
+    env.delete_session("erin-desktop").await;
+    let kept = env.services().get("erin-desktop").await.unwrap();
+    assert_eq!(kept.uid(), foreign.uid());
+    assert!(config_maps.get_opt("erin-desktop").await.unwrap().is_some());
+    // The session's own objects went.
+    let pods: Api<Pod> = Api::namespaced(env.client(), "default");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while pods.get_opt("erin-desktop").await.unwrap().is_some() {
+        assert!(tokio::time::Instant::now() < deadline, "Pod left behind");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    env.platform.stop().await;
+}
