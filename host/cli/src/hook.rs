@@ -7,32 +7,38 @@ use std::sync::Arc;
 use serde_json::Value;
 use vdi_cluster::{AdmissionHook, ApiError, Operation, Requester, ResourceType, Store};
 use vdi_crd::{GROUP, SessionPhase, VDISessionSpec, VDISessionStatus, VDITemplateSpec};
-use vdi_operator::{AdmissionSources, Registry, admit_object};
+use vdi_operator::{Admission, AdmissionSettings, AdmissionSources, Registry};
 
 /// Runs the operator's admission chain on `VDISession` creates and updates.
 pub struct SessionAdmission {
     registry: Arc<Registry>,
     store: Arc<Store>,
+    settings: Arc<AdmissionSettings>,
 }
 
 impl SessionAdmission {
-    /// A hook judging with `registry`'s plugins, reading from `store`.
-    pub fn new(registry: Arc<Registry>, store: Arc<Store>) -> Self {
-        Self { registry, store }
+    /// A hook judging with `registry`'s plugins, reading from `store`, trusting whom
+    /// `settings` names (the operator's own admission settings).
+    pub fn new(registry: Arc<Registry>, store: Arc<Store>, settings: AdmissionSettings) -> Self {
+        Self {
+            registry,
+            store,
+            settings: Arc::new(settings),
+        }
     }
 }
 
-struct StoreSources<'a> {
-    store: &'a Store,
+struct StoreSources {
+    store: Arc<Store>,
 }
 
-impl StoreSources<'_> {
+impl StoreSources {
     fn kind(&self, plural: &str) -> Option<ResourceType> {
         self.store.registry.find(GROUP, vdi_crd::VERSION, plural)
     }
 }
 
-impl AdmissionSources for StoreSources<'_> {
+impl AdmissionSources for StoreSources {
     fn template(&self, name: &str) -> Option<VDITemplateSpec> {
         let rt = self.kind("vditemplates")?;
         let obj = self.store.get(&rt, "", name).ok()?;
@@ -85,45 +91,60 @@ impl AdmissionHook for SessionAdmission {
                 "admission webhook \"vdisessions.vdi.dev\" is not ready: the plugins are still loading".into(),
             ));
         }
-        let sources = StoreSources { store: &self.store };
+        let sources = StoreSources {
+            store: self.store.clone(),
+        };
         let who = vdi_operator::Requester {
             user: requester.user.clone(),
             groups: requester.groups.clone(),
         };
         let create = op == Operation::Create;
-        // Plugin calls block (WASI drives its pipes with a runtime of its own): keep them off
-        // the async worker that serves this request.
+        // Plugin calls run on the runtime's plugin threads, never on the async worker serving
+        // this request; the worker waits (outside the scheduler's way on a multi-threaded
+        // runtime) with a watchdog.
+        let budget = vdi_operator::admission_budget(&set);
+        let (mut judged_obj, old) = (obj.clone(), old.cloned());
+        let pool = self.registry.runtime().pool().clone();
+        let settings = self.settings.clone();
+        let job = move || {
+            let admission = Admission {
+                set: &set,
+                sources: &sources,
+                settings: &settings,
+            };
+            let r = admission.mutate(&who, create, &mut judged_obj, old.as_ref());
+            r.map(|()| judged_obj)
+        };
+        let wait = || {
+            pool.run_blocking(budget, job).unwrap_or_else(|e| {
+                Err(vdi_operator::Refusal {
+                    code: 500,
+                    message: e.to_string(),
+                })
+            })
+        };
         let judged = match tokio::runtime::Handle::try_current() {
             Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-                tokio::task::block_in_place(|| admit_object(&set, &sources, &who, create, obj, old))
+                tokio::task::block_in_place(wait)
             }
-            Ok(_) => std::thread::scope(|scope| {
-                scope
-                    .spawn(|| admit_object(&set, &sources, &who, create, &mut *obj, old))
-                    .join()
-                    .unwrap_or_else(|_| {
-                        Err(vdi_operator::Refusal {
-                            code: 500,
-                            message: "admission panicked".into(),
-                        })
-                    })
-            }),
-            Err(_) => admit_object(&set, &sources, &who, create, obj, old),
+            _ => wait(),
         };
-        judged.map_err(|r| {
-            if r.code == 403 {
-                ApiError::Forbidden(format!(
-                    "admission webhook \"vdisessions.vdi.dev\" denied the request: {}",
-                    r.message
-                ))
-            } else {
-                ApiError::Invalid {
-                    kind: "VDISession".into(),
-                    name: obj["metadata"]["name"].as_str().unwrap_or_default().into(),
-                    field: "spec".into(),
-                    reason: r.message,
-                }
-            }
+        let judged = judged.map(|admitted| *obj = admitted);
+        judged.map_err(|r| match r.code {
+            403 => ApiError::Forbidden(format!(
+                "admission webhook \"vdisessions.vdi.dev\" denied the request: {}",
+                r.message
+            )),
+            500 => ApiError::Internal(format!(
+                "admission webhook \"vdisessions.vdi.dev\" failed: {}",
+                r.message
+            )),
+            _ => ApiError::Invalid {
+                kind: "VDISession".into(),
+                name: obj["metadata"]["name"].as_str().unwrap_or_default().into(),
+                field: "spec".into(),
+                reason: r.message,
+            },
         })
     }
 }

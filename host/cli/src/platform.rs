@@ -231,7 +231,12 @@ impl Platform {
         let fetcher = Fetcher::new(store.clone(), client.clone(), None)?;
         let registry = Arc::new(Registry::new(runtime, fetcher));
         if options.admission_hook {
-            let hook = SessionAdmission::new(registry.clone(), cluster.store().clone());
+            let settings = options
+                .operator
+                .as_ref()
+                .map(|o| o.admission.clone())
+                .unwrap_or_default();
+            let hook = SessionAdmission::new(registry.clone(), cluster.store().clone(), settings);
             cluster.store().add_admission_hook(Arc::new(hook));
         }
         if let Some(dir) = &options.plugins_dir {

@@ -13,9 +13,9 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
 use crate::error::{ApiError, Result};
-use vdi_crd::quantity;
 use crate::resources::ResourceType;
 use crate::store::{EventType, Part, Store};
+use vdi_crd::quantity;
 
 /// Label marking nodes these agents simulate.
 pub const SIMULATED_LABEL: &str = "vdi.dev/simulated";

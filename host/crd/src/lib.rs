@@ -8,8 +8,8 @@
 mod duration;
 mod kinds;
 pub mod phase;
-pub mod quantity;
 mod plugin;
+pub mod quantity;
 mod session;
 mod template;
 

@@ -137,8 +137,19 @@ mod tests {
     #[test]
     fn refuses_malformed_negative_and_huge_values() {
         for bad in [
-            "", "x", "12x", "-1", "1..2", ".", "1.2.3", "1e999", "1Zi", "NaN", "inf",
-            "99999999999999999999999999999999999999999", "1Ei1",
+            "",
+            "x",
+            "12x",
+            "-1",
+            "1..2",
+            ".",
+            "1.2.3",
+            "1e999",
+            "1Zi",
+            "NaN",
+            "inf",
+            "99999999999999999999999999999999999999999",
+            "1Ei1",
         ] {
             assert_eq!(bytes(bad), None, "{bad:?}");
             assert_eq!(millicores(bad), None, "{bad:?}");

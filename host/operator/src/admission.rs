@@ -453,22 +453,3 @@ fn check_user(
         user.name, user.groups, requester.user, requester.groups
     )))
 }
-
-/// Admits a `VDISession` object (as JSON) on the mutating path with the default
-/// [`AdmissionSettings`]: what the embedded control plane's in-process hook does.
-pub fn admit_object(
-    set: &PluginSet,
-    sources: &dyn AdmissionSources,
-    requester: &Requester,
-    create: bool,
-    obj: &mut Value,
-    old: Option<&Value>,
-) -> Result<(), Refusal> {
-    let settings = AdmissionSettings::default();
-    Admission {
-        set,
-        sources,
-        settings: &settings,
-    }
-    .mutate(requester, create, obj, old)
-}

@@ -71,27 +71,41 @@ async fn metrics(State(s): State<HttpState>) -> Response {
         .into_response()
 }
 
-fn answer(s: &HttpState, review: AdmissionReview<DynamicObject>, mutate: bool) -> Response {
+/// Answers on the plugin pool (never on this async worker); a pool that cannot answer is a
+/// 500, which the API server treats by the webhook's failure policy.
+async fn answer(s: &HttpState, review: AdmissionReview<DynamicObject>, mutate: bool) -> Response {
     let set = s.registry.current();
-    let sources = CachedSources {
-        sessions: &s.sessions,
-        templates: &s.templates,
-    };
-    Json(answer_review(&set, &sources, &s.admission, review, mutate)).into_response()
+    let (sessions, templates) = (s.sessions.clone(), s.templates.clone());
+    let settings = s.admission.clone();
+    let budget = crate::calls::admission_budget(&set);
+    let judged = s.registry.runtime().pool().run(budget, move || {
+        let sources = CachedSources {
+            sessions: &sessions,
+            templates: &templates,
+        };
+        answer_review(&set, &sources, &settings, review, mutate)
+    });
+    match judged.await {
+        Ok(review) => Json(review).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "admission review gave no answer");
+            (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()
+        }
+    }
 }
 
 async fn validate(
     State(s): State<HttpState>,
     Json(review): Json<AdmissionReview<DynamicObject>>,
 ) -> Response {
-    answer(&s, review, false)
+    answer(&s, review, false).await
 }
 
 async fn mutate(
     State(s): State<HttpState>,
     Json(review): Json<AdmissionReview<DynamicObject>>,
 ) -> Response {
-    answer(&s, review, true)
+    answer(&s, review, true).await
 }
 
 /// What `PUT /modules` accepts in its query.
@@ -176,8 +190,8 @@ async fn upload(State(s): State<HttpState>, request: Request) -> Response {
         return refuse(StatusCode::UNPROCESSABLE_ENTITY, "the module is empty");
     }
     let runtime = s.registry.runtime().clone();
-    // TODO(pool): hash and compile on the plugin thread pool rather than a blocking thread.
-    let checked = tokio::task::spawn_blocking(move || {
+    // Hash and compile on the plugin threads, after the size check, never on an async worker.
+    let checked = crate::calls::on_pool(&s.registry, crate::calls::COMPILE_BUDGET, move || {
         let digest = Digest::of(&body);
         if let Some(pinned) = pinned
             && pinned != digest
@@ -196,7 +210,7 @@ async fn upload(State(s): State<HttpState>, request: Request) -> Response {
         Ok(Ok(c)) => c,
         Ok(Err(reason)) => return refuse(StatusCode::UNPROCESSABLE_ENTITY, reason),
         Err(e) => {
-            tracing::error!(error = %e, "checking an uploaded module panicked");
+            tracing::error!(error = %e, "checking an uploaded module gave no answer");
             return refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
         }
     };

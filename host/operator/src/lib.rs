@@ -8,6 +8,7 @@
 //! the pure machine in `vdi-crd`).
 
 pub mod admission;
+mod calls;
 mod http;
 pub mod inventory;
 pub mod leader;
@@ -36,9 +37,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use vdi_crd::{SESSION_UID_LABEL, VDISession, VDITemplate};
 
-pub use admission::{
-    Admission, AdmissionSettings, AdmissionSources, Refusal, Requester, admit_object,
-};
+pub use admission::{Admission, AdmissionSettings, AdmissionSources, Refusal, Requester};
+pub use calls::admission_budget;
 pub use leader::LeaseSettings;
 pub use metrics::OperatorMetrics;
 pub use modules::{Fetcher, ModuleStore, Stored};

@@ -192,12 +192,11 @@ pub(crate) async fn provision(
             .map(|s| s.name.clone()),
     );
     let started = Instant::now();
-    let rendered = tokio::task::spawn_blocking({
+    let rendered = crate::calls::on_pool(&ctx.registry, renderer.limits().timeout, {
         let renderer = renderer.clone();
         move || renderer.render(&request, &info, &placement, &policy)
     })
-    .await
-    .map_err(|e| Error::Other(e.to_string()))?;
+    .await?;
     let mut record = DecisionRecord {
         hook: "template".into(),
         plugin: renderer.name().to_owned(),

@@ -332,13 +332,13 @@ impl Registry {
             .map_or_else(|| "{}".to_owned(), serde_json::Value::to_string);
         let runtime = self.runtime.clone();
         let plugin_name = name.clone();
-        let plugin = tokio::task::spawn_blocking(move || {
+        let plugin = crate::calls::on_pool(self, crate::calls::COMPILE_BUDGET, move || {
             runtime
                 .load(&plugin_name, &bytes, Some(&digest), limits, &settings)
                 .map(|(p, _)| p)
         })
         .await
-        .map_err(|e| format!("loading panicked: {e}"))?
+        .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
         if plugin.hook() != hook_of(spec.hook) {
             return Err(format!(

@@ -186,11 +186,14 @@ async fn run(
         let inv = inventory(node_state.iter().map(|n| &**n), &holdings);
         let requests: Vec<SessionRequest> = todo.iter().map(|j| j.request.clone()).collect();
         let started = Instant::now();
-        let call = tokio::task::spawn_blocking({
-            let plugin = plugin.clone();
-            move || plugin.place_batch(&requests, &inv)
-        })
-        .await;
+        let call = registry
+            .runtime()
+            .pool()
+            .run(plugin.limits().timeout, {
+                let plugin = plugin.clone();
+                move || plugin.place_batch(&requests, &inv)
+            })
+            .await;
         let latency = duration_micros(started.elapsed()) / todo.len() as u64;
         let record = |outcome: &str, message: String| DecisionRecord {
             hook: "scheduler".into(),

@@ -247,16 +247,15 @@ async fn reconcile_inner(session: &VDISession, ctx: &Context) -> Result<Action, 
                     labels_of(session.metadata.labels.as_ref()),
                 );
                 let (n, namespace) = (name.clone(), ns.clone());
-                // Plugin calls block: run them on the blocking pool.
-                let review = tokio::task::spawn_blocking(move || {
+                let budget = crate::calls::admission_budget(&set);
+                let review = crate::calls::on_pool(&ctx.registry, budget, move || {
                     let sources = CachedSources {
                         sessions: &sessions,
                         templates: &templates,
                     };
                     crate::admission::review(&set, &sources, true, &n, &namespace, &spec, labels)
                 })
-                .await
-                .map_err(|e| Error::Other(format!("admission panicked: {e}")))?;
+                .await?;
                 let now = now_string();
                 match review {
                     Review::Allowed {
