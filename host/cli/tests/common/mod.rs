@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod webhook;
+
 /// A `vdi cluster` process and its kubeconfig.
 pub struct ClusterProcess {
     child: Child,

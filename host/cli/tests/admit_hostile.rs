@@ -1,0 +1,201 @@
+//! The hostile admission plugin, each of its blocking and flooding attacks, judged the two ways a
+//! cluster asks: the embedded control plane's in-process hook (a create through the API) and the
+//! operator's validating webhook (an `AdmissionReview` over HTTP). Blocking attacks end in the
+//! plugin's time limit with a clear refusal; floods still decide; the platform serves the next
+//! request every time.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::webhook::post_review;
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use serde_json::json;
+use vdi_cli::platform::{Platform, PlatformOptions};
+use vdi_cluster::SimulatedNodes;
+use vdi_crd::{PluginPhase, VDIPlugin, VDISession};
+use vdi_operator::OperatorConfig;
+
+/// The hostile plugin's time limit.
+const LIMIT_MS: u32 = 50;
+
+async fn start(dir: &tempfile::TempDir) -> Platform {
+    let guests = common::guests();
+    Platform::start(PlatformOptions {
+        data_dir: dir.path().to_owned(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        nodes: SimulatedNodes {
+            count: 1,
+            slices_per_gpu: 8,
+            ..SimulatedNodes::default()
+        },
+        plugins_dir: Some(guests.clone()),
+        cache_dir: Some(guests.join("../../test-compile-cache")),
+        operator: Some(OperatorConfig {
+            sweep_every: Duration::from_secs(3600),
+            http_listen: Some("127.0.0.1:0".parse().unwrap()),
+            ..OperatorConfig::default()
+        }),
+        admission_hook: true,
+    })
+    .await
+    .expect("start the platform")
+}
+
+fn session(name: &str) -> serde_json::Value {
+    json!({
+        "apiVersion": "vdi.dev/v1alpha1",
+        "kind": "VDISession",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"user": {"name": "alice", "groups": ["staff"]}, "template": "ubuntu-cpu"},
+    })
+}
+
+/// Applies the hostile plugin in `mode` and waits until the operator serves that mode.
+async fn hostile(client: &Client, digest: &str, mode: &str) {
+    let plugins: Api<VDIPlugin> = Api::all(client.clone());
+    let spec = json!({
+        "apiVersion": "vdi.dev/v1alpha1", "kind": "VDIPlugin", "metadata": {"name": "hostile"},
+        "spec": {"hook": "admission", "source": {"upload": {}}, "sha256": digest,
+                 "settings": {"mode": mode}, "order": 5, "failurePolicy": "Fail",
+                 "timeoutMs": LIMIT_MS},
+    });
+    plugins
+        .patch(
+            "hostile",
+            &PatchParams::apply("test").force(),
+            &Patch::Apply(&spec),
+        )
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let p = plugins.get("hostile").await.unwrap();
+        let served = p.status.as_ref().is_some_and(|s| {
+            s.phase == Some(PluginPhase::Ready) && s.observed_generation == p.metadata.generation
+        });
+        if served {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "hostile/{mode} never loaded: {p:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hostile_admission_plugins_through_the_in_process_hook_and_the_webhook() {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = start(&dir).await;
+    let client = platform.client.clone();
+    let addr = platform.operator.as_ref().unwrap().http_addr().unwrap();
+    let bytes = std::fs::read(common::guests().join("vdi_hostile.wasm")).unwrap();
+    let digest = platform
+        .registry
+        .fetcher()
+        .store()
+        .put(&bytes)
+        .await
+        .unwrap()
+        .digest
+        .to_string();
+    let sessions: Api<VDISession> = Api::namespaced(client.clone(), "default");
+
+    for (i, (mode, blocks)) in [
+        ("sleep-forever", true),
+        ("sleep-then-loop", true),
+        ("loop", true),
+        ("stdout-flood", false),
+        ("stderr-panic", false),
+        ("log-flood", false),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        hostile(&client, &digest, mode).await;
+        let name = format!("s-{i}");
+        let obj = session(&name);
+
+        // In-process hook: a create through the API.
+        let started = Instant::now();
+        let created = sessions
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(obj.clone()).unwrap(),
+            )
+            .await;
+        let took = started.elapsed();
+        println!(
+            "{mode}: in-process hook answered in {took:?}: {:?}",
+            created.as_ref().err()
+        );
+        assert!(took < Duration::from_secs(5), "{mode}: took {took:?}");
+        match (mode, created) {
+            (_, Err(kube::Error::Api(e))) if blocks => {
+                assert_eq!(e.code, 403, "{mode}: {e:?}");
+                assert!(
+                    e.message.contains("plugin hostile failed")
+                        && e.message.contains("timed out after 50ms"),
+                    "{mode}: {}",
+                    e.message
+                );
+            }
+            ("stderr-panic", Err(kube::Error::Api(e))) => {
+                assert_eq!(e.code, 403, "{e:?}");
+                assert!(e.message.contains("panics after a flood"), "{}", e.message);
+            }
+            ("stdout-flood" | "log-flood", Ok(_)) => {}
+            (_, other) => panic!("{mode}: unexpected {other:?}"),
+        }
+
+        // Webhook: the same session as an AdmissionReview.
+        let started = Instant::now();
+        let answer = post_review(addr, "/validate", "alice", &["staff"], obj).await;
+        let took = started.elapsed();
+        let response = &answer["response"];
+        println!("{mode}: webhook answered in {took:?}: {response}");
+        assert!(took < Duration::from_secs(5), "{mode}: took {took:?}");
+        let message = response["status"]["message"].as_str().unwrap_or_default();
+        match mode {
+            _ if blocks => {
+                assert_eq!(response["allowed"], false, "{mode}: {answer}");
+                assert!(
+                    message.contains("timed out after 50ms"),
+                    "{mode}: {message}"
+                );
+            }
+            "stderr-panic" => {
+                assert_eq!(response["allowed"], false, "{answer}");
+                assert!(message.contains("panics after a flood"), "{message}");
+            }
+            _ => assert_eq!(response["allowed"], true, "{mode}: {answer}"),
+        }
+    }
+
+    // The platform still serves: with the hostile plugin gone, a session is admitted.
+    Api::<VDIPlugin>::all(client.clone())
+        .delete("hostile", &Default::default())
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = sessions
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(session("after")).unwrap(),
+            )
+            .await;
+        match r {
+            Ok(_) => break,
+            Err(e) if Instant::now() < deadline => {
+                println!("not yet: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("the platform no longer admits: {e}"),
+        }
+    }
+    platform.stop().await;
+}
