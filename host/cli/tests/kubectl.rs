@@ -489,4 +489,13 @@ fn the_deploy_kustomization_builds_with_every_part() {
     ] {
         assert!(yaml.contains(name), "no CRD {name}");
     }
+    // The sessions' namespace enforces Pod Security `restricted` as a backstop.
+    let sessions_ns = yaml
+        .split("\n---\n")
+        .find(|doc| doc.contains("kind: Namespace") && doc.contains("name: vdi-sessions"))
+        .expect("a vdi-sessions Namespace");
+    assert!(
+        sessions_ns.contains("pod-security.kubernetes.io/enforce: restricted"),
+        "{sessions_ns}"
+    );
 }
