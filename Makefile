@@ -17,6 +17,7 @@ up: plugins
 	$(CARGO) run --quiet -p vdi-cli -- up --plugins-dir $(PLUGINS_OUT)
 
 test: lint plugins
+	cd plugins && CARGO_TARGET_DIR=$(VDI_PLUGINS_TARGET_DIR) $(CARGO) test --quiet
 	$(CARGO) nextest run --workspace --no-fail-fast
 
 setup:

@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use vdi_plugin_sdk::{FieldError, Placement, PluginError, SessionRequest, Template, TemplateInfo};
+use vdi_plugin_sdk::{
+    FieldError, Placement, PluginError, PluginSettings, SessionRequest, Template, TemplateInfo,
+};
 
 /// Default streamer image.
 pub const DEFAULT_STREAMER_IMAGE: &str = "ghcr.io/vdi-platform/vdi-streamer:0.1.0";
@@ -89,37 +91,31 @@ struct TemplateSettings {
     env: BTreeMap<String, String>,
 }
 
-impl Settings {
-    /// Parses and validates settings JSON (empty means defaults).
-    pub fn parse(json: &str) -> Result<Self, FieldError> {
-        let s: Self = if json.trim().is_empty() {
-            Self::default()
-        } else {
-            serde_json::from_str(json).map_err(|e| FieldError::new("settings", e.to_string()))?
-        };
-        if s.run_as_user == 0 {
+impl PluginSettings for Settings {
+    fn validate(&self) -> Result<(), FieldError> {
+        if self.run_as_user == 0 {
             return Err(FieldError::new(
                 "runAsUser",
                 "sessions never run as root (uid 0)",
             ));
         }
-        if !s.path_prefix.starts_with('/') || s.path_prefix.ends_with('/') {
+        if !self.path_prefix.starts_with('/') || self.path_prefix.ends_with('/') {
             return Err(FieldError::new(
                 "pathPrefix",
                 "must start with '/' and not end with '/'",
             ));
         }
-        if s.streamer_port == 0 {
+        if self.streamer_port == 0 {
             return Err(FieldError::new("streamerPort", "must be greater than 0"));
         }
-        if s.entry_points.is_empty() {
+        if self.entry_points.is_empty() {
             return Err(FieldError::new(
                 "entryPoints",
                 "must name at least one entry point",
             ));
         }
-        check_quantity("homeSize", &s.home_size)?;
-        Ok(s)
+        check_quantity("homeSize", &self.home_size)?;
+        Ok(())
     }
 }
 
@@ -329,8 +325,7 @@ impl Desktop {
 
 impl Template for Desktop {
     fn configure(settings: &str) -> Result<String, FieldError> {
-        let parsed = Settings::parse(settings)?;
-        serde_json::to_string(&parsed).map_err(|e| FieldError::new("settings", e.to_string()))
+        Settings::normalise(settings)
     }
 
     fn render(

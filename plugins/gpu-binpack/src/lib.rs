@@ -8,8 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 use vdi_plugin_sdk::{
-    FieldError, Gpu, Node, Placement, PlacementDecision, PluginError, Resources, Scheduler,
-    SessionRequest,
+    FieldError, Gpu, Node, Placement, PlacementDecision, PluginError, PluginSettings, Resources,
+    Scheduler, SessionRequest,
 };
 
 /// Default sessions per GPU (time-slice density).
@@ -34,18 +34,12 @@ impl Default for Settings {
     }
 }
 
-impl Settings {
-    /// Parses and validates settings JSON (empty means defaults).
-    pub fn parse(json: &str) -> Result<Self, FieldError> {
-        let settings: Self = if json.trim().is_empty() {
-            Self::default()
-        } else {
-            serde_json::from_str(json).map_err(|e| FieldError::new("settings", e.to_string()))?
-        };
-        if settings.slices_per_gpu == 0 {
+impl PluginSettings for Settings {
+    fn validate(&self) -> Result<(), FieldError> {
+        if self.slices_per_gpu == 0 {
             return Err(FieldError::new("slicesPerGpu", "must be greater than 0"));
         }
-        Ok(settings)
+        Ok(())
     }
 }
 
@@ -229,8 +223,7 @@ fn commit(nodes: &mut [Node], p: &Placement, r: &Resources) {
 
 impl Scheduler for GpuBinpack {
     fn configure(settings: &str) -> Result<String, FieldError> {
-        let parsed = Settings::parse(settings)?;
-        serde_json::to_string(&parsed).map_err(|e| FieldError::new("settings", e.to_string()))
+        Settings::normalise(settings)
     }
 
     fn place(

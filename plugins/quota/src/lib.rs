@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use vdi_plugin_sdk::{
-    Admission, AdmissionContext, FieldError, Operation, PluginError, SessionRequest, Verdict,
+    Admission, AdmissionContext, FieldError, Operation, PluginError, PluginSettings,
+    SessionRequest, Verdict,
 };
 
 /// Default number of active sessions per user.
@@ -48,36 +49,30 @@ impl Default for Settings {
     }
 }
 
-impl Settings {
-    /// Parses and validates settings JSON (empty means defaults).
-    pub fn parse(json: &str) -> Result<Self, FieldError> {
-        let settings: Self = if json.trim().is_empty() {
-            Self::default()
-        } else {
-            serde_json::from_str(json).map_err(|e| FieldError::new("settings", e.to_string()))?
-        };
-        if settings.max_timeout_seconds == 0 {
+impl PluginSettings for Settings {
+    fn validate(&self) -> Result<(), FieldError> {
+        if self.max_timeout_seconds == 0 {
             return Err(FieldError::new(
                 "maxTimeoutSeconds",
                 "must be greater than 0",
             ));
         }
-        if settings.default_timeout_seconds == 0 {
+        if self.default_timeout_seconds == 0 {
             return Err(FieldError::new(
                 "defaultTimeoutSeconds",
                 "must be greater than 0",
             ));
         }
-        if settings.default_timeout_seconds > settings.max_timeout_seconds {
+        if self.default_timeout_seconds > self.max_timeout_seconds {
             return Err(FieldError::new(
                 "defaultTimeoutSeconds",
                 format!(
                     "{} exceeds maxTimeoutSeconds {}",
-                    settings.default_timeout_seconds, settings.max_timeout_seconds
+                    self.default_timeout_seconds, self.max_timeout_seconds
                 ),
             ));
         }
-        Ok(settings)
+        Ok(())
     }
 }
 
@@ -152,8 +147,7 @@ impl Quota {
 
 impl Admission for Quota {
     fn configure(settings: &str) -> Result<String, FieldError> {
-        let parsed = Settings::parse(settings)?;
-        serde_json::to_string(&parsed).map_err(|e| FieldError::new("settings", e.to_string()))
+        Settings::normalise(settings)
     }
 
     fn review(

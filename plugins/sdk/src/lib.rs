@@ -8,11 +8,13 @@
 
 #[cfg(target_arch = "wasm32")]
 pub mod arena;
+mod settings;
 pub mod types;
 #[cfg(target_arch = "wasm32")]
 #[doc(hidden)]
 pub mod wasm;
 
+pub use settings::PluginSettings;
 pub use types::*;
 
 /// Every guest built with this SDK allocates from a bump arena: instances live for one decision.
