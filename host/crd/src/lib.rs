@@ -3,7 +3,8 @@
 //! It owns the Rust types of `VDISession`, `VDITemplate` and `VDIPlugin` (from which the CRD
 //! YAML in `deploy/crds/` is generated), the parsing of session timeouts, and the session phase
 //! machine: a pure function of (session, observed objects, clock) that says what the operator
-//! does next. It performs no I/O and knows nothing of plugins' WebAssembly or of HTTP.
+//! does next ([`phase`]), and the status each step's outcome leaves ([`status`]). It performs no
+//! I/O and knows nothing of plugins' WebAssembly or of HTTP.
 
 mod duration;
 mod kinds;
@@ -11,6 +12,7 @@ pub mod phase;
 mod plugin;
 pub mod quantity;
 mod session;
+pub mod status;
 mod template;
 
 pub use duration::{DurationError, format_duration, parse_duration};
@@ -23,6 +25,7 @@ pub use session::{
     AdmittedSpec, Condition, DecisionRecord, EffectiveResources, ObjectRecord, SessionPhase,
     SessionResources, SessionUser, VDISession, VDISessionSpec, VDISessionStatus,
 };
+pub use status::Outcome;
 pub use template::{LocalRef, VDITemplate, VDITemplateSpec};
 
 use kube::CustomResourceExt;

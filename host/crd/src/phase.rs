@@ -152,6 +152,21 @@ pub enum Step {
     Wait(Option<Duration>),
 }
 
+/// First retry of an unschedulable session when nothing wakes it sooner.
+pub const UNSCHEDULABLE_RETRY_MIN: Duration = Duration::from_secs(1);
+/// Longest wait between retries of an unschedulable session.
+pub const UNSCHEDULABLE_RETRY_MAX: Duration = Duration::from_secs(60);
+
+/// When `Schedule` is due again for a session unschedulable since `since`: after half the time
+/// it has waited, within [`UNSCHEDULABLE_RETRY_MIN`, `UNSCHEDULABLE_RETRY_MAX`]. Freed capacity
+/// wakes it at once anyway.
+pub fn unschedulable_retry(since: Option<Timestamp>, now: Timestamp) -> Duration {
+    let waited = since
+        .and_then(|t| Duration::try_from(now.duration_since(t)).ok())
+        .unwrap_or_default();
+    (waited / 2).clamp(UNSCHEDULABLE_RETRY_MIN, UNSCHEDULABLE_RETRY_MAX)
+}
+
 /// Parses an RFC 3339 time from a status field.
 pub fn parse_time(text: &str) -> Option<Timestamp> {
     text.parse().ok()
@@ -303,6 +318,18 @@ mod tests {
             step(&running, &pod(true)),
             Step::Wait(Some(Duration::from_secs(3600))),
             "requeues for its expiry"
+        );
+    }
+
+    #[test]
+    fn unschedulable_retries_back_off_within_bounds() {
+        let ago = |secs: i64| Some(now() - jiff::SignedDuration::from_secs(secs));
+        assert_eq!(unschedulable_retry(None, now()), UNSCHEDULABLE_RETRY_MIN);
+        assert_eq!(unschedulable_retry(ago(1), now()), UNSCHEDULABLE_RETRY_MIN);
+        assert_eq!(unschedulable_retry(ago(20), now()), Duration::from_secs(10));
+        assert_eq!(
+            unschedulable_retry(ago(3600), now()),
+            UNSCHEDULABLE_RETRY_MAX
         );
     }
 

@@ -66,6 +66,17 @@ pub enum HookKind {
     Template,
 }
 
+impl HookKind {
+    /// Its name as stored (`spec.hook`, `status.decisions[].hook`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Admission => "admission",
+            Self::Scheduler => "scheduler",
+            Self::Template => "template",
+        }
+    }
+}
+
 /// Where a module comes from. Exactly one field is set.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
