@@ -95,9 +95,21 @@ pub(crate) enum Gate {
 }
 
 impl LogGate {
-    /// Whether one more line may be logged now.
-    pub(crate) fn admit(&self) -> Gate {
-        self.admit_at(Instant::now())
+    /// Whether one more line of `plugin`'s may be logged now; the first line let through after
+    /// some were dropped is preceded by a warning saying how many.
+    pub(crate) fn pass(&self, plugin: &str) -> bool {
+        match self.admit_at(Instant::now()) {
+            Gate::Drop => false,
+            Gate::Pass { suppressed: 0 } => true,
+            Gate::Pass { suppressed } => {
+                tracing::warn!(
+                    plugin,
+                    suppressed,
+                    "plugin log lines dropped by the rate limit"
+                );
+                true
+            }
+        }
     }
 
     fn admit_at(&self, now: Instant) -> Gate {

@@ -14,7 +14,7 @@ use crate::bindings::{host, types as wit};
 use crate::deadline::{CallClock, DeadlineExceeded};
 use crate::digest::Digest;
 use crate::error::{CallError, LoadError};
-use crate::guestlog::{CallLog, Gate, LogGate, MAX_LOG_LINE, truncate};
+use crate::guestlog::{CallLog, LogGate, MAX_LOG_LINE, truncate};
 use crate::metrics::PluginMetrics;
 use crate::render::RenderPolicy;
 use crate::stdio::{CappedOutput, Captured};
@@ -111,16 +111,8 @@ impl host::Host for State {
         let Some(message) = self.log.admit(&message) else {
             return;
         };
-        match self.gate.admit() {
-            Gate::Drop => return,
-            Gate::Pass { suppressed: 0 } => {}
-            Gate::Pass { suppressed } => {
-                tracing::warn!(
-                    plugin,
-                    suppressed,
-                    "plugin log lines dropped by the rate limit"
-                );
-            }
+        if !self.gate.pass(plugin) {
+            return;
         }
         match level {
             host::LogLevel::Trace => tracing::trace!(plugin, "{message}"),
@@ -519,16 +511,8 @@ impl Plugin {
         for (stream, captured) in [("stdout", stdout), ("stderr", stderr)] {
             let text = captured.text();
             for line in text.lines().filter(|l| !l.is_empty()) {
-                match self.inner.gate.admit() {
-                    Gate::Drop => continue,
-                    Gate::Pass { suppressed: 0 } => {}
-                    Gate::Pass { suppressed } => {
-                        tracing::warn!(
-                            plugin,
-                            suppressed,
-                            "plugin log lines dropped by the rate limit"
-                        );
-                    }
+                if !self.inner.gate.pass(plugin) {
+                    continue;
                 }
                 let line = truncate(line, MAX_LOG_LINE);
                 if stream == "stdout" {

@@ -90,12 +90,8 @@ impl PluginPool {
         limit: Duration,
         job: impl FnOnce() -> R + Send + 'static,
     ) -> Result<R, PoolError> {
-        let permit = self
-            .slots
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| PoolError::Closed)?;
+        let permit = self.slots.clone().acquire_owned().await;
+        let permit = permit.map_err(|_| PoolError::Closed)?;
         let (tx, answer) = oneshot::channel();
         self.submit(permit, job, move |result| {
             // The caller may have given up (watchdog); nothing to do then.
@@ -116,11 +112,8 @@ impl PluginPool {
         limit: Duration,
         job: impl FnOnce() -> R + Send + 'static,
     ) -> Result<R, PoolError> {
-        let permit = self
-            .slots
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| PoolError::Saturated(self.capacity))?;
+        let permit = self.slots.clone().try_acquire_owned();
+        let permit = permit.map_err(|_| PoolError::Saturated(self.capacity))?;
         let (tx, answer) = sync_channel(1);
         self.submit(permit, job, move |result| {
             let _ = tx.send(result);

@@ -1,11 +1,18 @@
 //! Runs `vdi cluster` as a separate process for tests that need a real server process (the
 //! real `kubectl`, crash tests).
 
-#![allow(dead_code, reason = "each test file uses a different part")]
+#![allow(
+    dead_code,
+    unused_imports,
+    reason = "each test file uses a different part"
+)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use vdi_testkit::compile_cache;
+pub use vdi_testkit::{guests, repo_root};
 
 pub mod webhook;
 
@@ -23,10 +30,10 @@ impl ClusterProcess {
     }
 
     /// Starts `vdi up` (control plane, two simulated nodes, default plugins, operator) with the
-    /// guest plugins built by [`guests`]; waits for the kubeconfig, written once all is up.
+    /// guest plugins built from source; waits for the kubeconfig, written once all is up.
     pub fn up(data_dir: &Path) -> Self {
         let plugins = guests();
-        let cache = plugins.join("../../test-compile-cache");
+        let cache = compile_cache();
         Self::start_command(
             data_dir,
             &[
@@ -82,11 +89,6 @@ impl Drop for ClusterProcess {
     }
 }
 
-/// The repository root.
-pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 /// The real kubectl: `$VDI_KUBECTL`, or the one `scripts/setup.sh` installs.
 pub fn kubectl_path() -> PathBuf {
     let path = std::env::var_os("VDI_KUBECTL").map_or_else(
@@ -99,24 +101,4 @@ pub fn kubectl_path() -> PathBuf {
         path.display()
     );
     path
-}
-
-/// Builds the guest plugins (wasm32-wasip2, release) once per test process and returns the
-/// directory holding the `.wasm` files.
-pub fn guests() -> &'static PathBuf {
-    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = repo_root().join("plugins");
-        let target = std::env::var_os("VDI_PLUGINS_TARGET_DIR")
-            .map_or_else(|| dir.join("target"), PathBuf::from);
-        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args(["build", "--release", "--quiet", "--target", "wasm32-wasip2"])
-            .current_dir(&dir)
-            .env("CARGO_TARGET_DIR", &target)
-            .env_remove("RUSTFLAGS")
-            .status()
-            .expect("run cargo to build the guest plugins");
-        assert!(status.success(), "building the guest plugins failed");
-        target.join("wasm32-wasip2/release")
-    })
 }

@@ -1,0 +1,72 @@
+//! What every host test suite needs from the repository: its root, and the guest plugins in
+//! `plugins/` built from source for wasm32-wasip2 (once per test process; cargo makes repeat
+//! builds a no-op), with the compile cache the suites share.
+//!
+//! A dev-dependency only, of any host crate (it depends on none of them, so it makes no cycle).
+//! It must not hold fixtures of one crate's types: those stay in that crate's `tests/common`.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// `plugins/` at the repository root.
+pub fn plugins_dir() -> PathBuf {
+    repo_root().join("plugins")
+}
+
+/// Builds every guest in `plugins/` for wasm32-wasip2 (release, into `$VDI_PLUGINS_TARGET_DIR`
+/// or `plugins/target`) and returns the directory holding the `.wasm` files.
+pub fn guests() -> &'static PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = plugins_dir();
+        let target = std::env::var_os("VDI_PLUGINS_TARGET_DIR")
+            .map_or_else(|| dir.join("target"), PathBuf::from);
+        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["build", "--release", "--quiet", "--target", "wasm32-wasip2"])
+            .current_dir(&dir)
+            .env("CARGO_TARGET_DIR", &target)
+            .env_remove("RUSTFLAGS")
+            .status()
+            .expect("run cargo to build the guest plugins");
+        assert!(status.success(), "building the guest plugins failed");
+        target.join("wasm32-wasip2/release")
+    })
+}
+
+/// The bytes of guest `crate_name` (e.g. `vdi_quota`), built by [`guests`].
+pub fn wasm(crate_name: &str) -> Vec<u8> {
+    let path = guests().join(format!("{crate_name}.wasm"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+/// The plugin runtime's compile cache shared by all test processes, so each guest is compiled
+/// once per engine configuration.
+pub fn compile_cache() -> PathBuf {
+    guests().join("../../test-compile-cache")
+}
+
+/// Builds the JavaScript or Python quota plugin (`quota-js`, `quota-py`) with its build script
+/// (which skips an up-to-date build) and returns its bytes. The tools come from
+/// `scripts/setup.sh`.
+pub fn foreign_quota(dir: &str) -> Vec<u8> {
+    let script = plugins_dir().join(dir).join("build.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .output()
+        .expect("run build script");
+    assert!(
+        out.status.success(),
+        "{} failed (run scripts/setup.sh to install the JS and Python tool chains):\n{}{}",
+        script.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let path = plugins_dir().join(dir).join("out/quota.wasm");
+    std::fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
