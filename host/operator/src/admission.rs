@@ -2,19 +2,16 @@
 //! mutating webhook (real clusters), the embedded control plane's in-process hook, and the
 //! session controller (which records the decisions in the session's status).
 
-use std::time::Duration;
-
 use serde_json::Value;
 use vdi_crd::{
-    AdmittedSpec, DecisionRecord, SessionPhase, SessionResources, SessionUser, VDISession,
-    VDISessionSpec, VDITemplateSpec, format_duration, parse_duration,
+    AdmittedSpec, DecisionRecord, SessionPhase, SessionUser, VDISession, VDISessionSpec,
+    VDITemplateSpec,
 };
-use vdi_plugin_host::types::{
-    ActiveSession, AdmissionContext, Resources, SessionRequest, SessionSpec, UserInfo,
-};
-use vdi_plugin_host::{ChainVerdict, DecisionOutcome};
+use vdi_plugin_host::ChainVerdict;
+use vdi_plugin_host::types::AdmissionContext;
 
 use crate::registry::PluginSet;
+use crate::wit;
 
 /// Groups whose members may create sessions for other users by default (cluster admins and
 /// session admins).
@@ -109,111 +106,6 @@ pub enum Review {
     },
 }
 
-fn to_wit_resources(r: vdi_crd::EffectiveResources) -> Resources {
-    Resources {
-        gpu_slices: r.gpu_slices,
-        gpu_memory_mib: r.gpu_memory_mib,
-        cpu_millis: r.cpu_millis,
-        memory_mib: r.memory_mib,
-        video_encoder: r.video_encoder,
-    }
-}
-
-fn from_wit_resources(r: &Resources) -> vdi_crd::EffectiveResources {
-    vdi_crd::EffectiveResources {
-        gpu_slices: r.gpu_slices,
-        gpu_memory_mib: r.gpu_memory_mib,
-        cpu_millis: r.cpu_millis,
-        memory_mib: r.memory_mib,
-        video_encoder: r.video_encoder,
-    }
-}
-
-/// The plugin-facing request for a session (resources with the template's defaults).
-pub fn session_request(
-    name: &str,
-    namespace: &str,
-    spec: &VDISessionSpec,
-    labels: Vec<(String, String)>,
-    template: Option<&VDITemplateSpec>,
-) -> Result<SessionRequest, String> {
-    let resources = spec
-        .resources
-        .clone()
-        .unwrap_or_default()
-        .effective(template.and_then(|t| t.resources.as_ref()));
-    let timeout_seconds = match &spec.timeout {
-        Some(t) => parse_duration(t).map_err(|e| format!("spec.timeout: {e}"))?,
-        None => 0,
-    };
-    Ok(SessionRequest {
-        name: name.to_owned(),
-        namespace: namespace.to_owned(),
-        spec: SessionSpec {
-            user: UserInfo {
-                name: spec.user.name.clone(),
-                groups: spec.user.groups.clone(),
-            },
-            template: spec.template.clone(),
-            resources: to_wit_resources(resources),
-            timeout_seconds,
-            labels,
-        },
-    })
-}
-
-/// The request the plugins see for a session already admitted (scheduling, rendering).
-pub fn admitted_request(session: &VDISession, admitted: &AdmittedSpec) -> SessionRequest {
-    SessionRequest {
-        name: session.metadata.name.clone().unwrap_or_default(),
-        namespace: session.metadata.namespace.clone().unwrap_or_default(),
-        spec: SessionSpec {
-            user: UserInfo {
-                name: session.spec.user.name.clone(),
-                groups: session.spec.user.groups.clone(),
-            },
-            template: admitted.template.clone(),
-            resources: to_wit_resources(admitted.resources),
-            timeout_seconds: admitted.timeout_seconds,
-            labels: labels_of(session.metadata.labels.as_ref()),
-        },
-    }
-}
-
-/// Labels as the plugins take them (sorted pairs).
-pub fn labels_of(
-    labels: Option<&std::collections::BTreeMap<String, String>>,
-) -> Vec<(String, String)> {
-    labels
-        .into_iter()
-        .flatten()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
-}
-
-fn record(d: &vdi_plugin_host::Decision) -> DecisionRecord {
-    let (outcome, message) = match &d.outcome {
-        DecisionOutcome::Allowed => ("Allowed", String::new()),
-        DecisionOutcome::Denied(r) => ("Denied", r.clone()),
-        DecisionOutcome::Mutated => ("Mutated", String::new()),
-        DecisionOutcome::Skipped(e) => ("Skipped", e.to_string()),
-        DecisionOutcome::Failed(e) => ("Failed", e.to_string()),
-    };
-    DecisionRecord {
-        hook: "admission".into(),
-        plugin: d.plugin.clone(),
-        digest: d.digest.clone(),
-        outcome: outcome.into(),
-        message,
-        latency_micros: duration_micros(d.latency),
-    }
-}
-
-/// A duration in whole microseconds.
-pub fn duration_micros(d: Duration) -> u64 {
-    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
-}
-
 /// Runs the chain in `set` over a session request.
 pub fn review(
     set: &PluginSet,
@@ -238,7 +130,7 @@ pub fn review(
             ),
         );
     };
-    let request = match session_request(name, namespace, spec, labels, Some(&template)) {
+    let request = match wit::session_request(name, namespace, spec, labels, Some(&template)) {
         Ok(r) => r,
         Err(e) => return deny("Invalid", e),
     };
@@ -246,49 +138,23 @@ pub fn review(
         .sessions_of(&spec.user.name)
         .into_iter()
         .filter(|(ns, n, _, phase)| !phase.is_final() && (ns != namespace || n != name))
-        .map(|(_, n, s, _)| ActiveSession {
-            name: n,
-            template: s.template.clone(),
-            resources: to_wit_resources(
-                s.resources.unwrap_or_default().effective(
-                    sources
-                        .template(&s.template)
-                        .and_then(|t| t.resources)
-                        .as_ref(),
-                ),
-            ),
-        })
+        .map(|(_, n, s, _)| wit::active_session(n, &s, sources.template(&s.template).as_ref()))
         .collect();
     let context = AdmissionContext {
-        operation: if create {
-            vdi_plugin_host::types::Operation::Create
-        } else {
-            vdi_plugin_host::types::Operation::Update
-        },
+        operation: wit::operation(create),
         active_sessions,
     };
     let outcome = set
         .chain_for(&spec.template, namespace)
         .review(&request, &context);
-    let decisions: Vec<DecisionRecord> = outcome.decisions.iter().map(record).collect();
+    let decisions: Vec<DecisionRecord> =
+        outcome.decisions.iter().map(wit::decision_record).collect();
     match outcome.verdict {
         ChainVerdict::Allowed { spec: admitted, .. } => {
-            let resources = from_wit_resources(&admitted.resources);
-            let mut out = spec.clone();
-            out.template = admitted.template.clone();
-            if admitted.timeout_seconds > 0 {
-                out.timeout = Some(format_duration(admitted.timeout_seconds));
-            }
-            if admitted.resources != request.spec.resources {
-                out.resources = Some(SessionResources::from(resources));
-            }
+            let (spec, admitted) = wit::admitted_spec(spec, &request.spec.resources, admitted);
             Review::Allowed {
-                spec: out,
-                admitted: AdmittedSpec {
-                    template: admitted.template,
-                    resources,
-                    timeout_seconds: admitted.timeout_seconds,
-                },
+                spec,
+                admitted,
                 decisions,
             }
         }
@@ -385,7 +251,7 @@ impl Admission<'_> {
         )?;
         let name = session.metadata.name.clone().unwrap_or_default();
         let namespace = session.metadata.namespace.clone().unwrap_or_default();
-        let labels = labels_of(session.metadata.labels.as_ref());
+        let labels = wit::labels_of(session.metadata.labels.as_ref());
         match review(
             self.set,
             self.sources,

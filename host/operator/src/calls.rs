@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
+use crate::error::Result;
 use crate::registry::{PluginSet, Registry};
-use crate::session::Error;
 
 /// How long compiling one module may take before its caller gives up (a cold Python component
 /// takes seconds in a release build, tens of seconds in a debug one).
@@ -15,13 +15,13 @@ pub(crate) async fn on_pool<R: Send + 'static>(
     registry: &Registry,
     limit: Duration,
     job: impl FnOnce() -> R + Send + 'static,
-) -> Result<R, Error> {
-    registry
-        .runtime()
-        .pool()
-        .run(limit, job)
-        .await
-        .map_err(|e| Error::Other(e.to_string()))
+) -> Result<R> {
+    Ok(registry.runtime().pool().run(limit, job).await?)
+}
+
+/// A duration in whole microseconds (for decision records).
+pub(crate) fn duration_micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// The longest an admission review over `set` can take (every admission plugin's limit, twice:

@@ -17,10 +17,10 @@ use vdi_crd::{VDISession, VDITemplate};
 use vdi_plugin_host::Digest;
 
 use crate::admission::AdmissionSettings;
+use crate::context::CachedSources;
 use crate::metrics::OperatorMetrics;
 use crate::modules::MAX_MODULE_BYTES;
 use crate::registry::Registry;
-use crate::session::CachedSources;
 use crate::webhook::answer_review;
 
 /// What the endpoints need.

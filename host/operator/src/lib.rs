@@ -9,6 +9,9 @@
 
 pub mod admission;
 mod calls;
+mod context;
+mod discovery;
+mod error;
 mod http;
 pub mod inventory;
 pub mod leader;
@@ -20,6 +23,7 @@ pub mod scheduler;
 pub mod session;
 pub mod sweep;
 pub mod webhook;
+mod wit;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -39,6 +43,7 @@ use vdi_crd::{SESSION_UID_LABEL, VDISession, VDITemplate};
 
 pub use admission::{Admission, AdmissionSettings, AdmissionSources, Refusal, Requester};
 pub use calls::admission_budget;
+pub use error::{Error, Result};
 pub use leader::LeaseSettings;
 pub use metrics::OperatorMetrics;
 pub use modules::{Fetcher, ModuleStore, Stored};
@@ -126,7 +131,7 @@ impl Operator {
         client: Client,
         registry: Arc<Registry>,
         config: OperatorConfig,
-    ) -> anyhow::Result<Self> {
+    ) -> Result<Self> {
         let metrics = Arc::new(OperatorMetrics::default());
         let (shutdown, shutdown_rx) = watch::channel(false);
         // Without leader election this replica is the only one, so it leads from the start.
@@ -159,9 +164,13 @@ impl Operator {
                 upload_token: config.upload_token.as_deref().map(Arc::from),
                 admission: Arc::new(config.admission.clone()),
             };
-            let listener = std::net::TcpListener::bind(listen)?;
-            listener.set_nonblocking(true)?;
-            http_addr = Some(listener.local_addr()?);
+            let listen_error = |source| Error::Listen {
+                addr: listen,
+                source,
+            };
+            let listener = std::net::TcpListener::bind(listen).map_err(listen_error)?;
+            listener.set_nonblocking(true).map_err(listen_error)?;
+            http_addr = Some(listener.local_addr().map_err(listen_error)?);
             let app = http::router(state).into_make_service();
             let mut stop = shutdown_rx.clone();
             let handle = axum_server::Handle::new();
@@ -356,7 +365,7 @@ async fn run_controllers(shared: Shared, stop: watch::Receiver<bool>) {
         recorder: Recorder::new(client.clone(), reporter),
         metrics,
         settings: config.session.clone(),
-        kinds: Mutex::default(),
+        discovery: discovery::Discovery::new(client.clone()),
         waiting: Mutex::default(),
         written: Mutex::default(),
         wake,

@@ -19,12 +19,15 @@ use vdi_plugin_host::Digest;
 
 pub use store::{ModuleStore, Stored};
 
+use crate::Error;
+
 /// Largest module any source may deliver.
 pub const MAX_MODULE_BYTES: usize = 64 << 20;
 /// How long an `https://` download may take.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Why a module could not be fetched.
+/// Why a module could not be fetched. Fetching and the upload store answer with it (their
+/// callers tell its cases apart); elsewhere it travels as [`Error::Fetch`].
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     /// The source is not usable as written.
@@ -99,20 +102,23 @@ impl Fetcher {
         store: ModuleStore,
         client: kube::Client,
         extra_ca_pem: Option<&[u8]>,
-    ) -> anyhow::Result<Self> {
+    ) -> crate::Result<Self> {
         let mut roots = rustls::RootCertStore::empty();
         let native = rustls_native_roots();
         roots.add_parsable_certificates(native);
         if let Some(pem) = extra_ca_pem {
             use rustls::pki_types::CertificateDer;
             use rustls::pki_types::pem::PemObject as _;
+            let invalid = |e: &dyn std::fmt::Display| Error::Config(format!("extra CA: {e}"));
             for cert in CertificateDer::pem_slice_iter(pem) {
-                roots.add(cert?)?;
+                let cert = cert.map_err(|e| invalid(&e))?;
+                roots.add(cert).map_err(|e| invalid(&e))?;
             }
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()?
+            .with_safe_default_protocol_versions()
+            .map_err(|e| Error::Config(format!("TLS: {e}")))?
             .with_root_certificates(roots)
             .with_no_client_auth();
         let connector = hyper_rustls::HttpsConnectorBuilder::new()

@@ -1,68 +1,24 @@
-//! A session's Kubernetes objects: rendering them through the template plugin, applying them
-//! (server-side apply, kinds resolved by discovery and cached), and deleting them.
+//! A session's Kubernetes objects: render (the template plugin) -> finish (owner reference, uid
+//! label, pull secrets) -> apply (server-side, only when no name is taken by someone else), and
+//! their deletion. Kinds are resolved through [`crate::discovery`].
 
 use std::time::Instant;
 
-use kube::api::{
-    ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, Preconditions,
-};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, Preconditions};
 use kube::runtime::reflector::ObjectRef;
-use kube::{Api, Resource as _, ResourceExt as _};
-use serde_json::{Value, json};
+use kube::{Resource as _, ResourceExt as _};
+use serde_json::{Map, Value, json};
 use vdi_crd::{
-    DecisionRecord, ObjectRecord, SESSION_UID_LABEL, VDISession, VDISessionStatus,
-    session_field_manager,
+    DecisionRecord, HookKind, LocalRef, ObjectRecord, Outcome, SESSION_UID_LABEL, VDISession,
+    VDISessionStatus, VDITemplateSpec, session_field_manager,
 };
-use vdi_plugin_host::types::{Placement as WitPlacement, TemplateInfo};
+use vdi_plugin_host::types::{Placement, SessionRequest};
 
-use crate::admission::{admitted_request, duration_micros};
-use crate::session::{Context, Error};
-
-impl Context {
-    /// The API resource serving `kind` of `api_version` (discovered once, then cached).
-    pub(crate) async fn api_resource(
-        &self,
-        api_version: &str,
-        kind: &str,
-    ) -> Result<ApiResource, Error> {
-        let key = (api_version.to_owned(), kind.to_owned());
-        if let Some(ar) = self
-            .kinds
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(&key)
-        {
-            return Ok(ar.clone());
-        }
-        let (group, version) = match api_version.split_once('/') {
-            Some((g, v)) => (g, v),
-            None => ("", api_version),
-        };
-        let gvk = GroupVersionKind::gvk(group, version, kind);
-        let (ar, _) = kube::discovery::pinned_kind(&self.client, &gvk)
-            .await
-            .map_err(|e| {
-                Error::Other(format!(
-                    "{api_version} {kind} is not served by this cluster: {e}"
-                ))
-            })?;
-        self.kinds
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(key, ar.clone());
-        Ok(ar)
-    }
-
-    pub(crate) async fn dynamic(
-        &self,
-        ns: &str,
-        api_version: &str,
-        kind: &str,
-    ) -> Result<Api<DynamicObject>, Error> {
-        let ar = self.api_resource(api_version, kind).await?;
-        Ok(Api::namespaced_with(self.client.clone(), ns, &ar))
-    }
-}
+use crate::calls::duration_micros;
+use crate::context::Context;
+use crate::error::{Error, Result};
+use crate::wit;
 
 /// Whether `obj` belongs to the session with uid `uid`: it carries that uid label. An object of
 /// the same name without it was made by someone else and is never changed nor deleted.
@@ -75,10 +31,10 @@ pub(crate) async fn get_owned(
     ctx: &Context,
     session: &VDISession,
     o: &ObjectRecord,
-) -> Result<Option<DynamicObject>, Error> {
+) -> Result<Option<DynamicObject>> {
     let ns = session.namespace().unwrap_or_default();
     let uid = session.uid().unwrap_or_default();
-    let api = ctx.dynamic(&ns, &o.api_version, &o.kind).await?;
+    let api = ctx.discovery.dynamic(&ns, &o.api_version, &o.kind).await?;
     Ok(api
         .get_opt(&o.name)
         .await?
@@ -91,7 +47,7 @@ pub(crate) async fn delete_objects(
     ctx: &Context,
     session: &VDISession,
     objects: &[ObjectRecord],
-) -> Result<(), Error> {
+) -> Result<()> {
     let ns = session.namespace().unwrap_or_default();
     for o in objects {
         let Some(obj) = get_owned(ctx, session, o).await? else {
@@ -105,7 +61,7 @@ pub(crate) async fn delete_objects(
             }),
             ..DeleteParams::background()
         };
-        let api = ctx.dynamic(&ns, &o.api_version, &o.kind).await?;
+        let api = ctx.discovery.dynamic(&ns, &o.api_version, &o.kind).await?;
         match api.delete(&o.name, &params).await {
             Ok(_) => {}
             Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
@@ -144,16 +100,18 @@ impl From<kube::Error> for ProvisionError {
     }
 }
 
-/// Renders the session's objects with its template's renderer, adds the owner reference, the
-/// uid label and the template's pull secrets, checks that none of their names is taken by an
-/// object the session does not own, and only then server-side applies each one.
+/// Renders the objects of the session (`request`, built by the reconcile) with its template's
+/// renderer, finishes them, checks that none of their names is taken by an object the session
+/// does not own, and only then server-side applies each one. Returns what was applied and the
+/// renderer's decision.
 pub(crate) async fn provision(
     ctx: &Context,
     session: &VDISession,
     status: &VDISessionStatus,
+    request: &SessionRequest,
 ) -> Result<(Vec<ObjectRecord>, DecisionRecord), ProvisionError> {
-    let ns = session.namespace().unwrap_or_default();
-    let (Some(admitted), Some(node)) = (status.admitted.clone(), status.node.clone()) else {
+    let (Some(admitted), Some(placement)) = (status.admitted.as_ref(), wit::placement(status))
+    else {
         return Err(Error::Other("provisioning without a placement".into()).into());
     };
     let Some(template) = ctx.templates.get(&ObjectRef::new(&admitted.template)) else {
@@ -163,87 +121,132 @@ pub(crate) async fn provision(
             decision: None,
         });
     };
-    let set = ctx.registry.current();
-    let renderer = set
-        .renderer(template.spec.renderer.as_deref())
-        .map_err(Error::Other)?
-        .clone();
-    let request = admitted_request(session, &admitted);
-    let info = TemplateInfo {
-        name: admitted.template.clone(),
-        display_name: template.spec.display_name.clone(),
-        image: template.spec.image.clone(),
-        settings: template
-            .spec
-            .settings
-            .as_ref()
-            .map_or_else(String::new, Value::to_string),
-    };
-    let placement = WitPlacement {
-        node: node.clone(),
-        gpu: status.gpu,
-        reason: status.message.clone().unwrap_or_default(),
-    };
-    let policy = ctx.settings.render_policy.clone().with_allowed_secrets(
-        template
-            .spec
-            .image_pull_secrets
-            .iter()
-            .map(|s| s.name.clone()),
-    );
-    let started = Instant::now();
-    let rendered = crate::calls::on_pool(&ctx.registry, renderer.limits().timeout, {
-        let renderer = renderer.clone();
-        move || renderer.render(&request, &info, &placement, &policy)
-    })
-    .await?;
-    let mut record = DecisionRecord {
-        hook: "template".into(),
-        plugin: renderer.name().to_owned(),
-        digest: renderer.digest().to_string(),
-        outcome: "Rendered".into(),
-        message: String::new(),
-        latency_micros: duration_micros(started.elapsed()),
-    };
-    let objects = match rendered {
-        Ok(o) => o,
-        Err(e) => {
-            record.outcome = "Failed".into();
-            record.message = e.to_string();
-            return Err(ProvisionError::Fatal {
-                reason: RENDER_FAILED,
-                message: format!("template plugin {}: {e}", renderer.name()),
-                decision: Some(record),
-            });
-        }
-    };
-    record.message = format!("{} objects", objects.len());
+    let (objects, record) =
+        render(ctx, &admitted.template, &template.spec, request, placement).await?;
     let owner = session
         .controller_owner_ref(&())
         .ok_or_else(|| Error::Other("session has no uid".into()))?;
     let uid = session.uid().unwrap_or_default();
-    let pull_secrets: Vec<Value> = template
-        .spec
-        .image_pull_secrets
+    let finished =
+        finish(objects, &owner, &uid, &template.spec.image_pull_secrets).map_err(|message| {
+            ProvisionError::Fatal {
+                reason: RENDER_FAILED,
+                message,
+                decision: Some(record.clone()),
+            }
+        })?;
+    apply(ctx, session, &uid, finished, record).await
+}
+
+/// Calls the renderer of template `name` on the plugin pool.
+async fn render(
+    ctx: &Context,
+    name: &str,
+    template: &VDITemplateSpec,
+    request: &SessionRequest,
+    placement: Placement,
+) -> Result<(Vec<Value>, DecisionRecord), ProvisionError> {
+    let set = ctx.registry.current();
+    let renderer = set
+        .renderer(template.renderer.as_deref())
+        .map_err(Error::Other)?
+        .clone();
+    let info = wit::template_info(name, template);
+    let policy = ctx
+        .settings
+        .render_policy
+        .clone()
+        .with_allowed_secrets(template.image_pull_secrets.iter().map(|s| s.name.clone()));
+    let started = Instant::now();
+    let rendered = crate::calls::on_pool(&ctx.registry, renderer.limits().timeout, {
+        let renderer = renderer.clone();
+        let request = request.clone();
+        move || renderer.render(&request, &info, &placement, &policy)
+    })
+    .await?;
+    let latency = duration_micros(started.elapsed());
+    let record = |outcome: Outcome, message: String| {
+        DecisionRecord::new(
+            HookKind::Template,
+            renderer.name(),
+            renderer.digest().to_string(),
+            outcome,
+            message,
+            latency,
+        )
+    };
+    match rendered {
+        Ok(objects) => {
+            let decision = record(Outcome::Rendered, format!("{} objects", objects.len()));
+            Ok((objects, decision))
+        }
+        Err(e) => Err(ProvisionError::Fatal {
+            reason: RENDER_FAILED,
+            message: format!("template plugin {}: {e}", renderer.name()),
+            decision: Some(record(Outcome::Failed, e.to_string())),
+        }),
+    }
+}
+
+/// Gives each rendered object the session's owner reference and uid label, and each Pod the
+/// template's pull secrets. Pure; the render check already made every object a JSON object with
+/// an object `metadata`, so the error (a shape the check let through) is a safeguard.
+fn finish(
+    objects: Vec<Value>,
+    owner: &OwnerReference,
+    uid: &str,
+    pull_secrets: &[LocalRef],
+) -> Result<Vec<(ObjectRecord, Value)>, String> {
+    let pull_secrets: Vec<Value> = pull_secrets
         .iter()
         .map(|s| json!({"name": s.name}))
         .collect();
-    let mut planned = Vec::with_capacity(objects.len());
-    for mut obj in objects {
-        obj["metadata"]["ownerReferences"] = json!([owner]);
-        obj["metadata"]["labels"][SESSION_UID_LABEL] = json!(uid);
+    let mut finished = Vec::with_capacity(objects.len());
+    for (index, mut obj) in objects.into_iter().enumerate() {
+        let malformed = |what: &str| format!("rendered object {index}: {what} is not an object");
+        let text = |v: &Value, key: &str| v.get(key).and_then(Value::as_str).map(str::to_owned);
+        let meta = obj.get("metadata").unwrap_or(&Value::Null);
         let o = ObjectRecord {
-            api_version: obj["apiVersion"].as_str().unwrap_or_default().to_owned(),
-            kind: obj["kind"].as_str().unwrap_or_default().to_owned(),
-            name: obj["metadata"]["name"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
+            api_version: text(&obj, "apiVersion").unwrap_or_default(),
+            kind: text(&obj, "kind").unwrap_or_default(),
+            name: text(meta, "name").unwrap_or_default(),
         };
+        let fields = obj.as_object_mut().ok_or_else(|| malformed("it"))?;
         if o.kind == "Pod" && !pull_secrets.is_empty() {
-            obj["spec"]["imagePullSecrets"] = json!(pull_secrets);
+            let spec = object_at(fields, "spec").ok_or_else(|| malformed("spec"))?;
+            spec.insert("imagePullSecrets".into(), json!(pull_secrets));
         }
-        let api = ctx.dynamic(&ns, &o.api_version, &o.kind).await?;
+        let meta = object_at(fields, "metadata").ok_or_else(|| malformed("metadata"))?;
+        meta.insert("ownerReferences".into(), json!([owner]));
+        let labels = object_at(meta, "labels").ok_or_else(|| malformed("metadata.labels"))?;
+        labels.insert(SESSION_UID_LABEL.into(), json!(uid));
+        finished.push((o, obj));
+    }
+    Ok(finished)
+}
+
+/// The object under `key` of `map`, made empty when absent; `None` when it is something else.
+fn object_at<'a>(map: &'a mut Map<String, Value>, key: &str) -> Option<&'a mut Map<String, Value>> {
+    let v = map.entry(key).or_insert_with(|| Value::Object(Map::new()));
+    if v.is_null() {
+        *v = Value::Object(Map::new());
+    }
+    v.as_object_mut()
+}
+
+/// Applies the finished objects of session `uid` with its own field manager, unless one of their
+/// names is taken by an object it does not own: then nothing is applied and the session fails.
+async fn apply(
+    ctx: &Context,
+    session: &VDISession,
+    uid: &str,
+    finished: Vec<(ObjectRecord, Value)>,
+    record: DecisionRecord,
+) -> Result<(Vec<ObjectRecord>, DecisionRecord), ProvisionError> {
+    let ns = session.namespace().unwrap_or_default();
+    let mut planned = Vec::with_capacity(finished.len());
+    for (o, obj) in finished {
+        let api = ctx.discovery.dynamic(&ns, &o.api_version, &o.kind).await?;
         planned.push((o, obj, api));
     }
     // All are checked before any is applied, so a conflict leaves nothing half-applied. (An
@@ -251,7 +254,7 @@ pub(crate) async fn provision(
     let mut conflicts = Vec::new();
     for (o, _, api) in &planned {
         if let Some(existing) = api.get_opt(&o.name).await?
-            && !owned_by(&existing, &uid)
+            && !owned_by(&existing, uid)
         {
             conflicts.push(format!(
                 "{}/{} already exists and is not owned by this session",
@@ -266,7 +269,7 @@ pub(crate) async fn provision(
             decision: Some(record),
         });
     }
-    let manager = session_field_manager(&uid);
+    let manager = session_field_manager(uid);
     let mut records = Vec::with_capacity(planned.len());
     for (o, obj, api) in planned {
         api.patch(
@@ -278,4 +281,53 @@ pub(crate) async fn provision(
         records.push(o);
     }
     Ok((records, record))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn owner() -> OwnerReference {
+        OwnerReference {
+            api_version: "vdi.dev/v1alpha1".into(),
+            kind: "VDISession".into(),
+            name: "s".into(),
+            uid: "u-1".into(),
+            controller: Some(true),
+            block_owner_deletion: Some(true),
+        }
+    }
+
+    #[test]
+    fn finish_adds_owner_label_and_pull_secrets() {
+        let objects = vec![
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "desktop",
+                "labels": {"vdi.dev/session": "s"}}, "spec": {"containers": []}}),
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "desktop"}}),
+        ];
+        let secrets = [LocalRef {
+            name: "registry".into(),
+        }];
+        let finished = finish(objects, &owner(), "u-1", &secrets).unwrap();
+        let (pod, pod_obj) = &finished[0];
+        assert_eq!((pod.kind.as_str(), pod.name.as_str()), ("Pod", "desktop"));
+        assert_eq!(pod_obj["metadata"]["labels"][SESSION_UID_LABEL], "u-1");
+        assert_eq!(pod_obj["metadata"]["labels"]["vdi.dev/session"], "s");
+        assert_eq!(pod_obj["metadata"]["ownerReferences"][0]["uid"], "u-1");
+        assert_eq!(
+            pod_obj["spec"]["imagePullSecrets"],
+            json!([{"name": "registry"}])
+        );
+        let (svc, svc_obj) = &finished[1];
+        assert_eq!(svc.kind, "Service");
+        assert_eq!(svc_obj["metadata"]["labels"][SESSION_UID_LABEL], "u-1");
+        assert!(svc_obj.get("spec").is_none(), "only Pods get pull secrets");
+    }
+
+    #[test]
+    fn finish_refuses_shapes_the_render_check_would_not_pass() {
+        let bad = vec![json!({"kind": "Pod", "metadata": {"name": "p", "labels": "x"}})];
+        assert!(finish(bad, &owner(), "u", &[]).is_err());
+        assert!(finish(vec![json!([1])], &owner(), "u", &[]).is_err());
+    }
 }

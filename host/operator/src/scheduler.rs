@@ -11,10 +11,10 @@ use k8s_openapi::api::core::v1::Node as KubeNode;
 use kube::ResourceExt as _;
 use kube::runtime::reflector::Store;
 use tokio::sync::{mpsc, oneshot};
-use vdi_crd::{DecisionRecord, EffectiveResources, VDISession};
+use vdi_crd::{DecisionRecord, EffectiveResources, HookKind, Outcome, VDISession};
 use vdi_plugin_host::types::{PlacementDecision, SessionRequest};
 
-use crate::admission::duration_micros;
+use crate::calls::duration_micros;
 use crate::inventory::{Holding, inventory};
 use crate::registry::Registry;
 
@@ -195,20 +195,22 @@ async fn run(
             })
             .await;
         let latency = duration_micros(started.elapsed()) / todo.len() as u64;
-        let record = |outcome: &str, message: String| DecisionRecord {
-            hook: "scheduler".into(),
-            plugin: plugin.name().to_owned(),
-            digest: plugin.digest().to_string(),
-            outcome: outcome.into(),
-            message,
-            latency_micros: latency,
+        let record = |outcome: Outcome, message: String| {
+            DecisionRecord::new(
+                HookKind::Scheduler,
+                plugin.name(),
+                plugin.digest().to_string(),
+                outcome,
+                message,
+                latency,
+            )
         };
         let decisions = match call {
             Ok(Ok(d)) if d.len() == todo.len() => d,
             Ok(Ok(d)) => {
                 let why = format!("returned {} decisions for {} requests", d.len(), todo.len());
                 for job in todo {
-                    let r = record("Failed", why.clone());
+                    let r = record(Outcome::Failed, why.clone());
                     let _ = job.reply.send(Placement::Unavailable(why.clone(), Some(r)));
                 }
                 continue;
@@ -216,7 +218,7 @@ async fn run(
             Ok(Err(e)) => {
                 let why = format!("scheduler plugin {} failed: {e}", plugin.name());
                 for job in todo {
-                    let r = record("Failed", e.to_string());
+                    let r = record(Outcome::Failed, e.to_string());
                     let _ = job.reply.send(Placement::Unavailable(why.clone(), Some(r)));
                 }
                 continue;
@@ -243,7 +245,7 @@ async fn run(
                             at: Instant::now(),
                         },
                     );
-                    let r = record("Placed", p.reason.clone());
+                    let r = record(Outcome::Placed, p.reason.clone());
                     Placement::Placed(
                         Placed {
                             node: p.node,
@@ -255,7 +257,7 @@ async fn run(
                 }
                 PlacementDecision::Unschedulable(reasons) => {
                     let why = reasons.join("; ");
-                    Placement::Unschedulable(why.clone(), record("Unschedulable", why))
+                    Placement::Unschedulable(why.clone(), record(Outcome::Unschedulable, why))
                 }
             };
             let _ = job.reply.send(answer);
