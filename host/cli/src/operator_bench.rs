@@ -15,10 +15,10 @@ use kube::api::PostParams;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
 use serde_json::json;
-use vdi_cli::platform::{Platform, PlatformOptions};
 use vdi_cluster::SimulatedNodes;
 use vdi_crd::{SessionPhase, VDISession};
 use vdi_operator::OperatorConfig;
+use vdi_platform::{Platform, PlatformOptions};
 use vdi_plugin_host::RenderPolicy;
 use vdi_plugin_host::types::{PlacementDecision, TemplateInfo};
 

@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use vdi_cli::platform::{DEFAULT_PLUGINS, Platform, PlatformOptions};
 use vdi_cluster::SimulatedNodes;
 use vdi_operator::OperatorConfig;
+use vdi_platform::{DEFAULT_PLUGINS, Platform, PlatformOptions};
 
 /// Arguments of `vdi up`.
 #[derive(clap::Args)]

@@ -11,10 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use vdi_testkit::compile_cache;
-pub use vdi_testkit::{guests, repo_root};
-
-pub mod webhook;
+pub use vdi_testkit::repo_root;
+use vdi_testkit::{compile_cache, guests};
 
 /// A `vdi cluster` process and its kubeconfig.
 pub struct ClusterProcess {

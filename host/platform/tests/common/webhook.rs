@@ -25,13 +25,8 @@ pub async fn http(
     stream.write_all(body).await.unwrap();
     let mut response = Vec::new();
     stream.read_to_end(&mut response).await.unwrap();
-    let split = response
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a full response");
-    let head = String::from_utf8_lossy(&response[..split]).into_owned();
-    let code = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let mut body = response[split + 4..].to_vec();
+    let (head, code, body) = split_response(&response);
+    let mut body = body.to_vec();
     if head
         .to_ascii_lowercase()
         .contains("transfer-encoding: chunked")
@@ -39,6 +34,17 @@ pub async fn http(
         body = dechunk(&body);
     }
     (code, body)
+}
+
+/// Splits a whole HTTP/1.1 response into its head, status code and body.
+pub fn split_response(response: &[u8]) -> (String, u16, &[u8]) {
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a full response");
+    let head = String::from_utf8_lossy(&response[..split]).into_owned();
+    let code = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (head, code, &response[split + 4..])
 }
 
 fn dechunk(mut data: &[u8]) -> Vec<u8> {

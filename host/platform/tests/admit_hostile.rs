@@ -12,44 +12,16 @@ use common::webhook::post_review;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::json;
-use vdi_cli::platform::{Platform, PlatformOptions};
-use vdi_cluster::SimulatedNodes;
 use vdi_crd::{PluginPhase, VDIPlugin, VDISession};
 use vdi_operator::OperatorConfig;
+
+use common::{nodes, operator_config, put_module, session, start_with};
 
 /// The hostile plugin's time limit.
 const LIMIT_MS: u32 = 50;
 
-async fn start(dir: &tempfile::TempDir) -> Platform {
-    let guests = common::guests();
-    Platform::start(PlatformOptions {
-        data_dir: dir.path().to_owned(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        nodes: SimulatedNodes {
-            count: 1,
-            slices_per_gpu: 8,
-            ..SimulatedNodes::default()
-        },
-        plugins_dir: Some(guests.clone()),
-        cache_dir: Some(guests.join("../../test-compile-cache")),
-        operator: Some(OperatorConfig {
-            sweep_every: Duration::from_secs(3600),
-            http_listen: Some("127.0.0.1:0".parse().unwrap()),
-            ..OperatorConfig::default()
-        }),
-        admission_hook: true,
-    })
-    .await
-    .expect("start the platform")
-}
-
-fn session(name: &str) -> serde_json::Value {
-    json!({
-        "apiVersion": "vdi.dev/v1alpha1",
-        "kind": "VDISession",
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": {"user": {"name": "alice", "groups": ["staff"]}, "template": "ubuntu-cpu"},
-    })
+fn alice(name: &str) -> serde_json::Value {
+    serde_json::to_value(session(name, "alice", &["staff"], "ubuntu-cpu", None)).unwrap()
 }
 
 /// Applies the hostile plugin in `mode` and waits until the operator serves that mode.
@@ -88,20 +60,14 @@ async fn hostile(client: &Client, digest: &str, mode: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn hostile_admission_plugins_through_the_in_process_hook_and_the_webhook() {
-    let dir = tempfile::tempdir().unwrap();
-    let platform = start(&dir).await;
-    let client = platform.client.clone();
-    let addr = platform.operator.as_ref().unwrap().http_addr().unwrap();
-    let bytes = std::fs::read(common::guests().join("vdi_hostile.wasm")).unwrap();
-    let digest = platform
-        .registry
-        .fetcher()
-        .store()
-        .put(&bytes)
-        .await
-        .unwrap()
-        .digest
-        .to_string();
+    let config = OperatorConfig {
+        http_listen: Some("127.0.0.1:0".parse().unwrap()),
+        ..operator_config()
+    };
+    let env = start_with(nodes(1, 8), Some(config), true).await;
+    let client = env.client();
+    let addr = env.platform.operator.as_ref().unwrap().http_addr().unwrap();
+    let digest = put_module(&env, "vdi_hostile").await.to_string();
     let sessions: Api<VDISession> = Api::namespaced(client.clone(), "default");
 
     for (i, (mode, blocks)) in [
@@ -117,7 +83,7 @@ async fn hostile_admission_plugins_through_the_in_process_hook_and_the_webhook()
     {
         hostile(&client, &digest, mode).await;
         let name = format!("s-{i}");
-        let obj = session(&name);
+        let obj = alice(&name);
 
         // In-process hook: a create through the API.
         let started = Instant::now();
@@ -185,7 +151,7 @@ async fn hostile_admission_plugins_through_the_in_process_hook_and_the_webhook()
         let r = sessions
             .create(
                 &PostParams::default(),
-                &serde_json::from_value(session("after")).unwrap(),
+                &serde_json::from_value(alice("after")).unwrap(),
             )
             .await;
         match r {
@@ -197,5 +163,5 @@ async fn hostile_admission_plugins_through_the_in_process_hook_and_the_webhook()
             Err(e) => panic!("the platform no longer admits: {e}"),
         }
     }
-    platform.stop().await;
+    env.platform.stop().await;
 }

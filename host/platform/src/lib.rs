@@ -1,70 +1,41 @@
-//! The whole platform on one machine: the embedded control plane, simulated GPU nodes, the
-//! CRDs, default templates and plugins, the in-process admission hook, and the operator,
-//! talking to each other over real HTTPS. `vdi up` runs this; so do the operator's tests.
+//! One machine's platform: the embedded control plane (`vdi-cluster`) with simulated GPU nodes,
+//! the CRDs, default templates and plugins, the in-process admission hook that puts the
+//! operator's plugin chain in front of `VDISession` writes, and the operator, talking to each
+//! other over real HTTPS. `vdi up` runs this; so do the tests of the assembled platform. The
+//! GraphQL API, the dashboard's assets and the session proxy join it here, on one HTTPS port.
+//!
+//! It owns the wiring only. It must not decide anything itself: admission, placement and
+//! rendering stay in `vdi-operator` and the plugins, storage and node agents in `vdi-cluster`.
+//! It parses no command line and prints nothing (that is `vdi-cli`'s), and it is not how the
+//! platform runs on a real cluster, where the operator runs alone (`vdi operator`) behind the
+//! admission webhooks.
+
+mod hook;
+mod install;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client};
 use serde_json::json;
 use vdi_cluster::{Cluster, ClusterConfig, SimulatedNodes};
-use vdi_crd::{FIELD_MANAGER, VDIPlugin, VDITemplate};
 use vdi_operator::{Fetcher, ModuleStore, Operator, OperatorConfig, Registry};
-use vdi_plugin_host::{Digest, Runtime, RuntimeConfig};
+use vdi_plugin_host::{Runtime, RuntimeConfig};
 
 use crate::hook::SessionAdmission;
+use crate::install::apply;
+pub use crate::install::{
+    DEFAULT_PLUGINS, DEFAULT_TEMPLATES, DefaultPlugin, QUOTA_SETTINGS, TRAEFIK_CRD, install_crds,
+    install_plugins, install_templates,
+};
 
-/// The Traefik IngressRoute CRD (k3s ships it; the embedded control plane needs it registered).
-pub const TRAEFIK_CRD: &str =
-    include_str!("../../../deploy/embedded/traefik-ingressroute-crd.yaml");
-/// The default templates.
-pub const DEFAULT_TEMPLATES: &str = include_str!("../../../deploy/defaults/templates.yaml");
-/// Settings of the default quota policy: staff may start the Ubuntu desktops, admins anything.
-pub const QUOTA_SETTINGS: &str = r#"{"maxSessionsPerUser": 3, "maxGpuSlicesPerUser": 4, "maxTimeoutSeconds": 14400, "templatesByGroup": {"staff": ["ubuntu-desktop", "ubuntu-cpu"], "admins": ["*"]}}"#;
-/// Namespace of the operator's Lease.
+/// Namespace of the operator's Lease (and of the uploaded modules).
 pub const SYSTEM_NAMESPACE: &str = "vdi-system";
-
-/// A default plugin: the `VDIPlugin` name, its module file, hook and settings.
-#[derive(Debug, Clone)]
-pub struct DefaultPlugin {
-    /// `VDIPlugin` name.
-    pub name: &'static str,
-    /// Module file in the plugins directory.
-    pub file: &'static str,
-    /// Hook.
-    pub hook: &'static str,
-    /// Settings (JSON).
-    pub settings: &'static str,
-}
-
-/// The plugins `vdi up` installs.
-pub const DEFAULT_PLUGINS: &[DefaultPlugin] = &[
-    DefaultPlugin {
-        name: "quota",
-        file: "vdi_quota.wasm",
-        hook: "admission",
-        settings: QUOTA_SETTINGS,
-    },
-    DefaultPlugin {
-        name: "gpu-binpack",
-        file: "vdi_gpu_binpack.wasm",
-        hook: "scheduler",
-        settings: "{}",
-    },
-    DefaultPlugin {
-        name: "desktop",
-        file: "vdi_desktop.wasm",
-        hook: "template",
-        settings: "{}",
-    },
-];
 
 /// How to assemble the platform.
 #[derive(Debug, Clone)]
@@ -106,88 +77,6 @@ pub async fn client_for(cluster: &Cluster) -> Result<Client> {
         .await
         .context("read the kubeconfig")?;
     Client::try_from(config).context("build the client")
-}
-
-/// Server-side applies `obj` (JSON) through `api` under the operator's field manager.
-async fn apply<K>(api: &Api<K>, obj: &serde_json::Value) -> Result<()>
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    let name = obj["metadata"]["name"]
-        .as_str()
-        .context("object without a name")?;
-    api.patch(
-        name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(obj),
-    )
-    .await
-    .with_context(|| format!("apply {name}"))?;
-    Ok(())
-}
-
-/// Applies the platform's CRDs (and, for the embedded control plane, Traefik's IngressRoute).
-pub async fn install_crds(client: &Client, traefik: bool) -> Result<()> {
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let mut crds: Vec<serde_json::Value> = vdi_crd::crds()
-        .iter()
-        .map(serde_json::to_value)
-        .collect::<Result<_, _>>()?;
-    if traefik {
-        crds.push(serde_saphyr::from_str(TRAEFIK_CRD).context("parse the Traefik CRD")?);
-    }
-    for crd in &crds {
-        apply(&api, crd).await?;
-    }
-    Ok(())
-}
-
-/// Applies the default templates.
-pub async fn install_templates(client: &Client) -> Result<()> {
-    let api: Api<VDITemplate> = Api::all(client.clone());
-    for doc in DEFAULT_TEMPLATES.split("\n---\n") {
-        let t: serde_json::Value =
-            serde_saphyr::from_str(doc).context("parse a default template")?;
-        apply(&api, &t).await?;
-    }
-    Ok(())
-}
-
-/// Puts the default plugins' modules in the upload store and applies their `VDIPlugin`s.
-pub async fn install_plugins(
-    client: &Client,
-    store: &ModuleStore,
-    dir: &Path,
-) -> Result<Vec<(String, Digest)>> {
-    let api: Api<VDIPlugin> = Api::all(client.clone());
-    let mut out = Vec::new();
-    for (order, p) in DEFAULT_PLUGINS.iter().enumerate() {
-        let path = dir.join(p.file);
-        let bytes = std::fs::read(&path).with_context(|| {
-            format!(
-                "read {} (build the default plugins first: make plugins)",
-                path.display()
-            )
-        })?;
-        let digest = store.put(&bytes).await?.digest;
-        let settings: serde_json::Value = serde_json::from_str(p.settings)?;
-        let obj = json!({
-            "apiVersion": "vdi.dev/v1alpha1",
-            "kind": "VDIPlugin",
-            "metadata": {"name": p.name},
-            "spec": {
-                "hook": p.hook,
-                "source": {"upload": {}},
-                "sha256": digest.to_string(),
-                "settings": settings,
-                "order": order * 10,
-                "failurePolicy": "Fail",
-            },
-        });
-        apply(&api, &obj).await?;
-        out.push((p.name.to_owned(), digest));
-    }
-    Ok(out)
 }
 
 impl Platform {

@@ -4,38 +4,14 @@
 
 mod common;
 
-use std::time::Duration;
-
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client};
 use serde_json::json;
-use vdi_cli::platform::{Platform, PlatformOptions};
-use vdi_cluster::SimulatedNodes;
 use vdi_crd::VDISession;
-use vdi_operator::OperatorConfig;
+use vdi_platform::Platform;
 
-async fn start(dir: &tempfile::TempDir) -> Platform {
-    let guests = common::guests();
-    Platform::start(PlatformOptions {
-        data_dir: dir.path().to_owned(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        nodes: SimulatedNodes {
-            count: 1,
-            slices_per_gpu: 8,
-            ..SimulatedNodes::default()
-        },
-        plugins_dir: Some(guests.clone()),
-        cache_dir: Some(guests.join("../../test-compile-cache")),
-        operator: Some(OperatorConfig {
-            sweep_every: Duration::from_secs(3600),
-            ..OperatorConfig::default()
-        }),
-        admission_hook: true,
-    })
-    .await
-    .expect("start the platform")
-}
+use common::{nodes, session, start};
 
 /// The sessions of `default` as `user` in `groups` (impersonated with the admin token).
 async fn sessions_as(platform: &Platform, user: &str, groups: &[&str]) -> Api<VDISession> {
@@ -48,14 +24,8 @@ async fn sessions_as(platform: &Platform, user: &str, groups: &[&str]) -> Api<VD
     Api::namespaced(Client::try_from(config).unwrap(), "default")
 }
 
-fn session(name: &str, user: &str) -> VDISession {
-    serde_json::from_value(json!({
-        "apiVersion": "vdi.dev/v1alpha1",
-        "kind": "VDISession",
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": {"user": {"name": user, "groups": ["staff"]}, "template": "ubuntu-desktop"},
-    }))
-    .unwrap()
+fn desk(name: &str, user: &str) -> VDISession {
+    session(name, user, &["staff"], "ubuntu-desktop", None)
 }
 
 /// Merge-patches the session's spec and returns the API's refusal (code, message).
@@ -79,13 +49,13 @@ async fn refused_patch(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn spec_user_is_the_requesters_and_never_changes() {
-    let dir = tempfile::tempdir().unwrap();
-    let platform = start(&dir).await;
-    let alice = sessions_as(&platform, "alice", &["staff"]).await;
+    let env = start(nodes(1, 8)).await;
+    let platform = &env.platform;
+    let alice = sessions_as(platform, "alice", &["staff"]).await;
 
     // A forged user on create is replaced by the requester's own identity.
     let created = alice
-        .create(&PostParams::default(), &session("desk", "root"))
+        .create(&PostParams::default(), &desk("desk", "root"))
         .await
         .unwrap();
     assert_eq!(created.spec.user.name, "alice");
@@ -103,7 +73,7 @@ async fn spec_user_is_the_requesters_and_never_changes() {
     assert!(message.contains("spec.user is immutable"), "{message}");
 
     // Someone else may not change alice's session, even leaving spec.user alone.
-    let mallory = sessions_as(&platform, "mallory", &["staff"]).await;
+    let mallory = sessions_as(platform, "mallory", &["staff"]).await;
     let (code, message) = refused_patch(&mallory, "desk", json!({"timeout": "2h"})).await;
     assert_eq!(code, 403, "{message}");
     assert!(message.contains("spec.user"), "{message}");
@@ -111,13 +81,13 @@ async fn spec_user_is_the_requesters_and_never_changes() {
     // An untrusted service account of vdi-system gets its own identity; the API's may act
     // for a user.
     let other_sa = sessions_as(
-        &platform,
+        platform,
         "system:serviceaccount:vdi-system:something-else",
         &["system:serviceaccounts", "staff"],
     )
     .await;
     let made = other_sa
-        .create(&PostParams::default(), &session("by-other-sa", "carol"))
+        .create(&PostParams::default(), &desk("by-other-sa", "carol"))
         .await
         .unwrap();
     assert_eq!(
@@ -125,15 +95,15 @@ async fn spec_user_is_the_requesters_and_never_changes() {
         "system:serviceaccount:vdi-system:something-else"
     );
     let api_sa = sessions_as(
-        &platform,
+        platform,
         "system:serviceaccount:vdi-system:vdi-api",
         &["system:serviceaccounts"],
     )
     .await;
     let made = api_sa
-        .create(&PostParams::default(), &session("by-api", "carol"))
+        .create(&PostParams::default(), &desk("by-api", "carol"))
         .await
         .unwrap();
     assert_eq!(made.spec.user.name, "carol");
-    platform.stop().await;
+    env.platform.stop().await;
 }

@@ -6,7 +6,6 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,83 +16,52 @@ use kube::api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostPa
 use kube::{Api, Client};
 use serde_json::json;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use vdi_cli::platform::{Platform, PlatformOptions, SYSTEM_NAMESPACE};
-use vdi_cluster::SimulatedNodes;
 use vdi_crd::{PluginPhase, VDIPlugin};
 use vdi_operator::modules::MAX_MODULE_BYTES;
 use vdi_operator::modules::store::{DIGEST_LABEL, PART_LABEL, prefix};
 use vdi_operator::{Fetcher, LeaseSettings, ModuleStore, Operator, OperatorConfig, Registry};
+use vdi_platform::SYSTEM_NAMESPACE;
 use vdi_plugin_host::{Digest, Runtime, RuntimeConfig};
+use vdi_testkit::{compile_cache, foreign_quota};
+
+use common::webhook::split_response;
+use common::{Env, nodes, operator_config, start_with};
 
 /// Loading the Python plugin compiles 18 MiB of WebAssembly when the cache is cold.
 const WAIT: Duration = Duration::from_secs(180);
 const TOKEN: &str = "s3cret";
 
-struct Env {
-    platform: Platform,
-    _dir: tempfile::TempDir,
+/// The platform with its default plugins and no nodes; its operator (when `serve`) answers
+/// uploads.
+async fn start(serve: bool) -> Env {
+    let operator = serve.then(|| OperatorConfig {
+        http_listen: Some("127.0.0.1:0".parse().unwrap()),
+        upload_token: Some(TOKEN.into()),
+        ..operator_config()
+    });
+    start_with(nodes(0, 0), operator, false).await
 }
 
-impl Env {
-    /// The platform with its default plugins; its operator (when `serve`) answers uploads.
-    async fn start(serve: bool) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let guests = common::guests();
-        let operator = serve.then(|| OperatorConfig {
-            http_listen: Some("127.0.0.1:0".parse().unwrap()),
-            upload_token: Some(TOKEN.into()),
-            sweep_every: Duration::from_secs(3600),
-            ..OperatorConfig::default()
-        });
-        let platform = Platform::start(PlatformOptions {
-            data_dir: dir.path().to_owned(),
-            listen: "127.0.0.1:0".parse().unwrap(),
-            nodes: SimulatedNodes {
-                count: 0,
-                ..SimulatedNodes::default()
-            },
-            plugins_dir: Some(guests.clone()),
-            cache_dir: Some(compile_cache()),
-            operator,
-            admission_hook: false,
-        })
+fn addr(env: &Env) -> SocketAddr {
+    env.platform
+        .operator
+        .as_ref()
+        .and_then(Operator::http_addr)
+        .unwrap()
+}
+
+/// The module ConfigMaps in the operator's namespace (all, or one module's).
+async fn module_objects(env: &Env, digest: Option<&Digest>) -> usize {
+    let selector = match digest {
+        Some(d) => format!("{DIGEST_LABEL}={}", prefix(d)),
+        None => PART_LABEL.to_owned(),
+    };
+    Api::<ConfigMap>::namespaced(env.client(), SYSTEM_NAMESPACE)
+        .list(&ListParams::default().labels(&selector))
         .await
-        .expect("start the platform");
-        Self {
-            platform,
-            _dir: dir,
-        }
-    }
-
-    fn client(&self) -> Client {
-        self.platform.client.clone()
-    }
-
-    fn addr(&self) -> SocketAddr {
-        self.platform
-            .operator
-            .as_ref()
-            .and_then(Operator::http_addr)
-            .unwrap()
-    }
-
-    /// The module ConfigMaps in the operator's namespace (all, or one module's).
-    async fn module_objects(&self, digest: Option<&Digest>) -> usize {
-        let selector = match digest {
-            Some(d) => format!("{DIGEST_LABEL}={}", prefix(d)),
-            None => PART_LABEL.to_owned(),
-        };
-        Api::<ConfigMap>::namespaced(self.client(), SYSTEM_NAMESPACE)
-            .list(&ListParams::default().labels(&selector))
-            .await
-            .unwrap()
-            .items
-            .len()
-    }
-}
-
-fn compile_cache() -> PathBuf {
-    common::guests().join("../../test-compile-cache")
+        .unwrap()
+        .items
+        .len()
 }
 
 /// Another replica's registry: its own runtime and module store over `client`.
@@ -106,23 +74,6 @@ fn replica_registry(client: &Client) -> Arc<Registry> {
     let store = ModuleStore::new(client.clone(), SYSTEM_NAMESPACE);
     let fetcher = Fetcher::new(store, client.clone(), None).unwrap();
     Arc::new(Registry::new(Arc::new(runtime), fetcher))
-}
-
-/// Builds the Python quota plugin (`plugins/quota-py/build.sh`, which skips an up-to-date
-/// build) and returns its bytes.
-fn python_quota() -> Vec<u8> {
-    let dir = common::repo_root().join("plugins/quota-py");
-    let out = std::process::Command::new("bash")
-        .arg(dir.join("build.sh"))
-        .output()
-        .expect("run the build script");
-    assert!(
-        out.status.success(),
-        "plugins/quota-py/build.sh failed (run scripts/setup.sh for componentize-py):\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    std::fs::read(dir.join("out/quota.wasm")).unwrap()
 }
 
 /// How `put` sends the body.
@@ -166,18 +117,9 @@ async fn put(
     }
     send.abort();
     let _ = send.await;
-    let split = response
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a full response");
-    let head = String::from_utf8_lossy(&response[..split]).into_owned();
-    let code = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let answer = serde_json::from_slice(&response[split + 4..]).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}): {head}\n{}",
-            String::from_utf8_lossy(&response[split + 4..])
-        )
-    });
+    let (head, code, body) = split_response(&response);
+    let answer = serde_json::from_slice(body)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {head}\n{}", String::from_utf8_lossy(body)));
     (code, answer)
 }
 
@@ -252,8 +194,7 @@ async fn start_follower(env: &Env, registry: Arc<Registry>) -> Operator {
                 identity: "replica-f".into(),
                 duration: Duration::from_secs(2),
             }),
-            sweep_every: Duration::from_secs(3600),
-            ..OperatorConfig::default()
+            ..operator_config()
         },
     )
     .await
@@ -270,9 +211,9 @@ async fn plugin_status(env: &Env, name: &str) -> Option<vdi_crd::VDIPluginStatus
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_python_plugin_uploads_over_http_and_another_replica_loads_it() {
-    let env = Env::start(true).await;
-    let addr = env.addr();
-    let module = python_quota();
+    let env = start(true).await;
+    let addr = addr(&env);
+    let module = foreign_quota("quota-py");
     let digest = Digest::of(&module);
     assert!(module.len() > 2 << 20, "over axum's default body limit");
 
@@ -294,7 +235,7 @@ async fn the_python_plugin_uploads_over_http_and_another_replica_loads_it() {
             .unwrap()
             .contains("digest mismatch")
     );
-    assert_eq!(env.module_objects(Some(&digest)).await, 0);
+    assert_eq!(module_objects(&env, Some(&digest)).await, 0);
 
     let started = Instant::now();
     let (code, answer) = put(
@@ -312,7 +253,7 @@ async fn the_python_plugin_uploads_over_http_and_another_replica_loads_it() {
     let chunks = module
         .len()
         .div_ceil(vdi_operator::modules::store::CHUNK_BYTES);
-    assert_eq!(env.module_objects(Some(&digest)).await, chunks + 1);
+    assert_eq!(module_objects(&env, Some(&digest)).await, chunks + 1);
     eprintln!(
         "uploaded {:.1} MiB in {took:.2?} ({chunks} chunks and a manifest)",
         module.len() as f64 / f64::from(1 << 20)
@@ -358,9 +299,9 @@ async fn the_python_plugin_uploads_over_http_and_another_replica_loads_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_body_over_the_limit_is_refused_with_413_and_nothing_is_stored() {
-    let env = Env::start(true).await;
-    let addr = env.addr();
-    let before = env.module_objects(None).await;
+    let env = start(true).await;
+    let addr = addr(&env);
+    let before = module_objects(&env, None).await;
     let big = vec![0u8; MAX_MODULE_BYTES + 1];
     for framing in [Framing::Length, Framing::Chunked] {
         let (code, answer) = put(addr, "", Some(TOKEN), big.clone(), framing).await;
@@ -376,7 +317,7 @@ async fn a_body_over_the_limit_is_refused_with_413_and_nothing_is_stored() {
     // Refused by the token before the size is even looked at.
     let (code, _) = put(addr, "", Some("wrong"), big, Framing::Length).await;
     assert_eq!(code, 401);
-    assert_eq!(env.module_objects(None).await, before);
+    assert_eq!(module_objects(&env, None).await, before);
     let (code, _) = put(addr, "?sha256=nope", Some(TOKEN), vec![1], Framing::Length).await;
     assert_eq!(code, 400);
     env.platform.stop().await;
@@ -384,7 +325,7 @@ async fn a_body_over_the_limit_is_refused_with_413_and_nothing_is_stored() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_follower_loads_plugins_but_only_the_leader_writes_their_status() {
-    let env = Env::start(false).await;
+    let env = start(false).await;
     let names = ["quota", "gpu-binpack", "desktop"];
     let leases = hold_lease(&env).await;
     let registry = replica_registry(&env.client());

@@ -10,7 +10,7 @@ use vdi_crd::{GROUP, SessionPhase, VDISessionSpec, VDISessionStatus, VDITemplate
 use vdi_operator::{Admission, AdmissionSettings, AdmissionSources, Registry};
 
 /// Runs the operator's admission chain on `VDISession` creates and updates.
-pub struct SessionAdmission {
+pub(crate) struct SessionAdmission {
     registry: Arc<Registry>,
     store: Arc<Store>,
     settings: Arc<AdmissionSettings>,
@@ -19,7 +19,11 @@ pub struct SessionAdmission {
 impl SessionAdmission {
     /// A hook judging with `registry`'s plugins, reading from `store`, trusting whom
     /// `settings` names (the operator's own admission settings).
-    pub fn new(registry: Arc<Registry>, store: Arc<Store>, settings: AdmissionSettings) -> Self {
+    pub(crate) fn new(
+        registry: Arc<Registry>,
+        store: Arc<Store>,
+        settings: AdmissionSettings,
+    ) -> Self {
         Self {
             registry,
             store,

@@ -9,114 +9,44 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Service};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{DeleteParams, ListParams, PostParams};
-use kube::{Api, Client, ResourceExt as _};
+use kube::{Api, ResourceExt as _};
 use serde_json::json;
-use vdi_cli::platform::{Platform, PlatformOptions};
-use vdi_cluster::SimulatedNodes;
 use vdi_crd::{SessionPhase, VDISession, session_field_manager};
-use vdi_operator::OperatorConfig;
 
-const WAIT: Duration = Duration::from_secs(20);
+use common::{Env, WAIT, create, nodes, session, start, wait_gone, wait_phase};
 
-struct Env {
-    platform: Platform,
-    _dir: tempfile::TempDir,
+fn services(env: &Env) -> Api<Service> {
+    Api::namespaced(env.client(), "default")
 }
 
-impl Env {
-    async fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let guests = common::guests();
-        let platform = Platform::start(PlatformOptions {
-            data_dir: dir.path().to_owned(),
-            listen: "127.0.0.1:0".parse().unwrap(),
-            nodes: SimulatedNodes {
-                count: 1,
-                slices_per_gpu: 8,
-                ..SimulatedNodes::default()
-            },
-            plugins_dir: Some(guests.clone()),
-            cache_dir: Some(guests.join("../../test-compile-cache")),
-            operator: Some(OperatorConfig {
-                sweep_every: Duration::from_secs(3600),
-                ..OperatorConfig::default()
-            }),
-            admission_hook: true,
-        })
+async fn create_session(env: &Env, name: &str, user: &str) -> VDISession {
+    create(
+        env,
+        &session(name, user, &["staff"], "ubuntu-desktop", None),
+    )
+    .await
+    .unwrap()
+}
+
+async fn delete_session(env: &Env, name: &str) {
+    env.sessions()
+        .delete(name, &DeleteParams::default())
         .await
-        .expect("start the platform");
-        Self {
-            platform,
-            _dir: dir,
-        }
-    }
-
-    fn client(&self) -> Client {
-        self.platform.client.clone()
-    }
-
-    fn sessions(&self) -> Api<VDISession> {
-        Api::namespaced(self.client(), "default")
-    }
-
-    fn services(&self) -> Api<Service> {
-        Api::namespaced(self.client(), "default")
-    }
-
-    async fn create_session(&self, name: &str, user: &str) -> VDISession {
-        let s: VDISession = serde_json::from_value(json!({
-            "apiVersion": "vdi.dev/v1alpha1",
-            "kind": "VDISession",
-            "metadata": {"name": name, "namespace": "default"},
-            "spec": {"user": {"name": user, "groups": ["staff"]}, "template": "ubuntu-desktop"},
-        }))
         .unwrap();
-        self.sessions()
-            .create(&PostParams::default(), &s)
-            .await
-            .unwrap()
-    }
+    wait_gone(env, name).await;
+}
 
-    /// Polls until the session is in `want` (or gone, for `None`).
-    async fn wait(&self, name: &str, want: Option<SessionPhase>) -> Option<VDISession> {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let s = self.sessions().get_opt(name).await.unwrap();
-            let phase = s
-                .as_ref()
-                .map(|s| s.status.clone().unwrap_or_default().phase());
-            if phase == want {
-                return s;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "session {name} never became {want:?}; last seen: {:#?}",
-                s.map(|s| s.status)
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    async fn delete_session(&self, name: &str) {
-        self.sessions()
-            .delete(name, &DeleteParams::default())
-            .await
-            .unwrap();
-        self.wait(name, None).await;
-    }
-
-    async fn warning_events(&self, session: &str) -> Vec<(String, String)> {
-        Api::<Event>::namespaced(self.client(), "default")
-            .list(&ListParams::default())
-            .await
-            .unwrap()
-            .items
-            .into_iter()
-            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(session))
-            .filter(|e| e.type_.as_deref() == Some("Warning"))
-            .map(|e| (e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
-            .collect()
-    }
+async fn warning_events(env: &Env, session: &str) -> Vec<(String, String)> {
+    Api::<Event>::namespaced(env.client(), "default")
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(session))
+        .filter(|e| e.type_.as_deref() == Some("Warning"))
+        .map(|e| (e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
+        .collect()
 }
 
 /// A Service someone else made, as a desktop's would be named.
@@ -132,18 +62,14 @@ fn foreign_service(name: &str) -> Service {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_session_named_after_someone_elses_service_fails_and_leaves_it_alone() {
-    let env = Env::start().await;
-    let foreign = env
-        .services()
+    let env = start(nodes(1, 8)).await;
+    let foreign = services(&env)
         .create(&PostParams::default(), &foreign_service("alice-desktop"))
         .await
         .unwrap();
 
-    env.create_session("alice-desktop", "alice").await;
-    let failed = env
-        .wait("alice-desktop", Some(SessionPhase::Failed))
-        .await
-        .unwrap();
+    create_session(&env, "alice-desktop", "alice").await;
+    let failed = wait_phase(&env, "alice-desktop", SessionPhase::Failed).await;
     let st = failed.status.unwrap();
     assert_eq!(st.reason.as_deref(), Some("ObjectConflict"));
     let message = st.message.unwrap_or_default();
@@ -165,8 +91,7 @@ async fn a_session_named_after_someone_elses_service_fails_and_leaves_it_alone()
             .is_none()
     );
     let deadline = tokio::time::Instant::now() + WAIT;
-    while !env
-        .warning_events("alice-desktop")
+    while !warning_events(&env, "alice-desktop")
         .await
         .iter()
         .any(|(reason, note)| reason == "ObjectConflict" && note.contains("Service/alice-desktop"))
@@ -188,22 +113,22 @@ async fn a_session_named_after_someone_elses_service_fails_and_leaves_it_alone()
         assert_eq!(s.labels(), foreign.labels());
         assert!(s.owner_references().is_empty());
     };
-    unchanged(&env.services().get("alice-desktop").await.unwrap());
+    unchanged(&services(&env).get("alice-desktop").await.unwrap());
 
-    env.delete_session("alice-desktop").await;
-    unchanged(&env.services().get("alice-desktop").await.unwrap());
+    delete_session(&env, "alice-desktop").await;
+    unchanged(&services(&env).get("alice-desktop").await.unwrap());
 
     // The platform serves the next session as ever.
-    env.create_session("carol-desktop", "carol").await;
-    env.wait("carol-desktop", Some(SessionPhase::Running)).await;
+    create_session(&env, "carol-desktop", "carol").await;
+    wait_phase(&env, "carol-desktop", SessionPhase::Running).await;
     env.platform.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_session_applies_its_objects_under_its_own_field_manager() {
-    let env = Env::start().await;
-    let created = env.create_session("dave-desktop", "dave").await;
-    env.wait("dave-desktop", Some(SessionPhase::Running)).await;
+    let env = start(nodes(1, 8)).await;
+    let created = create_session(&env, "dave-desktop", "dave").await;
+    wait_phase(&env, "dave-desktop", SessionPhase::Running).await;
     let uid = created.uid().unwrap();
     let pod = Api::<Pod>::namespaced(env.client(), "default")
         .get("dave-desktop")
@@ -228,17 +153,16 @@ async fn a_session_applies_its_objects_under_its_own_field_manager() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_object_replaced_by_someone_elses_survives_the_sessions_deletion() {
-    let env = Env::start().await;
-    env.create_session("erin-desktop", "erin").await;
-    env.wait("erin-desktop", Some(SessionPhase::Running)).await;
+    let env = start(nodes(1, 8)).await;
+    create_session(&env, "erin-desktop", "erin").await;
+    wait_phase(&env, "erin-desktop", SessionPhase::Running).await;
     // Someone removes the session's Service and puts their own in its place.
-    env.services()
+    services(&env)
         .delete("erin-desktop", &DeleteParams::default())
         .await
         .unwrap();
     let deadline = tokio::time::Instant::now() + WAIT;
-    while env
-        .services()
+    while services(&env)
         .get_opt("erin-desktop")
         .await
         .unwrap()
@@ -247,8 +171,7 @@ async fn an_object_replaced_by_someone_elses_survives_the_sessions_deletion() {
         assert!(tokio::time::Instant::now() < deadline, "Service not gone");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let foreign = env
-        .services()
+    let foreign = services(&env)
         .create(&PostParams::default(), &foreign_service("erin-desktop"))
         .await
         .unwrap();
@@ -264,8 +187,8 @@ async fn an_object_replaced_by_someone_elses_survives_the_sessions_deletion() {
         .await
         .unwrap();
 
-    env.delete_session("erin-desktop").await;
-    let kept = env.services().get("erin-desktop").await.unwrap();
+    delete_session(&env, "erin-desktop").await;
+    let kept = services(&env).get("erin-desktop").await.unwrap();
     assert_eq!(kept.uid(), foreign.uid());
     assert!(config_maps.get_opt("erin-desktop").await.unwrap().is_some());
     // The session's own objects went.
