@@ -21,6 +21,10 @@ pub(super) struct Apply<'a> {
     pub(super) force: bool,
 }
 
+/// How often a patch that names no resourceVersion is re-applied when another write lands
+/// between its read and its write (kube-apiserver's `GuaranteedUpdate` retries the same way).
+const PATCH_ATTEMPTS: usize = 8;
+
 /// Patches `name` with `body`, of media type `ctype`.
 #[allow(clippy::too_many_arguments, reason = "one request's parts")]
 pub(super) fn patch(
@@ -32,6 +36,44 @@ pub(super) fn patch(
     requester: &Requester,
     apply: &Apply<'_>,
 ) -> Result<Response> {
+    let mut attempt = 1;
+    loop {
+        match patch_once(store, t, name, (ctype, body), part, requester, apply) {
+            Err(Attempt::Raced(e)) if attempt < PATCH_ATTEMPTS => {
+                tracing::debug!(name, attempt, error = %e, "patch raced another write; re-applying");
+                attempt += 1;
+            }
+            Err(Attempt::Raced(e) | Attempt::Failed(e)) => return Err(e),
+            Ok(r) => return Ok(r),
+        }
+    }
+}
+
+/// Why one attempt at a patch failed.
+enum Attempt {
+    /// The object changed between read and write, and the patch named no resourceVersion.
+    Raced(ApiError),
+    /// Anything else (including a conflict with a resourceVersion the patch named).
+    Failed(ApiError),
+}
+
+impl From<ApiError> for Attempt {
+    fn from(e: ApiError) -> Self {
+        Self::Failed(e)
+    }
+}
+
+/// Reads the object, applies the patch and writes the result once.
+#[allow(clippy::too_many_arguments, reason = "one request's parts")]
+fn patch_once(
+    store: &Store,
+    t: &Target,
+    name: &str,
+    (ctype, body): (&str, &Bytes),
+    part: Part,
+    requester: &Requester,
+    apply: &Apply<'_>,
+) -> Result<Response, Attempt> {
     let media = ctype.split(';').next().unwrap_or_default().trim();
     let kind = t.rt.kind.as_str();
     let current = match store.get(&t.rt, &t.ns, name) {
@@ -49,7 +91,7 @@ pub(super) fn patch(
             )
                 .into_response());
         }
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
     };
     let mut doc = current.clone();
     match media {
@@ -67,7 +109,7 @@ pub(super) fn patch(
             doc = crate::apply::apply(&current, &config, apply.manager, apply.force, kind, name)?;
         }
         APPLY => json_patch::merge(&mut doc, &json_body(body)?),
-        _ => return Err(ApiError::UnsupportedMediaType),
+        _ => return Err(ApiError::UnsupportedMediaType.into()),
     }
     // What follows writes into `metadata`: it must still be an object, and the rest sound.
     check_object(&doc).map_err(|m| m.invalid(kind, name))?;
@@ -75,12 +117,16 @@ pub(super) fn patch(
         crate::apply::on_update(&current, &mut doc, apply.manager);
     }
     // A patch that names no resourceVersion applies to whatever is current.
-    if doc["metadata"]["resourceVersion"] == current["metadata"]["resourceVersion"]
-        || doc["metadata"]["resourceVersion"].is_null()
-    {
+    let floating = doc["metadata"]["resourceVersion"] == current["metadata"]["resourceVersion"]
+        || doc["metadata"]["resourceVersion"].is_null();
+    if floating {
         doc["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"].clone();
     }
-    Ok(axum::Json(store.update_as(&t.rt, &t.ns, name, doc, part, requester)?).into_response())
+    match store.update_as(&t.rt, &t.ns, name, doc, part, requester) {
+        Ok(obj) => Ok(axum::Json(obj).into_response()),
+        Err(e @ ApiError::Conflict { .. }) if floating => Err(Attempt::Raced(e)),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Applies a JSON patch one operation at a time, refusing an operation that leaves the document
