@@ -15,6 +15,7 @@ mod input;
 mod nodes;
 mod openapi;
 mod pki;
+pub mod rbac;
 mod resources;
 mod schema;
 mod selectors;
