@@ -4,6 +4,18 @@ use std::sync::RwLock;
 
 use serde_json::{Value, json};
 
+/// The verbs every served resource supports (discovery lists them; RBAC's `edit` grants them).
+pub(crate) const RESOURCE_VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
+
 /// One served resource (a group, version and plural name).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResourceType {
@@ -76,16 +88,7 @@ impl ResourceType {
 
     /// The discovery entry (`APIResource`) and, if any, the status subresource's.
     pub fn discovery(&self) -> Vec<Value> {
-        let verbs = [
-            "create",
-            "delete",
-            "deletecollection",
-            "get",
-            "list",
-            "patch",
-            "update",
-            "watch",
-        ];
+        let verbs = RESOURCE_VERBS;
         let mut out = vec![json!({
             "name": self.plural,
             "singularName": self.singular,

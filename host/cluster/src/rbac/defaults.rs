@@ -24,16 +24,7 @@ pub const AGGREGATE_TO_VIEW: &str = "rbac.authorization.k8s.io/aggregate-to-view
 
 const READ: &[&str] = &["get", "list", "watch"];
 const WRITE: &[&str] = &["create", "delete", "deletecollection", "patch", "update"];
-const READ_WRITE: &[&str] = &[
-    "create",
-    "delete",
-    "deletecollection",
-    "get",
-    "list",
-    "patch",
-    "update",
-    "watch",
-];
+const READ_WRITE: &[&str] = crate::resources::RESOURCE_VERBS;
 
 /// The default RBAC objects.
 #[derive(Debug, Clone, Default)]
@@ -304,11 +295,11 @@ fn to_view() -> Vec<PolicyRule> {
     ]
 }
 
-fn strings(items: &[&str]) -> Vec<String> {
+pub(super) fn strings(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| (*s).to_owned()).collect()
 }
 
-fn rule(verbs: &[&str], groups: &[&str], resources: &[&str]) -> PolicyRule {
+pub(super) fn rule(verbs: &[&str], groups: &[&str], resources: &[&str]) -> PolicyRule {
     PolicyRule {
         verbs: strings(verbs),
         api_groups: Some(strings(groups)),

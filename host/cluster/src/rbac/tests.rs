@@ -7,18 +7,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::*;
 
-fn strings(items: &[&str]) -> Vec<String> {
-    items.iter().map(|s| (*s).to_owned()).collect()
-}
-
-fn rule(verbs: &[&str], groups: &[&str], resources: &[&str]) -> PolicyRule {
-    PolicyRule {
-        verbs: strings(verbs),
-        api_groups: Some(strings(groups)),
-        resources: Some(strings(resources)),
-        ..PolicyRule::default()
-    }
-}
+use super::defaults::rule;
 
 fn meta(namespace: Option<&str>, name: &str) -> ObjectMeta {
     ObjectMeta {
