@@ -59,6 +59,13 @@ if [ ! -d streamer/tests/browser/node_modules/playwright-core ] \
   (cd streamer/tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
+# The development OpenID Provider (tools/dev-idp): npm oidc-provider, pinned by its lock file.
+if [ ! -d tools/dev-idp/node_modules/oidc-provider ] \
+   || [ tools/dev-idp/package-lock.json -nt tools/dev-idp/node_modules/.package-lock.json ]; then
+  log "npm ci (tools/dev-idp)"
+  npm ci --prefix tools/dev-idp --no-audit --no-fund --loglevel=error
+fi
+
 # Python plugins: componentize-py in a private virtual environment.
 venv="$tools_dir/venv"
 if [[ "$("$venv/bin/componentize-py" --version 2>/dev/null)" != *"$componentize_py_version"* ]]; then
