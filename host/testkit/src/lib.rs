@@ -1,13 +1,18 @@
-//! What every host test suite needs from the repository: its root, and the guest plugins in
+//! What every host test suite needs from the repository: its root, the guest plugins in
 //! `plugins/` built from source for wasm32-wasip2 (once per test process; cargo makes repeat
-//! builds a no-op), with the compile cache the suites share.
+//! builds a no-op), with the compile cache the suites share, and the development OpenID Provider
+//! (`tools/dev-idp`) with a scripted browser for its login ([`DevIdp`]).
 //!
 //! A dev-dependency only, of any host crate (it depends on none of them, so it makes no cycle).
 //! It must not hold fixtures of one crate's types: those stay in that crate's `tests/common`.
 
+pub mod idp;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
+
+pub use idp::{DevIdp, Tokens};
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
