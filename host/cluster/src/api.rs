@@ -2,6 +2,7 @@
 //! resource, under `/api/v1/...` and `/apis/<group>/<version>/...`, as the Kubernetes API
 //! conventions lay them out.
 
+mod auth;
 mod patch;
 mod watch;
 
@@ -15,7 +16,6 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use serde_json::{Value, json};
@@ -24,6 +24,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use crate::admission::Requester;
 use crate::error::{ApiError, Result};
 use crate::input::{json_body, object_body};
+use crate::rbac::UserInfo;
 use crate::resources::ResourceType;
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::store::{Part, Propagation, Store};
@@ -44,6 +45,8 @@ pub struct AppState {
     pub store: Arc<Store>,
     /// Bearer token every request must carry; `None` disables authentication.
     pub token: Option<Arc<str>>,
+    /// The authorizer, rebuilt from the stored RBAC objects when they change.
+    pub rbac: Arc<crate::authz::RbacCache>,
     /// Requests whose handler panicked (each answered with a 500 `Status`): zero unless the
     /// server has a bug, which is what the tests of malformed input assert.
     pub panics: Arc<AtomicU64>,
@@ -64,7 +67,7 @@ pub fn app(state: AppState) -> Router {
         .route("/apis/{*rest}", any(resource_request))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            authenticate,
+            auth::filter,
         ))
         // Outermost, so a panic anywhere in a request's handling becomes a `Status`.
         .layer(CatchPanicLayer::custom(panic_response(
@@ -89,40 +92,6 @@ fn panic_response(
         let status = ApiError::Internal("the server could not handle the request".into()).status();
         (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(status)).into_response()
     }
-}
-
-async fn authenticate(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if let Some(token) = &state.token {
-        let ok = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .is_some_and(|t| t == &**token);
-        if !ok && req.uri().path() != "/healthz" {
-            return ApiError::Unauthorized.into_response();
-        }
-    }
-    // The token is the admin identity, which may impersonate anyone.
-    let requester = {
-        let header = |name: &str| {
-            req.headers()
-                .get_all(name)
-                .iter()
-                .filter_map(|v| v.to_str().ok().map(str::to_owned))
-                .collect::<Vec<_>>()
-        };
-        match header("impersonate-user").into_iter().next() {
-            Some(user) => Requester {
-                user,
-                groups: header("impersonate-group"),
-            },
-            None => Requester::admin(),
-        }
-    };
-    let mut req = req;
-    req.extensions_mut().insert(requester);
-    next.run(req).await
 }
 
 async fn version() -> impl IntoResponse {
@@ -267,6 +236,11 @@ async fn resource_request(
         .get::<Requester>()
         .cloned()
         .unwrap_or_else(Requester::admin);
+    let user = req
+        .extensions()
+        .get::<UserInfo>()
+        .cloned()
+        .unwrap_or_else(|| UserInfo::new(requester.user.clone(), requester.groups.clone()));
     let body = match crate::input::read_body(&headers, req.into_body()).await {
         Ok(body) => body,
         Err(e) => return e.into_response(),
@@ -286,6 +260,7 @@ async fn resource_request(
         headers: &headers,
         body,
         requester,
+        user,
     };
     let not_found = || {
         ApiError::NotFound {
@@ -334,6 +309,8 @@ struct Call<'a> {
     headers: &'a HeaderMap,
     body: Bytes,
     requester: Requester,
+    /// Who asked, as authentication (and impersonation) established it.
+    user: UserInfo,
 }
 
 fn dispatch(
@@ -349,11 +326,24 @@ fn dispatch(
         headers,
         body,
         requester,
+        user,
     } = call;
     let t = resolve(state, group, version, segs)?;
     let store = &state.store;
-    if t.sub.as_deref() == Some("binding") && t.rt.key() == "pods" && method == Method::POST {
-        return bind_pod(store, &t, &body);
+    if t.rt.create_only {
+        if method != Method::POST || t.name.is_some() {
+            return Err(ApiError::MethodNotAllowed(format!(
+                "{} may only be created",
+                t.rt.plural
+            )));
+        }
+        let answer = crate::authz::review(&state.rbac, store, &t.rt, &t.ns, &user, &body)?;
+        return Ok((StatusCode::CREATED, axum::Json(answer)).into_response());
+    }
+    match (t.rt.key().as_str(), t.sub.as_deref(), &method) {
+        ("pods", Some("binding"), &Method::POST) => return bind_pod(store, &t, &body),
+        ("pods", Some("log"), &Method::GET) => return pod_log(store, &t),
+        _ => {}
     }
     let part = match t.sub.as_deref() {
         None => Part::Main,
@@ -449,6 +439,20 @@ fn dispatch(
             "{m} is not supported on this path"
         ))),
     }
+}
+
+/// `GET pods/<name>/log`: the pod's log. The embedded control plane runs no containers of its
+/// own (the simulated nodes start none), so a pod that runs has an empty log and one that does
+/// not is refused as kube-apiserver refuses it.
+fn pod_log(store: &Store, t: &Target) -> Result<Response> {
+    let name = t.name.as_deref().unwrap_or_default();
+    let pod = store.get(&t.rt, &t.ns, name)?;
+    if pod["status"]["phase"].as_str() != Some("Running") {
+        return Err(ApiError::BadRequest(format!(
+            "pod {name:?} is not running: there is no log yet"
+        )));
+    }
+    Ok(([(header::CONTENT_TYPE, "text/plain")], "").into_response())
 }
 
 /// `POST pods/<name>/binding`: what a scheduler does to place a pod.

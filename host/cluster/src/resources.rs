@@ -4,6 +4,8 @@ use std::sync::RwLock;
 
 use serde_json::{Value, json};
 
+use crate::rbac::RBAC_GROUP as RBAC;
+
 /// The verbs every served resource supports (discovery lists them; RBAC's `edit` grants them).
 pub(crate) const RESOURCE_VERBS: &[&str] = &[
     "create",
@@ -41,6 +43,9 @@ pub struct ResourceType {
     pub schema: Option<Value>,
     /// The CRD's printer columns for this version.
     pub printer_columns: Vec<Value>,
+    /// A request kind that is only ever created and answered, never stored (the access and
+    /// token reviews): discovery lists only `create`.
+    pub create_only: bool,
 }
 
 impl ResourceType {
@@ -65,6 +70,15 @@ impl ResourceType {
             categories: Vec::new(),
             schema: None,
             printer_columns: Vec::new(),
+            create_only: false,
+        }
+    }
+
+    /// A built-in review kind: created and answered, never stored.
+    fn review(group: &str, plural: &str, kind: &str, namespaced: bool) -> Self {
+        Self {
+            create_only: true,
+            ..Self::builtin(group, "v1", plural, kind, namespaced, false, &[])
         }
     }
 
@@ -88,7 +102,11 @@ impl ResourceType {
 
     /// The discovery entry (`APIResource`) and, if any, the status subresource's.
     pub fn discovery(&self) -> Vec<Value> {
-        let verbs = RESOURCE_VERBS;
+        let verbs: &[&str] = if self.create_only {
+            &["create"]
+        } else {
+            RESOURCE_VERBS
+        };
         let mut out = vec![json!({
             "name": self.plural,
             "singularName": self.singular,
@@ -100,6 +118,10 @@ impl ResourceType {
         })];
         if self.key() == "pods" {
             out.push(json!({"name": "pods/binding", "singularName": "", "namespaced": true, "kind": "Binding", "verbs": ["create"]}));
+            out.push(json!({"name": "pods/log", "singularName": "", "namespaced": true, "kind": "Pod", "verbs": ["get"]}));
+        }
+        if self.key() == "serviceaccounts" {
+            out.push(json!({"name": "serviceaccounts/token", "singularName": "", "namespaced": true, "group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest", "verbs": ["create"]}));
         }
         if self.status_subresource {
             out.push(json!({
@@ -113,6 +135,11 @@ impl ResourceType {
         out
     }
 }
+
+/// The group of the access reviews.
+pub(crate) const AUTHORIZATION: &str = "authorization.k8s.io";
+/// The group of the token and self-subject reviews.
+pub(crate) const AUTHENTICATION: &str = "authentication.k8s.io";
 
 /// Built-in kinds.
 fn builtins() -> Vec<ResourceType> {
@@ -133,6 +160,15 @@ fn builtins() -> Vec<ResourceType> {
         ResourceType::builtin("", "v1", "configmaps", "ConfigMap", true, false, &["cm"]),
         ResourceType::builtin("", "v1", "secrets", "Secret", true, false, &[]),
         ResourceType::builtin("", "v1", "events", "Event", true, false, &["ev"]),
+        ResourceType::builtin(
+            "",
+            "v1",
+            "serviceaccounts",
+            "ServiceAccount",
+            true,
+            false,
+            &["sa"],
+        ),
         ResourceType::builtin(
             "events.k8s.io",
             "v1",
@@ -160,6 +196,49 @@ fn builtins() -> Vec<ResourceType> {
             false,
             &["netpol"],
         ),
+        ResourceType::builtin(RBAC, "v1", "roles", "Role", true, false, &[]),
+        ResourceType::builtin(RBAC, "v1", "clusterroles", "ClusterRole", false, false, &[]),
+        ResourceType::builtin(RBAC, "v1", "rolebindings", "RoleBinding", true, false, &[]),
+        ResourceType::builtin(
+            RBAC,
+            "v1",
+            "clusterrolebindings",
+            "ClusterRoleBinding",
+            false,
+            false,
+            &[],
+        ),
+        ResourceType::review(
+            AUTHORIZATION,
+            "selfsubjectaccessreviews",
+            "SelfSubjectAccessReview",
+            false,
+        ),
+        ResourceType::review(
+            AUTHORIZATION,
+            "selfsubjectrulesreviews",
+            "SelfSubjectRulesReview",
+            false,
+        ),
+        ResourceType::review(
+            AUTHORIZATION,
+            "subjectaccessreviews",
+            "SubjectAccessReview",
+            false,
+        ),
+        ResourceType::review(
+            AUTHORIZATION,
+            "localsubjectaccessreviews",
+            "LocalSubjectAccessReview",
+            true,
+        ),
+        ResourceType::review(
+            AUTHENTICATION,
+            "selfsubjectreviews",
+            "SelfSubjectReview",
+            false,
+        ),
+        ResourceType::review(AUTHENTICATION, "tokenreviews", "TokenReview", false),
         ResourceType::builtin(
             "apiextensions.k8s.io",
             "v1",
@@ -262,6 +341,7 @@ impl Registry {
                     .as_array()
                     .cloned()
                     .unwrap_or_default(),
+                create_only: false,
             });
         }
         let mut types = self

@@ -65,8 +65,10 @@ impl Cluster {
             .local_addr()
             .map_err(|e| ApiError::Internal(e.to_string()))?;
         let panics = Arc::new(AtomicU64::new(0));
+        crate::authz::seed_bootstrap_policy(&store)?;
         let router = app(AppState {
             store: store.clone(),
+            rbac: Default::default(),
             token: Some(token.as_str().into()),
             panics: panics.clone(),
         });

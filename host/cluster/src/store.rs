@@ -104,6 +104,8 @@ struct Inner {
     history: VecDeque<Arc<WatchEvent>>,
     /// Every change after this version is in `history`.
     history_from: u64,
+    /// The version of the last change of each resource (by storage key) since the store opened.
+    changed: HashMap<String, u64>,
 }
 
 impl Inner {
@@ -226,6 +228,17 @@ impl Store {
     /// The current resourceVersion.
     pub fn resource_version(&self) -> u64 {
         self.lock().rv
+    }
+
+    /// The version of the last change, since the store opened, to any of the resources
+    /// `keys` name (storage keys, as [`ResourceType::key`]); 0 when none changed. Caches of
+    /// derived state (the RBAC authorizer) rebuild when it moves.
+    pub fn changed_at(&self, keys: &[&str]) -> u64 {
+        let inner = self.lock();
+        keys.iter()
+            .filter_map(|k| inner.changed.get(*k).copied())
+            .max()
+            .unwrap_or(0)
     }
 
     /// Gets one object.
@@ -369,7 +382,17 @@ impl Store {
             md.insert("name".into(), json!(format!("{prefix}{suffix}")));
         }
         let name = meta(&obj, "name");
-        if !valid_name(&name) {
+        // RBAC objects are named like paths (`system:discovery`), everything else like DNS.
+        if rt.group == crate::rbac::RBAC_GROUP {
+            if name == "." || name == ".." || name.contains(['/', '%']) {
+                return Err(invalid(
+                    rt,
+                    &name,
+                    "metadata.name",
+                    "may not be '.' or '..' and may not contain '/' or '%'",
+                ));
+            }
+        } else if !valid_name(&name) {
             return Err(invalid(
                 rt,
                 &name,
@@ -421,7 +444,12 @@ impl Store {
                 .map_err(|e| invalid(rt, &name, "spec", &e))?;
             establish_crd(&mut obj);
         }
-        self.commit(&mut inner, rt, ns, obj, EventType::Added)
+        let created = self.commit(&mut inner, rt, ns, obj, EventType::Added)?;
+        drop(inner);
+        if rt.key() == "namespaces" {
+            self.ensure_default_service_account(&name)?;
+        }
+        Ok(created)
     }
 
     /// Replaces an object (or its status) as the admin identity. A non-empty
@@ -708,6 +736,7 @@ impl Store {
         {
             inner.history_from = old.rv;
         }
+        inner.changed.insert(event.key.clone(), event.rv);
         inner.history.push_back(event.clone());
         // No receiver is fine: nobody watches.
         let _ = self.events.send(event);

@@ -90,16 +90,17 @@ impl Store {
                 objects,
                 history: VecDeque::new(),
                 history_from: rv,
+                changed: HashMap::new(),
             }),
             events,
             registry,
             hooks: Mutex::new(Vec::new()),
         };
+        let nt = store
+            .registry
+            .find("", "v1", "namespaces")
+            .ok_or_else(|| internal("no namespaces type"))?;
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
-            let nt = store
-                .registry
-                .find("", "v1", "namespaces")
-                .ok_or_else(|| internal("no namespaces type"))?;
             if store.get(&nt, "", ns).is_err() {
                 store.create(
                     &nt,
@@ -108,7 +109,28 @@ impl Store {
                 )?;
             }
         }
+        // Namespaces stored before service accounts were served get theirs now.
+        let (namespaces, _, _) = store.list(&nt, None, None, None, &|_| true);
+        for ns in namespaces {
+            store.ensure_default_service_account(&meta(&ns, "name"))?;
+        }
         Ok(store)
+    }
+
+    /// Creates the `default` ServiceAccount of namespace `ns` unless it exists, as
+    /// kube-controller-manager's service account controller does for every namespace.
+    pub(super) fn ensure_default_service_account(&self, ns: &str) -> Result<()> {
+        let Some(sa) = self.registry.find("", "v1", "serviceaccounts") else {
+            return Ok(());
+        };
+        if self.get(&sa, ns, "default").is_ok() {
+            return Ok(());
+        }
+        let account = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": ns}});
+        match self.create(&sa, ns, account) {
+            Ok(_) | Err(crate::error::ApiError::AlreadyExists { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 }
 

@@ -1,0 +1,284 @@
+//! Tests of the cache, seeding, impersonation and the reviews against a real store.
+
+use axum::http::{HeaderMap, HeaderValue};
+use serde_json::json;
+
+use super::*;
+use crate::rbac::MASTERS_GROUP;
+
+fn store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    seed_bootstrap_policy(&store).expect("seed");
+    (dir, store)
+}
+
+fn rbac_type(store: &Store, plural: &str) -> ResourceTypeRef {
+    store.registry.find(RBAC, "v1", plural).expect("served")
+}
+
+type ResourceTypeRef = crate::resources::ResourceType;
+
+fn alice() -> UserInfo {
+    UserInfo::new("alice", ["staff", AUTHENTICATED_GROUP])
+}
+
+fn bind(store: &Store, ns: &str, role: &str, subject: serde_json::Value) {
+    let rt = rbac_type(store, "rolebindings");
+    store
+        .create(
+            &rt,
+            ns,
+            json!({"metadata": {"name": format!("{role}-{}", subject["name"].as_str().unwrap_or("x")), "namespace": ns},
+                   "roleRef": {"apiGroup": RBAC, "kind": "ClusterRole", "name": role},
+                   "subjects": [subject]}),
+        )
+        .expect("bind");
+}
+
+#[test]
+fn the_authorizer_follows_rbac_writes_and_is_reused_between_them() {
+    let (_dir, store) = store();
+    let cache = RbacCache::default();
+    let list_pods = Attributes::resource(alice(), "list", "", "pods").in_namespace("default");
+    assert!(matches!(
+        cache.check(&store, &list_pods),
+        Err(ApiError::Forbidden(m)) if m == "pods is forbidden: User \"alice\" cannot list resource \"pods\" in API group \"\" in the namespace \"default\""
+    ));
+    let first = cache.authorizer(&store);
+    assert!(
+        Arc::ptr_eq(&first, &cache.authorizer(&store)),
+        "no RBAC write, same authorizer"
+    );
+    bind(
+        &store,
+        "default",
+        "view",
+        json!({"kind": "User", "name": "alice"}),
+    );
+    cache
+        .check(&store, &list_pods)
+        .expect("view granted by the new binding");
+    assert!(!Arc::ptr_eq(&first, &cache.authorizer(&store)));
+    // Writes to other kinds do not rebuild it.
+    let after = cache.authorizer(&store);
+    let cm = store
+        .registry
+        .find("", "v1", "configmaps")
+        .expect("configmaps");
+    store
+        .create(&cm, "default", json!({"metadata": {"name": "c"}}))
+        .expect("create");
+    assert!(Arc::ptr_eq(&after, &cache.authorizer(&store)));
+}
+
+#[test]
+fn anonymous_denials_are_401_and_the_public_paths_are_open() {
+    let (_dir, store) = store();
+    let cache = RbacCache::default();
+    let anonymous = UserInfo::new(ANONYMOUS_USER, [UNAUTHENTICATED_GROUP]);
+    cache
+        .check(
+            &store,
+            &Attributes::non_resource(anonymous.clone(), "get", "/healthz"),
+        )
+        .expect("public-info-viewer");
+    assert!(matches!(
+        cache.check(&store, &Attributes::resource(anonymous, "list", "", "pods")),
+        Err(ApiError::Unauthorized)
+    ));
+}
+
+#[test]
+fn seeding_twice_keeps_what_an_admin_changed() {
+    let (_dir, store) = store();
+    let rt = rbac_type(&store, "clusterroles");
+    let mut view = store.get(&rt, "", "view").expect("seeded");
+    view["metadata"]["labels"]["changed"] = json!("by-admin");
+    store
+        .update(&rt, "", "view", view, crate::store::Part::Main)
+        .expect("update");
+    seed_bootstrap_policy(&store).expect("seed again");
+    let view = store.get(&rt, "", "view").expect("view");
+    assert_eq!(view["metadata"]["labels"]["changed"], "by-admin");
+}
+
+fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    for (k, v) in pairs {
+        h.append(*k, HeaderValue::from_str(v).expect("header"));
+    }
+    h
+}
+
+#[test]
+fn impersonation_needs_the_impersonate_verb_on_each_part() {
+    let (_dir, store) = store();
+    let cache = RbacCache::default();
+    let admin = UserInfo::new("root", [MASTERS_GROUP]);
+    let as_bob = headers(&[("impersonate-user", "bob"), ("impersonate-group", "staff")]);
+    let bob = impersonate(&cache, &store, admin, &as_bob).expect("masters may impersonate");
+    assert_eq!(bob.name, "bob");
+    assert_eq!(bob.groups, ["staff", AUTHENTICATED_GROUP]);
+
+    let err = impersonate(&cache, &store, alice(), &as_bob).expect_err("alice may not");
+    assert!(
+        matches!(&err, ApiError::Forbidden(m) if m == "users \"bob\" is forbidden: User \"alice\" cannot impersonate resource \"users\" in API group \"\" at the cluster scope"),
+        "{err:?}"
+    );
+
+    // A role that grants impersonating bob but no group.
+    let cr = rbac_type(&store, "clusterroles");
+    store
+        .create(&cr, "", json!({"metadata": {"name": "as-bob"}, "rules": [{"apiGroups": [""], "resources": ["users"], "verbs": ["impersonate"], "resourceNames": ["bob"]}]}))
+        .expect("role");
+    let crb = rbac_type(&store, "clusterrolebindings");
+    store
+        .create(&crb, "", json!({"metadata": {"name": "alice-as-bob"}, "roleRef": {"apiGroup": RBAC, "kind": "ClusterRole", "name": "as-bob"}, "subjects": [{"kind": "User", "name": "alice"}]}))
+        .expect("binding");
+    let bob = impersonate(
+        &cache,
+        &store,
+        alice(),
+        &headers(&[("impersonate-user", "bob")]),
+    )
+    .expect("bob alone is granted");
+    assert_eq!(bob.groups, [AUTHENTICATED_GROUP]);
+    let err = impersonate(&cache, &store, alice(), &as_bob).expect_err("the group is not");
+    assert!(
+        matches!(&err, ApiError::Forbidden(m) if m.starts_with("groups \"staff\" is forbidden")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn impersonating_a_service_account_checks_serviceaccounts_in_its_namespace() {
+    let (_dir, store) = store();
+    let cache = RbacCache::default();
+    let sa = headers(&[("impersonate-user", "system:serviceaccount:default:builder")]);
+    let err = impersonate(&cache, &store, alice(), &sa).expect_err("not granted");
+    assert!(
+        matches!(&err, ApiError::Forbidden(m) if m.contains("cannot impersonate resource \"serviceaccounts\" in API group \"\" in the namespace \"default\"")),
+        "{err:?}"
+    );
+    let root = UserInfo::new("root", [MASTERS_GROUP]);
+    let user = impersonate(&cache, &store, root, &sa).expect("masters");
+    assert_eq!(user, UserInfo::service_account("default", "builder"));
+}
+
+#[test]
+fn groups_without_a_user_are_a_bad_request() {
+    let (_dir, store) = store();
+    let root = UserInfo::new("root", [MASTERS_GROUP]);
+    let err = impersonate(
+        &RbacCache::default(),
+        &store,
+        root,
+        &headers(&[("impersonate-group", "staff")]),
+    )
+    .expect_err("refused");
+    assert!(matches!(err, ApiError::BadRequest(_)), "{err:?}");
+}
+
+#[test]
+fn reviews_answer_for_the_asker_and_for_a_named_subject() {
+    let (_dir, store) = store();
+    let cache = RbacCache::default();
+    let nt = store
+        .registry
+        .find("", "v1", "namespaces")
+        .expect("namespaces");
+    store
+        .create(&nt, "", json!({"metadata": {"name": "team"}}))
+        .expect("namespace");
+    assert!(
+        store
+            .get(
+                &store
+                    .registry
+                    .find("", "v1", "serviceaccounts")
+                    .expect("sa"),
+                "team",
+                "default"
+            )
+            .is_ok(),
+        "a new namespace gets its default service account"
+    );
+    bind(
+        &store,
+        "team",
+        "edit",
+        json!({"kind": "Group", "name": "staff"}),
+    );
+    let ssar = store
+        .registry
+        .find("authorization.k8s.io", "v1", "selfsubjectaccessreviews")
+        .expect("served");
+    let ask = |user: &UserInfo, ns: &str| {
+        let body = json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+            "spec": {"resourceAttributes": {"namespace": ns, "verb": "create", "resource": "configmaps"}}});
+        review(&cache, &store, &ssar, "", user, body.to_string().as_bytes()).expect("answered")
+    };
+    assert_eq!(ask(&alice(), "team")["status"]["allowed"], true);
+    let no = ask(&alice(), "other");
+    assert_eq!(no["status"]["allowed"], false);
+    assert!(
+        no["status"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("cannot create"))
+    );
+
+    let sar = store
+        .registry
+        .find("authorization.k8s.io", "v1", "subjectaccessreviews")
+        .expect("served");
+    let body = json!({"spec": {"user": "carol", "groups": ["contractors"], "resourceAttributes": {"namespace": "team", "verb": "get", "resource": "configmaps"}}});
+    let carol = review(
+        &cache,
+        &store,
+        &sar,
+        "",
+        &alice(),
+        body.to_string().as_bytes(),
+    )
+    .expect("answered");
+    assert_eq!(carol["status"]["allowed"], false);
+    let hostile = json!({"spec": {"user": 7, "resourceAttributes": []}});
+    assert!(matches!(
+        review(
+            &cache,
+            &store,
+            &sar,
+            "",
+            &alice(),
+            hostile.to_string().as_bytes()
+        ),
+        Err(ApiError::BadRequest(_))
+    ));
+    let neither = json!({"spec": {"user": "carol"}});
+    assert!(matches!(
+        review(&cache, &store, &sar, "", &alice(), neither.to_string().as_bytes()),
+        Err(ApiError::Invalid { field, .. }) if field == "spec.resourceAttributes"
+    ));
+
+    let rules = store
+        .registry
+        .find("authorization.k8s.io", "v1", "selfsubjectrulesreviews")
+        .expect("served");
+    let body = json!({"spec": {"namespace": "team"}});
+    let list = review(
+        &cache,
+        &store,
+        &rules,
+        "",
+        &alice(),
+        body.to_string().as_bytes(),
+    )
+    .expect("answered");
+    let granted = list["status"]["resourceRules"].as_array().expect("rules");
+    assert!(granted.iter().any(|r| {
+        r["resources"]
+            .as_array()
+            .is_some_and(|rs| rs.iter().any(|x| x == "configmaps"))
+    }));
+}
