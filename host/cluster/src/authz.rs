@@ -4,6 +4,7 @@
 //!
 //! The decisions themselves are [`crate::rbac`]'s; this module reads the store and the request.
 
+mod escalation;
 mod request;
 mod reviews;
 
@@ -21,6 +22,7 @@ use crate::rbac::{
 };
 use crate::store::Store;
 
+pub use escalation::EscalationCheck;
 pub use request::request_attributes;
 pub(crate) use reviews::review;
 

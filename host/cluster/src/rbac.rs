@@ -111,6 +111,19 @@ impl Authorizer {
         this
     }
 
+    /// The rules of the Role `namespace/name` (`kind` "Role") or the ClusterRole `name`;
+    /// `None` when it does not exist.
+    pub fn role_rules(&self, kind: &str, namespace: &str, name: &str) -> Option<&[PolicyRule]> {
+        match kind {
+            "Role" => self
+                .roles
+                .get(&(namespace.to_owned(), name.to_owned()))
+                .map(Vec::as_slice),
+            "ClusterRole" => self.cluster_roles.get(name).map(Vec::as_slice),
+            _ => None,
+        }
+    }
+
     /// The default policy alone ([`bootstrap_policy`]).
     pub fn bootstrap() -> Self {
         let p = bootstrap_policy();

@@ -66,9 +66,14 @@ impl Cluster {
             .map_err(|e| ApiError::Internal(e.to_string()))?;
         let panics = Arc::new(AtomicU64::new(0));
         crate::authz::seed_bootstrap_policy(&store)?;
+        let rbac = Arc::new(crate::authz::RbacCache::default());
+        store.add_admission_hook(Arc::new(crate::authz::EscalationCheck::new(
+            &store,
+            rbac.clone(),
+        )));
         let router = app(AppState {
             store: store.clone(),
-            rbac: Default::default(),
+            rbac,
             token: Some(token.as_str().into()),
             panics: panics.clone(),
         });

@@ -282,3 +282,65 @@ fn reviews_answer_for_the_asker_and_for_a_named_subject() {
             .is_some_and(|rs| rs.iter().any(|x| x == "configmaps"))
     }));
 }
+
+#[test]
+fn nobody_grants_what_they_do_not_hold() {
+    let (dir, store) = store();
+    drop(store);
+    let store = Arc::new(Store::open(dir.path()).expect("open"));
+    let cache = Arc::new(RbacCache::default());
+    store.add_admission_hook(Arc::new(EscalationCheck::new(&store, cache.clone())));
+    let nt = store
+        .registry
+        .find("", "v1", "namespaces")
+        .expect("namespaces");
+    store
+        .create(&nt, "", json!({"metadata": {"name": "team"}}))
+        .expect("namespace");
+    // alice administers `team` (the `admin` role there: she may write RoleBindings).
+    bind(
+        &store,
+        "team",
+        "admin",
+        json!({"kind": "User", "name": "alice"}),
+    );
+    let alice = crate::admission::Requester {
+        user: "alice".into(),
+        groups: vec!["staff".into(), AUTHENTICATED_GROUP.into()],
+    };
+    let rb = rbac_type(&store, "rolebindings");
+    let binding = |role: &str| {
+        json!({"metadata": {"name": format!("bob-{role}"), "namespace": "team"},
+               "roleRef": {"apiGroup": RBAC, "kind": "ClusterRole", "name": role},
+               "subjects": [{"kind": "User", "name": "bob"}]})
+    };
+    store
+        .create_as(&rb, "team", binding("view"), &alice)
+        .expect("alice holds everything `view` grants in team");
+    let err = store
+        .create_as(&rb, "team", binding("cluster-admin"), &alice)
+        .expect_err("but not cluster-admin's `*`");
+    assert!(
+        matches!(&err, ApiError::Forbidden(m) if m.contains("is attempting to grant RBAC permissions not currently held") && m.contains("Verbs:[\"*\"]")),
+        "{err:?}"
+    );
+    let cr = rbac_type(&store, "clusterroles");
+    let err = store
+        .create_as(&cr, "", json!({"metadata": {"name": "mine"}, "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]}), &alice)
+        .expect_err("no cluster-wide secrets for alice");
+    assert!(matches!(err, ApiError::Forbidden(_)), "{err:?}");
+    // With `bind` on the role, holding its rules is not needed.
+    let cr_rb = rbac_type(&store, "clusterroles");
+    store
+        .create(&cr_rb, "", json!({"metadata": {"name": "binder"}, "rules": [{"apiGroups": [RBAC], "resources": ["clusterroles"], "verbs": ["bind"], "resourceNames": ["cluster-admin"]}]}))
+        .expect("role");
+    bind(
+        &store,
+        "team",
+        "binder",
+        json!({"kind": "User", "name": "alice"}),
+    );
+    store
+        .create_as(&rb, "team", binding("cluster-admin"), &alice)
+        .expect("bind is granted");
+}
