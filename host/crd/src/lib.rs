@@ -14,6 +14,7 @@ pub mod quantity;
 mod session;
 pub mod status;
 mod template;
+pub mod users;
 
 pub use duration::{DurationError, format_duration, parse_duration};
 pub use kinds::{SESSION_KIND_VERBS, SESSION_KINDS, SessionKind, session_kind};
