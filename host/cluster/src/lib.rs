@@ -10,6 +10,7 @@
 mod admission;
 mod api;
 mod apply;
+pub mod authn;
 pub mod authz;
 mod error;
 mod input;
