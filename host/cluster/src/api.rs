@@ -43,8 +43,8 @@ pub const DEFAULT_WATCH_TIMEOUT: Duration = Duration::from_secs(1800);
 pub struct AppState {
     /// The object store.
     pub store: Arc<Store>,
-    /// Bearer token every request must carry; `None` disables authentication.
-    pub token: Option<Arc<str>>,
+    /// Who a request's credentials say it is.
+    pub authn: Arc<crate::authn::Authenticator>,
     /// The authorizer, rebuilt from the stored RBAC objects when they change.
     pub rbac: Arc<crate::authz::RbacCache>,
     /// Requests whose handler panicked (each answered with a 500 `Status`): zero unless the
@@ -270,6 +270,12 @@ async fn resource_request(
         .into_response()
     };
     match segs.as_slice() {
+        ["authentication.k8s.io", "v1", "tokenreviews"] if call.method == Method::POST => {
+            match auth::token_review(&state, &call.body).await {
+                Ok(review) => (StatusCode::CREATED, axum::Json(review)).into_response(),
+                Err(e) => e.into_response(),
+            }
+        }
         [group] if !core => group_discovery(&state, group),
         [group, version] => {
             resource_list(&state, group, version).unwrap_or_else(IntoResponse::into_response)
@@ -343,6 +349,9 @@ fn dispatch(
     match (t.rt.key().as_str(), t.sub.as_deref(), &method) {
         ("pods", Some("binding"), &Method::POST) => return bind_pod(store, &t, &body),
         ("pods", Some("log"), &Method::GET) => return pod_log(store, &t),
+        ("serviceaccounts", Some("token"), &Method::POST) => {
+            return token_request(state, &t, &body);
+        }
         _ => {}
     }
     let part = match t.sub.as_deref() {
@@ -439,6 +448,26 @@ fn dispatch(
             "{m} is not supported on this path"
         ))),
     }
+}
+
+/// `POST serviceaccounts/<name>/token`: a TokenRequest answered with a token for the account.
+fn token_request(state: &AppState, t: &Target, body: &Bytes) -> Result<Response> {
+    let name = t.name.as_deref().unwrap_or_default();
+    let account = state.store.get(&t.rt, &t.ns, name)?;
+    let uid = account["metadata"]["uid"].as_str().unwrap_or_default();
+    let issuer = state
+        .authn
+        .service_accounts()
+        .ok_or_else(|| ApiError::Internal("this server issues no service-account tokens".into()))?;
+    let answer = issuer.token_request(
+        &t.ns,
+        name,
+        uid,
+        &json_body(body)?,
+        &auth::StoreLookup(&state.store),
+        jiff::Timestamp::now(),
+    )?;
+    Ok((StatusCode::CREATED, axum::Json(answer)).into_response())
 }
 
 /// `GET pods/<name>/log`: the pod's log. The embedded control plane runs no containers of its

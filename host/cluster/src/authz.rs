@@ -14,6 +14,7 @@ use axum::http::HeaderMap;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use serde::de::DeserializeOwned;
 
+use crate::authn::ANONYMOUS_USER;
 use crate::error::{ApiError, Result};
 use crate::rbac::RBAC_GROUP as RBAC;
 use crate::rbac::{
@@ -33,9 +34,6 @@ const RBAC_KEYS: [&str; 4] = [
     "rolebindings.rbac.authorization.k8s.io",
     "clusterrolebindings.rbac.authorization.k8s.io",
 ];
-
-/// The name of requests that carry no credentials.
-pub const ANONYMOUS_USER: &str = "system:anonymous";
 
 /// The authorizer for the store's current RBAC objects, rebuilt only when they change.
 #[derive(Default)]

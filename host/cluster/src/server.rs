@@ -11,6 +11,9 @@ use base64::Engine as _;
 use tokio::task::JoinHandle;
 
 use crate::api::{AppState, app};
+use crate::authn::{
+    AdminToken, Authenticator, OidcAuthenticator, OidcConfig, ServiceAccountTokens,
+};
 use crate::error::{ApiError, Result};
 use crate::pki::Pki;
 use crate::store::Store;
@@ -22,17 +25,22 @@ pub struct ClusterConfig {
     pub data_dir: PathBuf,
     /// Address to listen on; port 0 picks a free one.
     pub listen: SocketAddr,
-    /// Bearer token clients must send; a fresh random one when `None`.
+    /// The admin token (`system:masters`); when `None`, the one in `<data_dir>/admin.token`
+    /// (created with mode 0600 and a fresh random token the first time).
     pub token: Option<String>,
+    /// OpenID Connect issuers whose ID tokens authenticate users (none: only the admin and
+    /// service-account tokens do).
+    pub oidc: Vec<OidcConfig>,
 }
 
 impl ClusterConfig {
-    /// Listens on a free 127.0.0.1 port with a fresh token, storing in `data_dir`.
+    /// Listens on a free 127.0.0.1 port, storing (and keeping its admin token) in `data_dir`.
     pub fn local(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             data_dir: data_dir.into(),
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             token: None,
+            oidc: Vec::new(),
         }
     }
 }
@@ -53,9 +61,19 @@ impl Cluster {
     pub async fn start(config: ClusterConfig) -> Result<Self> {
         let store = Arc::new(Store::open(&config.data_dir)?);
         let pki = Pki::load_or_create(&config.data_dir.join("pki"))?;
-        let token = config
-            .token
-            .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+        let admin = match config.token {
+            Some(token) => AdminToken::from_value(token)?,
+            None => AdminToken::load_or_create(&config.data_dir.join("admin.token"))?,
+        };
+        let token = admin.value().to_owned();
+        let mut authn = Authenticator::new()
+            .with_admin_token(admin)
+            .with_service_accounts(ServiceAccountTokens::load_or_create(
+                &config.data_dir.join("pki").join("service-account.key"),
+            )?);
+        for oidc in config.oidc {
+            authn = authn.with_oidc(OidcAuthenticator::new(oidc)?);
+        }
         let listener = std::net::TcpListener::bind(config.listen)
             .map_err(|e| ApiError::Internal(format!("bind {}: {e}", config.listen)))?;
         listener
@@ -74,7 +92,7 @@ impl Cluster {
         let router = app(AppState {
             store: store.clone(),
             rbac,
-            token: Some(token.as_str().into()),
+            authn: Arc::new(authn),
             panics: panics.clone(),
         });
         let tls = RustlsConfig::from_config(pki.server_config()?);
