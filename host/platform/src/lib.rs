@@ -11,6 +11,7 @@
 //! admission webhooks.
 
 mod hook;
+mod identity;
 mod install;
 
 use std::net::SocketAddr;
@@ -28,6 +29,10 @@ use vdi_operator::{Fetcher, ModuleStore, Operator, OperatorConfig, Registry};
 use vdi_plugin_host::{Runtime, RuntimeConfig};
 
 use crate::hook::SessionAdmission;
+use crate::identity::AccountToken;
+pub use crate::identity::{
+    OPERATOR_ACCOUNT, OPERATOR_RBAC, OPERATOR_TOKEN_SECONDS, USER_RBAC, apply_rbac, mint_token,
+};
 use crate::install::apply;
 pub use crate::install::{
     DEFAULT_PLUGINS, DEFAULT_TEMPLATES, DefaultPlugin, QUOTA_SETTINGS, TRAEFIK_CRD, install_crds,
@@ -63,6 +68,11 @@ pub struct Platform {
     pub cluster: Cluster,
     /// A client of it (admin token).
     pub client: Client,
+    /// A client as the operator's service account (what the operator and the plugin registry
+    /// use, so `deploy/`'s RBAC decides what they may do).
+    pub operator_client: Client,
+    /// The operator's token, renewed while the platform runs (held for its renewal task).
+    _operator_token: AccountToken,
     /// The plugins in force (shared by the operator and the in-process admission).
     pub registry: Arc<Registry>,
     /// The operator, while running.
@@ -109,6 +119,20 @@ impl Platform {
             )
             .await?;
         }
+        apply_rbac(&client, OPERATOR_RBAC)
+            .await
+            .context("apply deploy/operator/rbac.yaml")?;
+        apply_rbac(&client, USER_RBAC)
+            .await
+            .context("apply deploy/rbac/users.yaml")?;
+        let operator_token = AccountToken::start(
+            client.clone(),
+            SYSTEM_NAMESPACE,
+            OPERATOR_ACCOUNT,
+            &options.data_dir.join("operator.token"),
+        )
+        .await?;
+        let operator_client = operator_token.client(&cluster.kubeconfig()).await?;
         let runtime = Arc::new(
             Runtime::new(RuntimeConfig {
                 cache_dir: options.cache_dir.clone(),
@@ -116,8 +140,8 @@ impl Platform {
             })
             .context("start the plugin runtime")?,
         );
-        let store = ModuleStore::new(client.clone(), SYSTEM_NAMESPACE);
-        let fetcher = Fetcher::new(store.clone(), client.clone(), None)?;
+        let store = ModuleStore::new(operator_client.clone(), SYSTEM_NAMESPACE);
+        let fetcher = Fetcher::new(store, operator_client.clone(), None)?;
         let registry = Arc::new(Registry::new(runtime, fetcher));
         if options.admission_hook {
             let settings = options
@@ -130,11 +154,14 @@ impl Platform {
         }
         if let Some(dir) = &options.plugins_dir {
             install_templates(&client).await?;
-            install_plugins(&client, &store, dir).await?;
+            let uploads = ModuleStore::new(client.clone(), SYSTEM_NAMESPACE);
+            install_plugins(&client, &uploads, dir).await?;
         }
         let mut platform = Self {
             cluster,
             client,
+            operator_client,
+            _operator_token: operator_token,
             registry,
             operator: None,
             nodes,
@@ -153,7 +180,8 @@ impl Platform {
         if let Some(old) = self.operator.take() {
             old.abort();
         }
-        let op = Operator::start(self.client.clone(), self.registry.clone(), config).await?;
+        let op =
+            Operator::start(self.operator_client.clone(), self.registry.clone(), config).await?;
         self.operator = Some(op);
         Ok(())
     }

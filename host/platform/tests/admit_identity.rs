@@ -1,9 +1,11 @@
 //! Who a session is for, through the embedded control plane's admission over real HTTPS with
 //! impersonated users: untrusted requesters get their own identity, `spec.user` never changes
-//! after create, and only its own user (or a trusted account) may change a session.
+//! after create, and only its own user (or a trusted account) may change a session. RBAC lets
+//! the test's users write sessions in `default`, so what refuses them here is admission.
 
 mod common;
 
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client};
@@ -22,6 +24,33 @@ async fn sessions_as(platform: &Platform, user: &str, groups: &[&str]) -> Api<VD
     config.auth_info.impersonate = Some(user.to_owned());
     config.auth_info.impersonate_groups = Some(groups.iter().map(|g| (*g).to_owned()).collect());
     Api::namespaced(Client::try_from(config).unwrap(), "default")
+}
+
+/// Lets `staff` and every service account write sessions in `default` (what RBAC allows is
+/// not under test here; admission is).
+async fn let_staff_write_sessions(platform: &Platform) {
+    let role: Role = serde_json::from_value(json!({
+        "metadata": {"name": "session-writers", "namespace": "default"},
+        "rules": [{"apiGroups": ["vdi.dev"], "resources": ["vdisessions"], "verbs": ["*"]}],
+    }))
+    .unwrap();
+    Api::<Role>::namespaced(platform.client.clone(), "default")
+        .create(&PostParams::default(), &role)
+        .await
+        .unwrap();
+    let binding: RoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": "session-writers", "namespace": "default"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "session-writers"},
+        "subjects": [
+            {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "staff"},
+            {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:serviceaccounts"},
+        ],
+    }))
+    .unwrap();
+    Api::<RoleBinding>::namespaced(platform.client.clone(), "default")
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
 }
 
 fn desk(name: &str, user: &str) -> VDISession {
@@ -51,6 +80,7 @@ async fn refused_patch(
 async fn spec_user_is_the_requesters_and_never_changes() {
     let env = start(nodes(1, 8)).await;
     let platform = &env.platform;
+    let_staff_write_sessions(platform).await;
     let alice = sessions_as(platform, "alice", &["staff"]).await;
 
     // A forged user on create is replaced by the requester's own identity.
@@ -59,7 +89,8 @@ async fn spec_user_is_the_requesters_and_never_changes() {
         .await
         .unwrap();
     assert_eq!(created.spec.user.name, "alice");
-    assert_eq!(created.spec.user.groups, ["staff"]);
+    // The API server adds `system:authenticated` to every authenticated identity.
+    assert_eq!(created.spec.user.groups, ["staff", "system:authenticated"]);
 
     // Not even the owner may hand the session to someone else.
     let (code, message) = refused_patch(&alice, "desk", json!({"user": {"name": "bob"}})).await;
