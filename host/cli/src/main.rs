@@ -3,10 +3,15 @@
 mod bench;
 mod cluster_bench;
 mod cluster_cmd;
+mod kubeconfig;
+mod login;
+mod oidc;
 mod operator_bench;
 mod operator_cmd;
 mod plugin_cmd;
 mod samples;
+mod token_cache;
+mod token_cmd;
 mod up;
 
 use std::path::PathBuf;
@@ -40,6 +45,12 @@ enum Command {
     /// Work with plugin components.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Sign in at an OpenID Provider (browser, code + PKCE) and write a kubeconfig user that
+    /// gets its token from `vdi token`.
+    Login(login::LoginArgs),
+    /// Print an ExecCredential with the cached ID token, refreshed when it expires within a
+    /// minute (the kubeconfig exec credential plugin `vdi login` sets up).
+    Token(token_cmd::TokenArgs),
 }
 
 #[derive(Subcommand)]
@@ -77,6 +88,8 @@ fn main() -> ExitCode {
         Command::Plugin(PluginCommand::Inspect { wasm, json }) => plugin_cmd::inspect(&wasm, json),
         Command::Plugin(PluginCommand::Test(args)) => plugin_cmd::test(&args),
         Command::Plugin(PluginCommand::Bench(args)) => bench::run(&args),
+        Command::Login(args) => login::run(&args),
+        Command::Token(args) => token_cmd::run(&args),
     };
     match result {
         Ok(code) => code,
