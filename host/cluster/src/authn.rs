@@ -129,6 +129,17 @@ impl Authenticator {
         self.service_accounts.as_ref()
     }
 
+    /// Fetches every OIDC issuer's discovery document and keys (spawn it at startup so the
+    /// first user does not wait). Failures are logged and retried when tokens arrive; returns
+    /// whether every issuer answered.
+    pub async fn prefetch_oidc(&self) -> bool {
+        let mut all = true;
+        for oidc in &self.oidc {
+            all &= oidc.prefetch().await;
+        }
+        all
+    }
+
     /// The identity behind a request's `Authorization` header.
     ///
     /// No header: `system:anonymous` in `system:unauthenticated` (RBAC decides what it may do),

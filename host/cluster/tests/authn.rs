@@ -414,6 +414,8 @@ async fn the_union_routes_oidc_tokens_to_their_issuer() -> Result<()> {
         .with_admin_token(AdminToken::from_value("admin".into())?)
         .with_service_accounts(ServiceAccountTokens::generate()?)
         .with_oidc(idp.authenticator());
+    assert!(auth.prefetch_oidc().await);
+    assert_eq!(idp.jwks_fetches(), 1);
     let header = format!("Bearer {}", key.sign(&idp.claims()));
     let user = auth.authenticate(Some(&header), &NoObjects).await?;
     assert_eq!(user.name, "oidc:alice");

@@ -57,6 +57,11 @@ impl KeyCache {
             .redirect(Policy::none())
             .timeout(REQUEST_TIMEOUT)
             .connect_timeout(CONNECT_TIMEOUT);
+        if config.allow_insecure_loopback {
+            // A development IdP on this machine: an HTTP(S)_PROXY from the environment would
+            // otherwise carry loopback requests away.
+            builder = builder.no_proxy();
+        }
         if let Some(pem) = &config.ca_pem {
             let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
                 .map_err(|e| config_err(format_args!("caPem: {e}")))?;
