@@ -82,6 +82,7 @@ async fn bench(args: &BenchArgs) -> Result<ExitCode> {
             ..OperatorConfig::default()
         }),
         admission_hook: true,
+        oidc: Vec::new(),
     })
     .await?;
     let baseline = plugins_alone(&platform, args)?;

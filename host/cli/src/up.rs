@@ -58,6 +58,7 @@ pub(crate) fn run(args: &UpArgs) -> Result<ExitCode> {
             cache_dir,
             operator: Some(config),
             admission_hook: true,
+            oidc: Vec::new(),
         })
         .await?;
         crate::cluster_cmd::write_kubeconfig(&c.kubeconfig, &platform.kubeconfig())?;

@@ -14,6 +14,7 @@ use crate::api::{AppState, app};
 use crate::authn::{
     AdminToken, Authenticator, OidcAuthenticator, OidcConfig, ServiceAccountTokens,
 };
+use crate::authz::AuthorizationMode;
 use crate::error::{ApiError, Result};
 use crate::pki::Pki;
 use crate::store::Store;
@@ -31,6 +32,8 @@ pub struct ClusterConfig {
     /// OpenID Connect issuers whose ID tokens authenticate users (none: only the admin and
     /// service-account tokens do).
     pub oidc: Vec<OidcConfig>,
+    /// How requests are authorized: RBAC unless a benchmark asks for its baseline.
+    pub authorization: AuthorizationMode,
 }
 
 impl ClusterConfig {
@@ -41,6 +44,7 @@ impl ClusterConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             token: None,
             oidc: Vec::new(),
+            authorization: AuthorizationMode::Rbac,
         }
     }
 }
@@ -84,15 +88,23 @@ impl Cluster {
             .map_err(|e| ApiError::Internal(e.to_string()))?;
         let panics = Arc::new(AtomicU64::new(0));
         crate::authz::seed_bootstrap_policy(&store)?;
-        let rbac = Arc::new(crate::authz::RbacCache::default());
+        let rbac = Arc::new(crate::authz::RbacCache::new(config.authorization));
         store.add_admission_hook(Arc::new(crate::authz::EscalationCheck::new(
             &store,
             rbac.clone(),
         )));
+        let authn = Arc::new(authn);
+        // The first OIDC user should not wait for the issuer's discovery and keys.
+        tokio::spawn({
+            let authn = authn.clone();
+            async move {
+                authn.prefetch_oidc().await;
+            }
+        });
         let router = app(AppState {
             store: store.clone(),
             rbac,
-            authn: Arc::new(authn),
+            authn,
             panics: panics.clone(),
         });
         let tls = RustlsConfig::from_config(pki.server_config()?);

@@ -13,9 +13,9 @@ use vdi_plugin_host::types::AdmissionContext;
 use crate::registry::PluginSet;
 use crate::wit;
 
-/// Groups whose members may create sessions for other users by default (cluster admins and
-/// session admins).
-pub const TRUSTED_GROUPS: &[&str] = &["system:masters", "vdi:session-admins"];
+/// Groups whose members may create sessions for other users by default (cluster admins,
+/// session admins and the platform admins of `deploy/rbac/users.yaml`, as OIDC names them).
+pub const TRUSTED_GROUPS: &[&str] = &["system:masters", "vdi:session-admins", "oidc:vdi-admins"];
 /// Service accounts that may by default: the dashboard API (it acts for its users) and the
 /// operator itself.
 pub const TRUSTED_SERVICE_ACCOUNTS: &[&str] = &[

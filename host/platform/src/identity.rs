@@ -21,6 +21,8 @@ use crate::install::apply;
 pub const OPERATOR_RBAC: &str = include_str!("../../../deploy/operator/rbac.yaml");
 /// The users' and admins' roles.
 pub const USER_RBAC: &str = include_str!("../../../deploy/rbac/users.yaml");
+/// The GraphQL API's ServiceAccount and its right to act for users.
+pub const API_RBAC: &str = include_str!("../../../deploy/rbac/api.yaml");
 /// The operator's ServiceAccount (in [`crate::SYSTEM_NAMESPACE`]).
 pub const OPERATOR_ACCOUNT: &str = "vdi-operator";
 /// How long an operator token is valid; it is renewed at half of it.
@@ -47,6 +49,31 @@ pub async fn apply_rbac(client: &Client, docs: &str) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Gives `user` (as the API server names them: `oidc:alice`) their namespace and the
+/// `vdi-user` role in it, as `vdi user add` and a user's first session do; returns the
+/// namespace. Applying again changes nothing.
+pub async fn add_user(client: &Client, user: &str) -> Result<String> {
+    use k8s_openapi::api::core::v1::Namespace;
+    use vdi_crd::users::{user_namespace, user_namespace_object, user_role_binding};
+    if user.is_empty() {
+        bail!("the user name is empty");
+    }
+    let ns = user_namespace(user);
+    apply(
+        &Api::<Namespace>::all(client.clone()),
+        &user_namespace_object(user),
+    )
+    .await
+    .with_context(|| format!("create namespace {ns}"))?;
+    apply(
+        &Api::<RoleBinding>::namespaced(client.clone(), &ns),
+        &user_role_binding(user),
+    )
+    .await
+    .with_context(|| format!("bind {user} to vdi-user in {ns}"))?;
+    Ok(ns)
 }
 
 /// Mints a token for `namespace/account` valid for `seconds`.

@@ -18,7 +18,8 @@ pub const TRAEFIK_CRD: &str =
 /// The default templates.
 pub const DEFAULT_TEMPLATES: &str = include_str!("../../../deploy/defaults/templates.yaml");
 /// Settings of the default quota policy: staff may start the Ubuntu desktops, admins anything.
-pub const QUOTA_SETTINGS: &str = r#"{"maxSessionsPerUser": 3, "maxGpuSlicesPerUser": 4, "maxTimeoutSeconds": 14400, "templatesByGroup": {"staff": ["ubuntu-desktop", "ubuntu-cpu"], "admins": ["*"]}}"#;
+/// (Users signed in with OIDC carry their IdP's groups with the `oidc:` prefix.)
+pub const QUOTA_SETTINGS: &str = r#"{"maxSessionsPerUser": 3, "maxGpuSlicesPerUser": 4, "maxTimeoutSeconds": 14400, "templatesByGroup": {"staff": ["ubuntu-desktop", "ubuntu-cpu"], "oidc:staff": ["ubuntu-desktop", "ubuntu-cpu"], "admins": ["*"], "oidc:vdi-admins": ["*"]}}"#;
 
 /// A default plugin: the `VDIPlugin` name, its module file, hook and settings.
 #[derive(Debug, Clone)]

@@ -31,13 +31,15 @@ use vdi_plugin_host::{Runtime, RuntimeConfig};
 use crate::hook::SessionAdmission;
 use crate::identity::AccountToken;
 pub use crate::identity::{
-    OPERATOR_ACCOUNT, OPERATOR_RBAC, OPERATOR_TOKEN_SECONDS, USER_RBAC, apply_rbac, mint_token,
+    API_RBAC, OPERATOR_ACCOUNT, OPERATOR_RBAC, OPERATOR_TOKEN_SECONDS, USER_RBAC, add_user,
+    apply_rbac, mint_token,
 };
 use crate::install::apply;
 pub use crate::install::{
     DEFAULT_PLUGINS, DEFAULT_TEMPLATES, DefaultPlugin, QUOTA_SETTINGS, TRAEFIK_CRD, install_crds,
     install_plugins, install_templates,
 };
+pub use vdi_cluster::authn::OidcConfig;
 
 /// Namespace of the operator's Lease (and of the uploaded modules).
 pub const SYSTEM_NAMESPACE: &str = "vdi-system";
@@ -57,6 +59,8 @@ pub struct PlatformOptions {
     pub cache_dir: Option<PathBuf>,
     /// The operator's settings; `None` starts no operator.
     pub operator: Option<OperatorConfig>,
+    /// OIDC issuers whose ID tokens the control plane accepts (users sign in there).
+    pub oidc: Vec<OidcConfig>,
     /// Run the plugin chain in front of `VDISession` writes (as the webhook does on a real
     /// cluster); without it only the operator judges, after the object is stored.
     pub admission_hook: bool,
@@ -94,6 +98,7 @@ impl Platform {
     pub async fn start(options: PlatformOptions) -> Result<Self> {
         let cluster = Cluster::start(ClusterConfig {
             listen: options.listen,
+            oidc: options.oidc.clone(),
             ..ClusterConfig::local(&options.data_dir)
         })
         .await
@@ -125,6 +130,9 @@ impl Platform {
         apply_rbac(&client, USER_RBAC)
             .await
             .context("apply deploy/rbac/users.yaml")?;
+        apply_rbac(&client, API_RBAC)
+            .await
+            .context("apply deploy/rbac/api.yaml")?;
         let operator_token = AccountToken::start(
             client.clone(),
             SYSTEM_NAMESPACE,
