@@ -14,7 +14,7 @@ PLUGINS_OUT := $(VDI_PLUGINS_TARGET_DIR)/wasm32-wasip2/release
 .PHONY: up test setup plugins lint unit bench
 
 up: plugins
-	$(CARGO) run --quiet -p vdi-cli -- up --plugins-dir $(PLUGINS_OUT)
+	$(CARGO) run --quiet -p vdi-cli -- up --dev-idp --plugins-dir $(PLUGINS_OUT)
 
 test: lint plugins
 	cd plugins && CARGO_TARGET_DIR=$(VDI_PLUGINS_TARGET_DIR) $(CARGO) test --quiet

@@ -28,6 +28,9 @@ pub(crate) struct ClusterArgs {
     /// Time-slices per simulated GPU.
     #[arg(long, default_value_t = 8)]
     pub(crate) sim_slices: u32,
+    /// The OpenID Provider whose users may sign in.
+    #[command(flatten)]
+    pub(crate) oidc: crate::oidc_flags::OidcFlags,
 }
 
 pub(crate) fn run(args: &ClusterArgs) -> Result<ExitCode> {
@@ -35,6 +38,7 @@ pub(crate) fn run(args: &ClusterArgs) -> Result<ExitCode> {
     rt.block_on(async {
         let config = ClusterConfig {
             listen: args.listen,
+            oidc: args.oidc.config()?.into_iter().collect(),
             ..ClusterConfig::local(&args.data_dir)
         };
         let cluster = Cluster::start(config)

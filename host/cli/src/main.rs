@@ -3,9 +3,11 @@
 mod bench;
 mod cluster_bench;
 mod cluster_cmd;
+mod dev_idp;
 mod kubeconfig;
 mod login;
 mod oidc;
+mod oidc_flags;
 mod operator_bench;
 mod operator_cmd;
 mod plugin_cmd;
@@ -13,6 +15,7 @@ mod samples;
 mod token_cache;
 mod token_cmd;
 mod up;
+mod user_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -51,6 +54,15 @@ enum Command {
     /// Print an ExecCredential with the cached ID token, refreshed when it expires within a
     /// minute (the kubeconfig exec credential plugin `vdi login` sets up).
     Token(token_cmd::TokenArgs),
+    /// Manage the platform's users.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Give a user their namespace and the `vdi-user` role in it.
+    Add(user_cmd::AddArgs),
 }
 
 #[derive(Subcommand)]
@@ -80,6 +92,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Up(args) => up::run(&args),
+        Command::User(UserCommand::Add(args)) => user_cmd::add(&args),
         Command::Cluster(args) => cluster_cmd::run(&args),
         Command::Operator(args) => operator_cmd::run(&args),
         Command::Crds => operator_cmd::crds(),

@@ -30,6 +30,16 @@ pub(crate) struct UpArgs {
         default_value = "https://localhost:8443/sessions/{namespace}/{name}/"
     )]
     url_template: String,
+    /// Also start the development OpenID Provider (tools/dev-idp: alice, bob, carol and admin)
+    /// and trust it, and give alice and bob their namespaces. Dev only.
+    #[arg(long)]
+    dev_idp: bool,
+    /// Where the development OpenID Provider listens.
+    #[arg(long, default_value = "127.0.0.1:5556")]
+    dev_idp_listen: SocketAddr,
+    /// The development OpenID Provider's directory (with its node_modules).
+    #[arg(long, default_value = "tools/dev-idp")]
+    dev_idp_dir: PathBuf,
     /// The control plane's settings (data directory, port, kubeconfig, simulated nodes).
     #[command(flatten)]
     cluster: crate::cluster_cmd::ClusterArgs,
@@ -45,6 +55,20 @@ pub(crate) fn run(args: &UpArgs) -> Result<ExitCode> {
         };
         config.session.url_template = args.url_template.clone();
         let cache_dir = crate::plugin_cmd::cache_dir();
+        let mut oidc: Vec<_> = c.oidc.config()?.into_iter().collect();
+        let idp = if args.dev_idp {
+            let idp = crate::dev_idp::DevIdp::start(
+                &args.dev_idp_dir,
+                args.dev_idp_listen,
+                &c.data_dir.join("dev-idp"),
+            )?;
+            let mut config = vdi_cluster::authn::OidcConfig::new(idp.issuer.clone(), "vdi-cli");
+            config.ca_pem = Some(std::fs::read_to_string(&idp.ca_file)?);
+            oidc.push(config);
+            Some(idp)
+        } else {
+            None
+        };
         let platform = Platform::start(PlatformOptions {
             data_dir: c.data_dir.clone(),
             listen: c.listen,
@@ -58,7 +82,7 @@ pub(crate) fn run(args: &UpArgs) -> Result<ExitCode> {
             cache_dir,
             operator: Some(config),
             admission_hook: true,
-            oidc: Vec::new(),
+            oidc,
         })
         .await?;
         crate::cluster_cmd::write_kubeconfig(&c.kubeconfig, &platform.kubeconfig())?;
@@ -85,6 +109,19 @@ pub(crate) fn run(args: &UpArgs) -> Result<ExitCode> {
         if let Some(addr) = platform.operator.as_ref().and_then(|o| o.http_addr()) {
             println!("operator        http://{addr}/metrics");
         }
+        if let Some(idp) = &idp {
+            for user in ["oidc:alice", "oidc:bob"] {
+                let ns = vdi_platform::add_user(&platform.client, user).await?;
+                println!("user            {user:<12} namespace {ns}");
+            }
+            println!(
+                "sign in         vdi login --issuer {} --ca-file {} --kubeconfig {} --cluster vdi",
+                idp.issuer,
+                idp.ca_file.display(),
+                c.kubeconfig.display()
+            );
+            println!("                (alice/alice-password, admin/admin-password: tools/dev-idp/README.md)");
+        }
         println!();
         println!("export KUBECONFIG={}", c.kubeconfig.display());
         println!("kubectl apply -f examples/session.yaml && kubectl get vds -w");
@@ -94,6 +131,7 @@ pub(crate) fn run(args: &UpArgs) -> Result<ExitCode> {
         );
         tokio::signal::ctrl_c().await.context("wait for Ctrl-C")?;
         platform.stop().await;
+        drop(idp);
         Ok(ExitCode::SUCCESS)
     })
 }

@@ -245,6 +245,18 @@ async fn resource_request(
         Ok(body) => body,
         Err(e) => return e.into_response(),
     };
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let body = if crate::protobuf::is_protobuf(content_type) && !body.is_empty() {
+        match crate::protobuf::to_json(&body) {
+            Ok(json) => Bytes::from(json.to_string()),
+            Err(e) => return e.into_response(),
+        }
+    } else {
+        body
+    };
     // `/api/v1/...` is the core group: read it as `/apis/<empty group>/v1/...`.
     let (core, rest) = match full.strip_prefix("/apis/") {
         Some(rest) => (false, rest),

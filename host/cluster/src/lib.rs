@@ -17,6 +17,7 @@ mod input;
 mod nodes;
 mod openapi;
 mod pki;
+mod protobuf;
 pub mod rbac;
 mod resources;
 mod schema;

@@ -27,6 +27,13 @@ impl ClusterProcess {
         Self::start_command(data_dir, &["cluster"], &[])
     }
 
+    /// `vdi cluster` with more arguments (e.g. `--oidc-issuer-url`).
+    pub fn start_with(data_dir: &Path, args: &[&str]) -> Self {
+        let mut all = vec!["cluster"];
+        all.extend_from_slice(args);
+        Self::start_command(data_dir, &all, &[])
+    }
+
     /// Starts `vdi up` (control plane, two simulated nodes, default plugins, operator) with the
     /// guest plugins built from source; waits for the kubeconfig, written once all is up.
     pub fn up(data_dir: &Path) -> Self {

@@ -181,9 +181,11 @@ fn access_status(rbac: &RbacCache, store: &Store, attrs: Attributes) -> SubjectA
             allowed: true,
             ..Default::default()
         },
+        // RBAC has no opinion on what it does not grant: like kube-apiserver, the review says
+        // no reason (kubectl prints a bare "no"), only the errors of dangling bindings.
         Decision::Deny { reason } => SubjectAccessReviewStatus {
             allowed: false,
-            reason: Some(reason),
+            evaluation_error: reason.split_once(": RBAC: ").map(|(_, e)| e.to_owned()),
             ..Default::default()
         },
     }
