@@ -317,6 +317,19 @@ async fn every_identity_gets_exactly_what_rbac_grants() {
         let want = if token.is_none() { 401 } else { 200 };
         assert_eq!(status.as_u16(), want, "{who} listing templates");
     }
+    // Plugins and the node inventory are the platform admins' only.
+    for path in ["/apis/vdi.dev/v1alpha1/vdiplugins", "/api/v1/nodes"] {
+        for (who, token) in &tokens {
+            let client = client_as(&platform, token.as_deref()).await;
+            let (status, _) = send(&client, Method::GET, path, "application/json", None, &[]).await;
+            let want = match who.as_str() {
+                "admin" => 200,
+                "anonymous" => 401,
+                _ => 403,
+            };
+            assert_eq!(status.as_u16(), want, "{who} listing {path}");
+        }
+    }
     platform.stop().await;
     drop(idp);
 }
