@@ -4,6 +4,7 @@
 //!
 //! The decisions themselves are [`crate::rbac`]'s; this module reads the store and the request.
 
+pub mod aggregation;
 mod escalation;
 mod request;
 mod reviews;

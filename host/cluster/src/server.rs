@@ -58,6 +58,8 @@ pub struct Cluster {
     ca_pem: String,
     handle: Handle<SocketAddr>,
     task: Option<JoinHandle<()>>,
+    /// The ClusterRole aggregation controller.
+    aggregation: Option<JoinHandle<()>>,
 }
 
 impl Cluster {
@@ -88,6 +90,7 @@ impl Cluster {
             .map_err(|e| ApiError::Internal(e.to_string()))?;
         let panics = Arc::new(AtomicU64::new(0));
         crate::authz::seed_bootstrap_policy(&store)?;
+        let aggregation = crate::authz::aggregation::spawn(&store);
         let rbac = Arc::new(crate::authz::RbacCache::new(config.authorization));
         store.add_admission_hook(Arc::new(crate::authz::EscalationCheck::new(
             &store,
@@ -126,6 +129,7 @@ impl Cluster {
             ca_pem: pki.ca_pem,
             handle,
             task: Some(task),
+            aggregation,
         })
     }
 
@@ -177,6 +181,9 @@ impl Cluster {
 
     async fn shutdown(&mut self) {
         self.handle.shutdown();
+        if let Some(aggregation) = self.aggregation.take() {
+            aggregation.abort();
+        }
         if let Some(task) = self.task.take() {
             // Open watches keep connections alive; do not wait for their timeouts.
             task.abort();
@@ -187,7 +194,10 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
+        for task in [self.task.take(), self.aggregation.take()]
+            .into_iter()
+            .flatten()
+        {
             task.abort();
         }
     }

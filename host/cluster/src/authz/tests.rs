@@ -341,3 +341,31 @@ fn nobody_grants_what_they_do_not_hold() {
         .create_as(&rb, "team", binding("cluster-admin"), &alice)
         .expect("bind is granted");
 }
+
+#[test]
+fn aggregated_cluster_roles_are_rewritten_with_what_they_aggregate() {
+    let (_dir, store) = store();
+    let cr = rbac_type(&store, "clusterroles");
+    assert_eq!(
+        aggregation::reconcile(&store),
+        0,
+        "the seeded roles are up to date"
+    );
+    store
+        .create(&cr, "", json!({"metadata": {"name": "sessions-view", "labels": {"rbac.authorization.k8s.io/aggregate-to-view": "true"}},
+            "rules": [{"apiGroups": ["vdi.dev"], "resources": ["vdisessions"], "verbs": ["get", "list", "watch"]}]}))
+        .expect("create");
+    // view, edit and admin all take the new rule.
+    assert_eq!(aggregation::reconcile(&store), 3);
+    for role in ["view", "edit", "admin"] {
+        let stored = store.get(&cr, "", role).expect("role");
+        let rules = stored["rules"].as_array().expect("rules");
+        assert!(
+            rules
+                .iter()
+                .any(|r| r["resources"] == json!(["vdisessions"])),
+            "{role}: {rules:?}"
+        );
+    }
+    assert_eq!(aggregation::reconcile(&store), 0, "converged");
+}
