@@ -85,6 +85,13 @@ pub(crate) fn run(args: &UpArgs) -> Result<ExitCode> {
             oidc,
         })
         .await?;
+        let mut users = Vec::new();
+        if idp.is_some() {
+            for user in ["oidc:alice", "oidc:bob"] {
+                users.push((user, vdi_platform::add_user(&platform.client, user).await?));
+            }
+        }
+        // Written last: whoever waits for it finds everything above in place.
         crate::cluster_cmd::write_kubeconfig(&c.kubeconfig, &platform.kubeconfig())?;
         let set = platform.registry.current();
         println!("control plane   {}", platform.cluster.url());
@@ -110,8 +117,7 @@ pub(crate) fn run(args: &UpArgs) -> Result<ExitCode> {
             println!("operator        http://{addr}/metrics");
         }
         if let Some(idp) = &idp {
-            for user in ["oidc:alice", "oidc:bob"] {
-                let ns = vdi_platform::add_user(&platform.client, user).await?;
+            for (user, ns) in &users {
                 println!("user            {user:<12} namespace {ns}");
             }
             println!(

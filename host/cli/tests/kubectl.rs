@@ -427,6 +427,19 @@ fn vdi_up_then_kubectl_apply_gives_a_running_session_or_the_policy_reason() {
         table.contains("https://localhost:8443/sessions/default/alice-desktop/"),
         "{table}"
     );
+    // `--dev-idp` gave the demo users their namespaces.
+    let namespaces = k.ok(&[
+        "get",
+        "ns",
+        "-l",
+        "vdi.dev/user-namespace=true",
+        "-o",
+        "name",
+    ]);
+    assert!(
+        namespaces.contains("namespace/u-alice-") && namespaces.contains("namespace/u-bob-"),
+        "{namespaces}"
+    );
     let plugins = k.ok(&["get", "vdp"]);
     for name in ["quota", "gpu-binpack", "desktop"] {
         assert!(plugins.contains(name), "{plugins}");

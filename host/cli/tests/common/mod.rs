@@ -34,8 +34,9 @@ impl ClusterProcess {
         Self::start_command(data_dir, &all, &[])
     }
 
-    /// Starts `vdi up` (control plane, two simulated nodes, default plugins, operator) with the
-    /// guest plugins built from source; waits for the kubeconfig, written once all is up.
+    /// Starts `vdi up` (control plane, two simulated nodes, default plugins, operator, the dev
+    /// OpenID Provider) with the guest plugins built from source; waits for the kubeconfig,
+    /// written once all is up.
     pub fn up(data_dir: &Path) -> Self {
         let plugins = guests();
         let cache = compile_cache();
@@ -49,6 +50,14 @@ impl ClusterProcess {
                 "127.0.0.1:0",
                 "--plugins-dir",
                 plugins.to_str().expect("utf-8 path"),
+                "--dev-idp",
+                "--dev-idp-listen",
+                "127.0.0.1:0",
+                "--dev-idp-dir",
+                repo_root()
+                    .join("tools/dev-idp")
+                    .to_str()
+                    .expect("utf-8 path"),
             ],
             &[("VDI_CACHE_DIR", cache.to_str().expect("utf-8 path"))],
         )
