@@ -69,13 +69,23 @@ pub(crate) fn run(args: &ClusterArgs) -> Result<ExitCode> {
     })
 }
 
-/// Writes `contents` to `path` atomically (a reader never sees half a kubeconfig).
+/// Writes `contents` to `path` atomically (a reader never sees half a kubeconfig), mode 0600.
 pub(crate) fn write_kubeconfig(path: &std::path::Path, contents: &str) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     }
+    // It holds the admin token: readable by its owner only.
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, contents).with_context(|| format!("write {}", tmp.display()))?;
+    let _ = std::fs::remove_file(&tmp);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(contents.as_bytes()))
+        .with_context(|| format!("write {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("write {}", path.display()))?;
     Ok(())
 }

@@ -393,9 +393,7 @@ fn dispatch(
             ok(crate::table::render(&t.rt, &[obj], &rv))
         }
         (Method::GET, Some(name)) => ok(store.get(&t.rt, &t.ns, name)?),
-        (Method::GET, None) if q.get("watch").is_some_and(|w| w == "true" || w == "1") => {
-            watch(state, &t, q, as_table)
-        }
+        (Method::GET, None) if wants_watch(q) => watch(state, &t, q, as_table),
         (Method::GET, None) if as_table => {
             let items = list_items(state, &t, q)?;
             ok(crate::table::render(
@@ -424,9 +422,21 @@ fn dispatch(
                 .get(header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or_default();
+            let may_create = || {
+                let attrs = crate::rbac::Attributes::resource(
+                    user.clone(),
+                    "create",
+                    &t.rt.group,
+                    &t.rt.plural,
+                )
+                .in_namespace(&t.ns)
+                .named(name);
+                state.rbac.check(store, &attrs)
+            };
             let apply = Apply {
                 manager: manager(q),
                 force: q.get("force").is_some_and(|f| f == "true"),
+                may_create: &may_create,
             };
             patch(store, &t, name, (ctype, &body), part, &requester, &apply)
         }
@@ -471,11 +481,34 @@ fn token_request(state: &AppState, t: &Target, body: &Bytes) -> Result<Response>
         .authn
         .service_accounts()
         .ok_or_else(|| ApiError::Internal("this server issues no service-account tokens".into()))?;
+    let request = json_body(body)?;
+    // A token bound to a pod must be for the account that pod runs as.
+    let bound = &request["spec"]["boundObjectRef"];
+    if bound["kind"].as_str() == Some("Pod")
+        && let Some(pod_name) = bound["name"].as_str()
+        && let Some(pods) = state.store.registry.find("", "v1", "pods")
+        && let Ok(pod) = state.store.get(&pods, &t.ns, pod_name)
+    {
+        let runs_as = pod["spec"]["serviceAccountName"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .unwrap_or("default");
+        if runs_as != name {
+            return Err(ApiError::Invalid {
+                kind: "TokenRequest".into(),
+                name: name.to_owned(),
+                field: "spec.boundObjectRef".into(),
+                reason: format!(
+                    "pod {pod_name:?} runs as service account {runs_as:?}, not {name:?}"
+                ),
+            });
+        }
+    }
     let answer = issuer.token_request(
         &t.ns,
         name,
         uid,
-        &json_body(body)?,
+        &request,
         &auth::StoreLookup(&state.store),
         jiff::Timestamp::now(),
     )?;
@@ -589,6 +622,12 @@ fn decode_continue(token: &str) -> Result<(String, String)> {
         .ok_or_else(bad)?;
     let [ns, name]: [String; 2] = serde_json::from_slice(&bytes).map_err(|_| bad())?;
     Ok((ns, name))
+}
+
+/// Whether a request's (decoded) query asks for a watch: what the handler serves and what
+/// authorization checks must agree.
+pub(crate) fn wants_watch(q: &HashMap<String, String>) -> bool {
+    q.get("watch").is_some_and(|w| w == "true" || w == "1")
 }
 
 /// The `fieldManager` of a write (`unknown` when the client names none).

@@ -9,7 +9,7 @@ mod escalation;
 mod request;
 mod reviews;
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use axum::http::HeaderMap;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
@@ -19,14 +19,17 @@ use crate::authn::ANONYMOUS_USER;
 use crate::error::{ApiError, Result};
 use crate::rbac::RBAC_GROUP as RBAC;
 use crate::rbac::{
-    AUTHENTICATED_GROUP, Attributes, Authorizer, Decision, UNAUTHENTICATED_GROUP, UserInfo,
-    aggregate, bootstrap_policy, status_message,
+    AUTHENTICATED_GROUP, Attributes, Authorizer, Decision, MASTERS_GROUP, UNAUTHENTICATED_GROUP,
+    UserInfo, aggregate, bootstrap_policy, status_message,
 };
 use crate::store::Store;
 
 pub use escalation::EscalationCheck;
 pub use request::request_attributes;
 pub(crate) use reviews::review;
+
+/// Identities of the cluster itself.
+const RESERVED_PREFIX: &str = "system:";
 
 /// The storage keys of the RBAC kinds: a change to any of them rebuilds the authorizer.
 const RBAC_KEYS: [&str; 4] = [
@@ -50,6 +53,7 @@ pub enum AuthorizationMode {
 #[derive(Default)]
 pub struct RbacCache {
     built: RwLock<Option<(u64, Arc<Authorizer>)>>,
+    rebuilding: Mutex<()>,
     mode: AuthorizationMode,
 }
 
@@ -70,6 +74,20 @@ impl RbacCache {
 
     /// The authorizer for what `store` holds now.
     pub fn authorizer(&self, store: &Store) -> Arc<Authorizer> {
+        let version = store.changed_at(&RBAC_KEYS);
+        if let Some((built_at, authorizer)) = &*self
+            .built
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            && *built_at == version
+        {
+            return authorizer.clone();
+        }
+        // One rebuild at a time: a burst of RBAC writes must not make every request rebuild.
+        let _rebuilding = self
+            .rebuilding
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let version = store.changed_at(&RBAC_KEYS);
         if let Some((built_at, authorizer)) = &*self
             .built
@@ -200,9 +218,19 @@ pub fn impersonate(
             })
             .collect()
     };
-    let users = values("impersonate-user")?;
+    // An empty Impersonate-User is no impersonation (as kube-apiserver reads it); empty groups
+    // or uids are refused.
+    let users: Vec<String> = values("impersonate-user")?
+        .into_iter()
+        .filter(|u| !u.is_empty())
+        .collect();
     let groups = values("impersonate-group")?;
     let uids = values("impersonate-uid")?;
+    if groups.iter().chain(&uids).any(String::is_empty) {
+        return Err(ApiError::BadRequest(
+            "an Impersonate-Group or Impersonate-Uid header is empty".into(),
+        ));
+    }
     let extras: Vec<(String, String)> = headers
         .iter()
         .filter_map(|(name, value)| {
@@ -225,6 +253,25 @@ pub fn impersonate(
         return Err(ApiError::BadRequest(
             "only one Impersonate-User header may be sent".into(),
         ));
+    }
+    // The cluster's own identities (`system:admin`, `system:masters`, nodes, ...) may be taken on
+    // only by those who hold them all already: a grant of `impersonate` on every user and group
+    // (what an API server acting for its users needs) must not reach cluster-admin. Stricter
+    // than kube-apiserver, where only resourceNames would stop it. Service accounts are named by
+    // the serviceaccounts check below.
+    let reserved = |name: &str| {
+        name.starts_with(RESERVED_PREFIX) && !name.starts_with("system:serviceaccount:")
+    };
+    if !user.in_group(MASTERS_GROUP)
+        && (reserved(target)
+            || groups
+                .iter()
+                .any(|g| reserved(g) && g != AUTHENTICATED_GROUP))
+    {
+        return Err(ApiError::Forbidden(format!(
+            "User {:?} cannot impersonate the reserved identity {target:?} (groups {groups:?}):              only members of system:masters may impersonate system: users and groups",
+            user.name
+        )));
     }
     let may = |resource: &str, namespace: &str, name: &str| {
         let attrs = Attributes::resource(user.clone(), "impersonate", "", resource)

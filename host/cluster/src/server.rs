@@ -77,6 +77,20 @@ impl Cluster {
             .with_service_accounts(ServiceAccountTokens::load_or_create(
                 &config.data_dir.join("pki").join("service-account.key"),
             )?);
+        // Two issuers with one prefix could mint each other's users and groups.
+        for (i, a) in config.oidc.iter().enumerate() {
+            for b in config.oidc.iter().skip(i + 1) {
+                let shared = |x: &str, y: &str| x == y && x != crate::authn::NO_PREFIX;
+                if shared(&a.username_prefix, &b.username_prefix)
+                    || shared(&a.groups_prefix, &b.groups_prefix)
+                {
+                    return Err(ApiError::Internal(format!(
+                        "the OIDC issuers {} and {} share a username or groups prefix: give each its own",
+                        a.issuer_url, b.issuer_url
+                    )));
+                }
+            }
+        }
         for oidc in config.oidc {
             authn = authn.with_oidc(OidcAuthenticator::new(oidc)?);
         }

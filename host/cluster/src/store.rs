@@ -20,6 +20,8 @@ use crate::resources::{Registry, ResourceType};
 pub const HISTORY_EVENTS: usize = 50_000;
 /// Finalizer the garbage collector uses for foreground deletion.
 pub const FOREGROUND_FINALIZER: &str = "foregroundDeletion";
+/// Finalizer of a namespace whose contents are being deleted (it goes once they are gone).
+pub const NAMESPACE_FINALIZER: &str = "kubernetes";
 
 /// A watch event type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -384,12 +386,18 @@ impl Store {
         let name = meta(&obj, "name");
         // RBAC objects are named like paths (`system:discovery`), everything else like DNS.
         if rt.group == crate::rbac::RBAC_GROUP {
-            if name == "." || name == ".." || name.contains(['/', '%']) {
+            // Kubernetes allows any path segment; printable ASCII without the characters a
+            // URL would have to escape keeps every such object addressable by kubectl.
+            let addressable = name.len() <= 253
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_graphic() && !b"/%?#\\".contains(&b));
+            if name == "." || name == ".." || !addressable {
                 return Err(invalid(
                     rt,
                     &name,
                     "metadata.name",
-                    "may not be '.' or '..' and may not contain '/' or '%'",
+                    "must be at most 253 printable ASCII characters without '/', '%', '?', '#' or '\\', and not '.' or '..'",
                 ));
             }
         } else if !valid_name(&name) {
@@ -409,16 +417,26 @@ impl Store {
         self.admit(Operation::Create, requester, rt, &mut obj, None)?;
         crate::schema::validate(rt, &obj)?;
         let mut inner = self.lock();
-        if rt.namespaced
-            && !inner
+        if rt.namespaced {
+            let namespace = inner
                 .objects
                 .get("namespaces")
-                .is_some_and(|m| m.contains_key(&(String::new(), ns.to_owned())))
-        {
-            return Err(ApiError::NotFound {
-                resource: "namespaces".into(),
-                name: ns.to_owned(),
-            });
+                .and_then(|m| m.get(&(String::new(), ns.to_owned())));
+            match namespace {
+                None => {
+                    return Err(ApiError::NotFound {
+                        resource: "namespaces".into(),
+                        name: ns.to_owned(),
+                    });
+                }
+                Some(n) if !meta(n, "deletionTimestamp").is_empty() => {
+                    return Err(ApiError::Forbidden(format!(
+                        "{} {name:?} is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                        rt.key()
+                    )));
+                }
+                Some(_) => {}
+            }
         }
         if inner
             .objects
@@ -574,6 +592,11 @@ impl Store {
         name: &str,
         propagation: Propagation,
     ) -> Result<Value> {
+        if rt.key() == "namespaces" && ["default", "kube-system", "kube-public"].contains(&name) {
+            return Err(ApiError::Forbidden(format!(
+                "namespaces {name:?} is forbidden: this namespace may not be deleted"
+            )));
+        }
         let mut inner = self.lock();
         let obj = inner.find(rt, ns, name)?.clone();
         let uid = meta(&obj, "uid");
@@ -587,6 +610,14 @@ impl Store {
         if propagation == Propagation::Orphan {
             orphan_dependents(self, &mut inner, &uid)?;
         }
+        // A namespace goes after everything in it (the collector deletes its contents); until
+        // then it is Terminating and refuses new objects.
+        if rt.key() == "namespaces"
+            && gc::namespace_has_contents(&inner.objects, name)
+            && !fins.iter().any(|f| f == NAMESPACE_FINALIZER)
+        {
+            fins.push(NAMESPACE_FINALIZER.to_owned());
+        }
         let result = if fins.is_empty() {
             self.remove(&mut inner, rt, ns, name)?
         } else if meta(&obj, "deletionTimestamp").is_empty() || fins != finalizers(&obj) {
@@ -598,6 +629,9 @@ impl Store {
                 md.insert("deletionGracePeriodSeconds".into(), json!(0));
             }
             md.insert("finalizers".into(), json!(fins));
+            if rt.key() == "namespaces" {
+                marked["status"]["phase"] = json!("Terminating");
+            }
             self.commit(&mut inner, rt, ns, marked, EventType::Modified)?
         } else {
             obj

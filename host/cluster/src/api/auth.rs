@@ -62,10 +62,10 @@ async fn identify(
         .authenticate(authorization, &StoreLookup(&state.store))
         .await?;
     let user = impersonate(&state.rbac, &state.store, user, headers)?;
-    let watch = uri.query().is_some_and(|q| {
-        q.split('&')
-            .any(|kv| kv == "watch=true" || kv == "watch=1" || kv == "watch")
-    });
+    // Decoded as the handler decodes it (`?watch=%74rue` is a watch for both).
+    let watch =
+        axum::extract::Query::<std::collections::HashMap<String, String>>::try_from_uri(uri)
+            .is_ok_and(|q| super::wants_watch(&q));
     let attrs = request_attributes(user.clone(), method.as_str(), uri.path(), watch);
     state.rbac.check(&state.store, &attrs)?;
     Ok(user)
@@ -85,15 +85,41 @@ pub(super) async fn token_review(state: &AppState, body: &Bytes) -> Result<Value
             reason: "Required value".into(),
         })?
         .to_owned();
-    let status = match state
+    // The audiences the caller accepts: the server's own when it names none. A token is
+    // authenticated for a caller only when one of them is the server's (the audience every token
+    // it accepts is checked against), so a token for this API is not one for another service.
+    let ours: Vec<String> = state
         .authn
-        .authenticate(Some(&format!("Bearer {token}")), &StoreLookup(&state.store))
-        .await
-    {
-        Ok(user) => {
-            json!({"authenticated": true, "user": {"username": user.name, "groups": user.groups}})
+        .service_accounts()
+        .map(|sa| sa.api_audiences().to_vec())
+        .unwrap_or_default();
+    let bad = || ApiError::BadRequest("spec.audiences must be a list of strings".into());
+    let requested: Vec<String> = match &review["spec"]["audiences"] {
+        Value::Null => Vec::new(),
+        Value::Array(items) => items
+            .iter()
+            .map(|a| a.as_str().map(str::to_owned))
+            .collect::<Option<_>>()
+            .ok_or_else(bad)?,
+        _ => return Err(bad()),
+    };
+    let shared: Vec<String> = if requested.is_empty() {
+        ours.clone()
+    } else {
+        requested.into_iter().filter(|a| ours.contains(a)).collect()
+    };
+    let status = if shared.is_empty() {
+        json!({"authenticated": false, "error": "the token's audiences do not include any requested audience"})
+    } else {
+        match state
+            .authn
+            .authenticate(Some(&format!("Bearer {token}")), &StoreLookup(&state.store))
+            .await
+        {
+            Ok(user) => json!({"authenticated": true, "audiences": shared,
+                "user": {"username": user.name, "groups": user.groups}}),
+            Err(_) => json!({"authenticated": false, "error": "invalid bearer token"}),
         }
-        Err(_) => json!({"authenticated": false, "error": "invalid bearer token"}),
     };
     review["status"] = status;
     review["apiVersion"] = json!("authentication.k8s.io/v1");
@@ -106,7 +132,14 @@ pub(super) async fn token_review(state: &AppState, body: &Bytes) -> Result<Value
 pub(super) struct StoreLookup<'a>(pub(super) &'a Store);
 
 impl StoreLookup<'_> {
+    /// The uid of `plural/name` in `ns`, while `ns` exists and is not being deleted: a token
+    /// of a deleted namespace's account dies with the namespace.
     fn uid(&self, plural: &str, ns: &str, name: &str) -> Option<String> {
+        let namespaces = self.0.registry.find("", "v1", "namespaces")?;
+        let namespace = self.0.get(&namespaces, "", ns).ok()?;
+        if namespace["metadata"]["deletionTimestamp"].is_string() {
+            return None;
+        }
         let rt = self.0.registry.find("", "v1", plural)?;
         let obj = self.0.get(&rt, ns, name).ok()?;
         obj["metadata"]["uid"].as_str().map(str::to_owned)

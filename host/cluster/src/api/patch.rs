@@ -19,6 +19,10 @@ const APPLY: &str = "application/apply-patch+yaml";
 pub(super) struct Apply<'a> {
     pub(super) manager: &'a str,
     pub(super) force: bool,
+    /// Whether the requester may create the object (RBAC's `create`): server-side apply of an
+    /// object that does not exist creates it, so `patch` alone is not enough (as in
+    /// kube-apiserver).
+    pub(super) may_create: &'a dyn Fn() -> Result<()>,
 }
 
 /// How often a patch that names no resourceVersion is re-applied when another write lands
@@ -80,6 +84,7 @@ fn patch_once(
         Ok(c) => c,
         // Server-side apply creates what does not exist yet.
         Err(ApiError::NotFound { .. }) if media == APPLY && part == Part::Main => {
+            (apply.may_create)()?;
             let mut obj = object_body(body)?;
             // An object with an object (or no) `metadata`, as `object_body` checked.
             obj["metadata"]["name"] = json!(name);

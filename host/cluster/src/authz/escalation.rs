@@ -93,8 +93,9 @@ impl AdmissionHook for EscalationCheck {
                     serde_json::from_value(obj.clone()).map_err(parse_error)?;
                 let role_ref = binding.role_ref;
                 let plural = role_plural(&role_ref.kind);
-                let rules = role_rules(&authorizer, &role_ref.kind, &ns, &role_ref.name);
-                (rules, ns.clone(), may("bind", plural, &ns, &role_ref.name))
+                let bind = may("bind", plural, &ns, &role_ref.name);
+                let rules = role_rules(&authorizer, rt, &role_ref.kind, &ns, &role_ref.name, bind)?;
+                (rules, ns.clone(), bind)
             }
             "clusterrolebindings" => {
                 let binding: ClusterRoleBinding =
@@ -108,12 +109,9 @@ impl AdmissionHook for EscalationCheck {
                         reason: "must be ClusterRole".into(),
                     });
                 }
-                let rules = role_rules(&authorizer, "ClusterRole", "", &role_ref.name);
-                (
-                    rules,
-                    String::new(),
-                    may("bind", "clusterroles", "", &role_ref.name),
-                )
+                let bind = may("bind", "clusterroles", "", &role_ref.name);
+                let rules = role_rules(&authorizer, rt, "ClusterRole", "", &role_ref.name, bind)?;
+                (rules, String::new(), bind)
             }
             _ => return Ok(()),
         };
@@ -145,12 +143,26 @@ fn role_plural(kind: &str) -> &'static str {
     }
 }
 
-/// The rules of the role a binding names; a role that does not exist grants nothing (yet).
-fn role_rules(authorizer: &Authorizer, kind: &str, ns: &str, name: &str) -> Vec<PolicyRule> {
-    authorizer
-        .role_rules(kind, ns, name)
-        .map(<[PolicyRule]>::to_vec)
-        .unwrap_or_default()
+/// The rules of the role a binding names. A role that does not exist yet may be bound only by
+/// whoever may `bind` it: otherwise the binding would grant, unchecked, whatever the role is
+/// later created with (kube-apiserver refuses it the same way).
+fn role_rules(
+    authorizer: &Authorizer,
+    rt: &ResourceType,
+    kind: &str,
+    ns: &str,
+    name: &str,
+    bind: bool,
+) -> Result<Vec<PolicyRule>> {
+    match authorizer.role_rules(kind, ns, name) {
+        Some(rules) => Ok(rules.to_vec()),
+        None if bind => Ok(Vec::new()),
+        None => Err(ApiError::Forbidden(format!(
+            "{}.{RBAC} is forbidden: the {kind} {name:?} it binds does not exist, and only who may \
+             bind it may bind it before it exists",
+            rt.plural
+        ))),
+    }
 }
 
 /// Whether `user` may make every request `rule` covers, in `ns` ("" for the cluster scope).

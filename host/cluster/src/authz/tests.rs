@@ -369,3 +369,164 @@ fn aggregated_cluster_roles_are_rewritten_with_what_they_aggregate() {
     }
     assert_eq!(aggregation::reconcile(&store), 0, "converged");
 }
+
+#[test]
+fn impersonating_every_user_and_group_does_not_reach_the_clusters_own_identities() {
+    let (_dir, store) = store();
+    let cache = RbacCache::default();
+    let cr = rbac_type(&store, "clusterroles");
+    store
+        .create(&cr, "", json!({"metadata": {"name": "act-for-users"}, "rules": [{"apiGroups": [""], "resources": ["users", "groups"], "verbs": ["impersonate"]}]}))
+        .expect("role");
+    let crb = rbac_type(&store, "clusterrolebindings");
+    store
+        .create(&crb, "", json!({"metadata": {"name": "api-acts"}, "roleRef": {"apiGroup": RBAC, "kind": "ClusterRole", "name": "act-for-users"}, "subjects": [{"kind": "User", "name": "api"}]}))
+        .expect("binding");
+    let api = UserInfo::new("api", [AUTHENTICATED_GROUP]);
+    let alice_staff = headers(&[
+        ("impersonate-user", "oidc:alice"),
+        ("impersonate-group", "oidc:staff"),
+    ]);
+    impersonate(&cache, &store, api.clone(), &alice_staff).expect("an OIDC user");
+    for reserved in [
+        headers(&[("impersonate-user", "system:admin")]),
+        headers(&[
+            ("impersonate-user", "mallory"),
+            ("impersonate-group", "system:masters"),
+        ]),
+        headers(&[("impersonate-user", "system:kube-controller-manager")]),
+    ] {
+        let err = impersonate(&cache, &store, api.clone(), &reserved).expect_err("reserved");
+        assert!(
+            matches!(&err, ApiError::Forbidden(m) if m.contains("reserved identity")),
+            "{err:?}"
+        );
+    }
+    // An empty Impersonate-User is no impersonation at all.
+    let me = impersonate(
+        &cache,
+        &store,
+        api.clone(),
+        &headers(&[("impersonate-user", "")]),
+    )
+    .expect("empty");
+    assert_eq!(me, api);
+}
+
+#[test]
+fn a_binding_to_a_role_that_does_not_exist_needs_bind() {
+    let (dir, store) = store();
+    drop(store);
+    let store = Arc::new(Store::open(dir.path()).expect("open"));
+    let cache = Arc::new(RbacCache::default());
+    store.add_admission_hook(Arc::new(EscalationCheck::new(&store, cache.clone())));
+    let nt = store
+        .registry
+        .find("", "v1", "namespaces")
+        .expect("namespaces");
+    store
+        .create(&nt, "", json!({"metadata": {"name": "team"}}))
+        .expect("namespace");
+    bind(
+        &store,
+        "team",
+        "admin",
+        json!({"kind": "User", "name": "alice"}),
+    );
+    let alice = crate::admission::Requester {
+        user: "alice".into(),
+        groups: vec![AUTHENTICATED_GROUP.into()],
+    };
+    let rb = rbac_type(&store, "rolebindings");
+    let early = json!({"metadata": {"name": "early", "namespace": "team"},
+        "roleRef": {"apiGroup": RBAC, "kind": "ClusterRole", "name": "not-yet"},
+        "subjects": [{"kind": "User", "name": "alice"}]});
+    let err = store
+        .create_as(&rb, "team", early.clone(), &alice)
+        .expect_err("refused");
+    assert!(
+        matches!(&err, ApiError::Forbidden(m) if m.contains("does not exist")),
+        "{err:?}"
+    );
+    store
+        .create(&rb, "team", early)
+        .expect("system:masters may");
+    // RBAC names stay addressable.
+    let err = store
+        .create(&rb, "team", json!({"metadata": {"name": "a b"}, "roleRef": {"apiGroup": RBAC, "kind": "ClusterRole", "name": "view"}, "subjects": []}))
+        .expect_err("a space");
+    assert!(matches!(err, ApiError::Invalid { .. }), "{err:?}");
+}
+
+#[test]
+fn deleting_a_namespace_deletes_what_is_in_it_then_the_namespace() {
+    let (_dir, store) = store();
+    let nt = store
+        .registry
+        .find("", "v1", "namespaces")
+        .expect("namespaces");
+    let cm = store
+        .registry
+        .find("", "v1", "configmaps")
+        .expect("configmaps");
+    store
+        .create(&nt, "", json!({"metadata": {"name": "gone"}}))
+        .expect("namespace");
+    bind(
+        &store,
+        "gone",
+        "view",
+        json!({"kind": "User", "name": "alice"}),
+    );
+    store
+        .create(
+            &cm,
+            "gone",
+            json!({"metadata": {"name": "held", "finalizers": ["example.com/hold"]}}),
+        )
+        .expect("held");
+    store
+        .create(&cm, "gone", json!({"metadata": {"name": "free"}}))
+        .expect("free");
+    store
+        .delete(&nt, "", "gone", crate::store::Propagation::Background)
+        .expect("delete");
+    // Everything without a finalizer went; the held one waits, and so does the namespace.
+    let sa = store
+        .registry
+        .find("", "v1", "serviceaccounts")
+        .expect("sa");
+    assert!(
+        store.get(&sa, "gone", "default").is_err(),
+        "the default SA went"
+    );
+    assert!(
+        store
+            .get(&rbac_type(&store, "rolebindings"), "gone", "view-alice")
+            .is_err()
+    );
+    assert!(store.get(&cm, "gone", "free").is_err());
+    let ns = store.get(&nt, "", "gone").expect("still terminating");
+    assert_eq!(ns["status"]["phase"], "Terminating");
+    let err = store
+        .create(&cm, "gone", json!({"metadata": {"name": "late"}}))
+        .expect_err("no new content");
+    assert!(
+        matches!(&err, ApiError::Forbidden(m) if m.contains("being terminated")),
+        "{err:?}"
+    );
+    let mut held = store.get(&cm, "gone", "held").expect("held");
+    held["metadata"]["finalizers"] = json!([]);
+    store
+        .update(&cm, "gone", "held", held, crate::store::Part::Main)
+        .expect("release");
+    assert!(store.get(&cm, "gone", "held").is_err());
+    assert!(
+        store.get(&nt, "", "gone").is_err(),
+        "the namespace went last"
+    );
+    let err = store
+        .delete(&nt, "", "default", crate::store::Propagation::Background)
+        .expect_err("default stays");
+    assert!(matches!(err, ApiError::Forbidden(_)), "{err:?}");
+}

@@ -4,8 +4,8 @@
 use serde_json::{Value, json};
 
 use super::{
-    EventType, FOREGROUND_FINALIZER, Inner, Objects, Part, Propagation, Store, finalizers, meta,
-    metadata_mut,
+    EventType, FOREGROUND_FINALIZER, Inner, NAMESPACE_FINALIZER, Objects, Part, Propagation, Store,
+    finalizers, meta, metadata_mut,
 };
 use crate::error::{ApiError, Result};
 
@@ -26,8 +26,28 @@ impl Store {
                     .collect();
                 let mut orphans = Vec::new();
                 let mut finished = Vec::new();
+                // Namespaces being deleted take everything in them; once empty, they go.
+                let terminating: std::collections::HashSet<&str> = inner
+                    .objects
+                    .get("namespaces")
+                    .into_iter()
+                    .flat_map(|m| m.iter())
+                    .filter(|(_, o)| !meta(o, "deletionTimestamp").is_empty())
+                    .map(|((_, name), _)| name.as_str())
+                    .collect();
+                for name in &terminating {
+                    if !namespace_has_contents(&inner.objects, name) {
+                        finished.push(("namespaces".to_owned(), String::new(), (*name).to_owned()));
+                    }
+                }
                 for (key, map) in &inner.objects {
                     for ((ns, name), obj) in map {
+                        if terminating.contains(ns.as_str())
+                            && meta(obj, "deletionTimestamp").is_empty()
+                        {
+                            orphans.push((key.clone(), ns.clone(), name.clone()));
+                            continue;
+                        }
                         let owners: Vec<String> = obj["metadata"]["ownerReferences"]
                             .as_array()
                             .map(|a| {
@@ -78,7 +98,7 @@ impl Store {
                 };
                 let rest: Vec<String> = finalizers(&obj)
                     .into_iter()
-                    .filter(|f| f != FOREGROUND_FINALIZER)
+                    .filter(|f| f != FOREGROUND_FINALIZER && f != NAMESPACE_FINALIZER)
                     .collect();
                 metadata_mut(&mut obj)?.insert("finalizers".into(), json!(rest));
                 match self.update(&rt, &ns, &name, obj, Part::Main) {
@@ -88,6 +108,15 @@ impl Store {
             }
         }
     }
+}
+
+/// Whether any namespaced object lives in namespace `ns`.
+pub(super) fn namespace_has_contents(objects: &Objects, ns: &str) -> bool {
+    objects
+        .iter()
+        .filter(|(key, _)| key.as_str() != "namespaces")
+        .flat_map(|(_, m)| m.keys())
+        .any(|(o_ns, _)| o_ns == ns)
 }
 
 pub(super) fn has_dependents(objects: &Objects, uid: &str) -> bool {
