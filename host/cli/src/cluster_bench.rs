@@ -1,6 +1,9 @@
 //! `vdi bench-cluster`: throughput and latency of the embedded control plane through the real
 //! `kube::Client` over HTTPS, each beside the same operation on the store in-process (no HTTP,
-//! TLS or JSON on the wire), measured in the same run.
+//! TLS or JSON on the wire), measured in the same run; then what RBAC authorization costs
+//! ([`authz`]).
+
+mod authz;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -26,6 +29,12 @@ pub(crate) struct BenchArgs {
     /// Concurrent watchers for the fan-out measurement.
     #[arg(long, default_value_t = 1000)]
     watchers: usize,
+    /// ConfigMaps per round of the authorization comparison (RBAC against AlwaysAllow).
+    #[arg(long, default_value_t = 3000)]
+    authz_objects: usize,
+    /// Rounds per cluster of the authorization comparison (alternating; medians compared).
+    #[arg(long, default_value_t = 3)]
+    authz_rounds: usize,
 }
 
 fn rss_mib() -> f64 {
@@ -213,5 +222,8 @@ async fn bench(args: &BenchArgs) -> Result<ExitCode> {
         latencies.last().copied().unwrap_or_default().as_secs_f64() * 1e3
     );
     cluster.stop().await;
+    drop(dir);
+
+    authz::compare(args.authz_objects, args.authz_rounds, args.concurrency).await?;
     Ok(ExitCode::SUCCESS)
 }
