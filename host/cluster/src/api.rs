@@ -559,14 +559,26 @@ fn bind_pod(store: &Store, t: &Target, body: &Bytes) -> Result<Response> {
     Ok((StatusCode::CREATED, axum::Json(json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}))).into_response())
 }
 
-fn filter_for(q: &HashMap<String, String>) -> Result<impl Fn(&Value) -> bool + use<>> {
+/// The label and field selectors of a list, watch or collection delete of `t`, as one filter
+/// on stored objects.
+fn filter_for(
+    state: &AppState,
+    t: &Target,
+    q: &HashMap<String, String>,
+) -> Result<impl Fn(&Value) -> bool + use<>> {
     let labels = LabelSelector::parse(q.get("labelSelector").map_or("", String::as_str))?;
-    let fields = FieldSelector::parse(q.get("fieldSelector").map_or("", String::as_str))?;
+    let fields = match q.get("fieldSelector").filter(|s| !s.is_empty()) {
+        Some(s) => {
+            let selectable = crate::selectors::selectable_fields(&state.store, &t.rt);
+            FieldSelector::for_type(&t.rt, s, &selectable)?
+        }
+        None => FieldSelector::default(),
+    };
     Ok(move |o: &Value| labels.matches(o) && fields.matches(o))
 }
 
 fn list_items(state: &AppState, t: &Target, q: &HashMap<String, String>) -> Result<Vec<Value>> {
-    let filter = filter_for(q)?;
+    let filter = filter_for(state, t, q)?;
     Ok(state
         .store
         .list(
@@ -580,7 +592,7 @@ fn list_items(state: &AppState, t: &Target, q: &HashMap<String, String>) -> Resu
 }
 
 fn list(state: &AppState, t: &Target, q: &HashMap<String, String>) -> Result<Response> {
-    let filter = filter_for(q)?;
+    let filter = filter_for(state, t, q)?;
     let limit = q
         .get("limit")
         .and_then(|l| l.parse::<usize>().ok())

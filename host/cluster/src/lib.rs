@@ -13,6 +13,7 @@ mod apply;
 pub mod authn;
 pub mod authz;
 mod error;
+mod events;
 mod input;
 mod nodes;
 mod openapi;

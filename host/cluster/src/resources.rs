@@ -93,7 +93,7 @@ impl ResourceType {
 
     /// Storage key shared by all versions of a resource: `plural.group` (`pods` for core).
     pub fn key(&self) -> String {
-        if self.group.is_empty() {
+        if self.group.is_empty() || crate::events::is_view(self) {
             self.plural.clone()
         } else {
             format!("{}.{}", self.plural, self.group)

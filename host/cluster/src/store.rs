@@ -175,6 +175,7 @@ fn metadata_mut(obj: &mut Value) -> Result<&mut serde_json::Map<String, Value>> 
 
 /// Sets `apiVersion` to the version the object is served as (stored objects are relabelled).
 fn stamp_api_version(obj: &mut Value, rt: &ResourceType) {
+    crate::events::present(obj, rt);
     if let Some(o) = obj.as_object_mut() {
         o.insert("apiVersion".into(), json!(rt.api_version()));
     }
@@ -618,7 +619,7 @@ impl Store {
         {
             fins.push(NAMESPACE_FINALIZER.to_owned());
         }
-        let result = if fins.is_empty() {
+        let mut result = if fins.is_empty() {
             self.remove(&mut inner, rt, ns, name)?
         } else if meta(&obj, "deletionTimestamp").is_empty() || fins != finalizers(&obj) {
             let mut marked = obj;
@@ -637,6 +638,7 @@ impl Store {
             obj
         };
         drop(inner);
+        stamp_api_version(&mut result, rt);
         self.collect_garbage()?;
         Ok(result)
     }
@@ -700,6 +702,7 @@ impl Store {
         mut obj: Value,
         kind: EventType,
     ) -> Result<Value> {
+        crate::events::to_storage(&mut obj, rt);
         // The last check before it is stored: whatever is stored must load again.
         crate::input::check_stored(&obj).map_err(|m| m.invalid(&rt.kind, &meta(&obj, "name")))?;
         let rv = inner.rv + 1;
@@ -726,6 +729,7 @@ impl Store {
                 object: obj.clone(),
             },
         );
+        stamp_api_version(&mut obj, rt);
         Ok(obj)
     }
 
@@ -760,6 +764,7 @@ impl Store {
                 object: obj.clone(),
             },
         );
+        stamp_api_version(&mut obj, rt);
         Ok(obj)
     }
 

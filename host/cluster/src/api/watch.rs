@@ -36,7 +36,7 @@ pub(super) fn watch(
         .and_then(|s| s.parse::<u64>().ok())
         .map_or(DEFAULT_WATCH_TIMEOUT, Duration::from_secs);
     let bookmarks = q.get("allowWatchBookmarks").is_some_and(|b| b == "true");
-    let filter = filter_for(q)?;
+    let filter = filter_for(state, t, q)?;
     let ns = t.ns_in_path.then(|| t.ns.clone());
     let key = t.rt.key();
     let api_version = t.rt.api_version();
@@ -59,6 +59,7 @@ pub(super) fn watch(
             return None;
         }
         let mut obj = e.object.clone();
+        crate::events::present(&mut obj, &table_type);
         if let Some(o) = obj.as_object_mut() {
             o.insert("apiVersion".into(), json!(api_version));
         }
