@@ -88,20 +88,32 @@ async fn a_session_runs_through_every_hook_and_goes_away_with_its_objects() {
     );
     assert_eq!(owner.controller, Some(true));
     assert_eq!(pod.spec.unwrap().node_name, st.node);
-    let events: Vec<String> = Api::<Event>::namespaced(env.client(), "default")
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("alice-desktop"))
-        .filter_map(|e| e.reason)
-        .collect();
-    for reason in ["Scheduled", "Running"] {
+    // The operator records the Running event just after it writes the Running status.
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    loop {
+        let events: Vec<String> = Api::<Event>::namespaced(env.client(), "default")
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|e| {
+                e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("alice-desktop")
+            })
+            .filter_map(|e| e.reason)
+            .collect();
+        let missing: Vec<&str> = ["Scheduled", "Running"]
+            .into_iter()
+            .filter(|reason| !events.iter().any(|e| e == reason))
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
         assert!(
-            events.iter().any(|e| e == reason),
-            "no {reason} event in {events:?}"
+            tokio::time::Instant::now() < deadline,
+            "no {missing:?} event in {events:?}"
         );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let metrics = env.platform.operator.as_ref().unwrap().metrics();
     assert_eq!(
