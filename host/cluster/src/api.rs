@@ -245,17 +245,11 @@ async fn resource_request(
         Ok(body) => body,
         Err(e) => return e.into_response(),
     };
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    let body = if crate::protobuf::is_protobuf(content_type) && !body.is_empty() {
-        match crate::protobuf::to_json(&body) {
-            Ok(json) => Bytes::from(json.to_string()),
-            Err(e) => return e.into_response(),
-        }
-    } else {
-        body
+    // JSON for the handlers: protobuf converted, other types refused (415).
+    let content_type = headers.get(header::CONTENT_TYPE);
+    let body = match crate::protobuf::request_body(&method, content_type, body) {
+        Ok(body) => body,
+        Err(e) => return e.into_response(),
     };
     // `/api/v1/...` is the core group: read it as `/apis/<empty group>/v1/...`.
     let (core, rest) = match full.strip_prefix("/apis/") {

@@ -81,11 +81,10 @@ pub enum ApiError {
         /// The largest body accepted, in bytes.
         limit: usize,
     },
-    /// 415 UnsupportedMediaType.
-    #[error(
-        "the body of the request was in an unknown format - accepted media types include: application/json, application/merge-patch+json, application/json-patch+json, application/strategic-merge-patch+json"
-    )]
-    UnsupportedMediaType,
+    /// 415 UnsupportedMediaType: a body in a type (or, in protobuf, of a kind) not accepted;
+    /// the message says what is.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     /// 500, logged with its cause.
     #[error("Internal error occurred: {0}")]
     Internal(String),
@@ -109,7 +108,7 @@ impl ApiError {
             Self::RequestEntityTooLarge { .. } => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge")
             }
-            Self::UnsupportedMediaType => {
+            Self::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType")
             }
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalError"),

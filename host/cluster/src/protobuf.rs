@@ -1,34 +1,159 @@
 //! Request bodies in Kubernetes' protobuf encoding (`application/vnd.kubernetes.protobuf`):
 //! the `k8s\0` envelope around a `runtime.Unknown`, decoded with the kube-rs project's
-//! `k8s-pb` bindings and turned into the JSON the handlers read. kubectl sends built-in kinds
-//! this way; the server answers in JSON, which kubectl accepts.
+//! `k8s-pb` bindings and turned into the JSON a JSON client would have sent, which the handlers
+//! read. kubectl sends built-in kinds this way (`kubectl create namespace|secret|...`, `kubectl
+//! create token`); the server answers in JSON, which kubectl accepts.
 //!
-//! Decoded so far: the reviews kubectl creates (`auth can-i`, `auth can-i --list`,
-//! `auth whoami`), the access reviews other servers send, and TokenRequest (`kubectl create
-//! token`). Any other protobuf body is refused with 415, never misread.
+//! Every converter takes each field it maps out of the decoded message and then requires the
+//! rest to be empty, so a field the server does not convert yet makes the body 415 (send JSON
+//! instead), never a silently smaller object. A kind not in [`KINDS`] is 415 too.
+//!
+//! [`request_body`] is also where a body's `Content-Type` is checked: JSON (or none) as is,
+//! protobuf converted, anything else 415 with the types accepted.
 
-use k8s_pb::api::authentication::v1 as authn;
-use k8s_pb::api::authorization::v1 as authz;
+mod apps;
+mod container;
+mod core;
+mod fields;
+mod meta;
+mod pod;
+mod policy;
+mod rbac;
+mod review;
+#[cfg(test)]
+mod tests;
+mod volume;
+
+use axum::body::Bytes;
+use axum::http::{HeaderValue, Method};
 use k8s_pb::apimachinery::pkg::runtime::Unknown;
 use prost::Message;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::error::{ApiError, Result};
+use fields::{Converted, Unconverted};
 
 /// The media type of protobuf bodies.
 pub const PROTOBUF: &str = "application/vnd.kubernetes.protobuf";
+/// The media type of JSON bodies (also assumed when a body names none, as kube-apiserver does).
+pub const JSON: &str = "application/json";
 /// The four bytes every protobuf-encoded object starts with.
 const MAGIC: &[u8] = b"k8s\0";
 
-/// Whether a `Content-Type` names the protobuf encoding.
-pub fn is_protobuf(content_type: &str) -> bool {
-    content_type
-        .split(';')
-        .next()
-        .is_some_and(|t| t.trim().eq_ignore_ascii_case(PROTOBUF))
+/// Decodes a kind's `raw` bytes and converts the message to JSON.
+type Converter = fn(&[u8]) -> Result<Converted, prost::DecodeError>;
+
+/// Decodes `raw` as `M` and converts it with `convert`.
+fn decode<M: Message + Default>(
+    raw: &[u8],
+    convert: fn(M) -> Converted,
+) -> Result<Converted, prost::DecodeError> {
+    M::decode(raw).map(convert)
 }
 
-/// The JSON object a protobuf `body` encodes, for the kinds listed in the module docs.
+/// The kinds accepted in protobuf: `(apiVersion, kind, converter)`.
+const KINDS: &[(&str, &str, Converter)] = &[
+    ("v1", "Namespace", |r| decode(r, core::namespace)),
+    ("v1", "ConfigMap", |r| decode(r, core::config_map)),
+    ("v1", "Secret", |r| decode(r, core::secret)),
+    ("v1", "ServiceAccount", |r| decode(r, core::service_account)),
+    ("v1", "Service", |r| decode(r, core::service)),
+    ("v1", "ResourceQuota", |r| decode(r, core::resource_quota)),
+    ("v1", "Event", |r| decode(r, core::event)),
+    ("rbac.authorization.k8s.io/v1", "Role", |r| {
+        decode(r, rbac::role)
+    }),
+    ("rbac.authorization.k8s.io/v1", "ClusterRole", |r| {
+        decode(r, rbac::cluster_role)
+    }),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding", |r| {
+        decode(r, rbac::role_binding)
+    }),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", |r| {
+        decode(r, rbac::cluster_role_binding)
+    }),
+    ("apps/v1", "Deployment", |r| decode(r, apps::deployment)),
+    ("batch/v1", "Job", |r| decode(r, apps::job)),
+    ("batch/v1", "CronJob", |r| decode(r, apps::cron_job)),
+    ("policy/v1", "PodDisruptionBudget", |r| {
+        decode(r, policy::pod_disruption_budget)
+    }),
+    ("scheduling.k8s.io/v1", "PriorityClass", |r| {
+        decode(r, policy::priority_class)
+    }),
+    ("networking.k8s.io/v1", "Ingress", |r| {
+        decode(r, policy::ingress)
+    }),
+    ("authorization.k8s.io/v1", "SelfSubjectAccessReview", |r| {
+        decode(r, review::self_subject_access_review)
+    }),
+    ("authorization.k8s.io/v1", "SelfSubjectRulesReview", |r| {
+        decode(r, review::self_subject_rules_review)
+    }),
+    ("authorization.k8s.io/v1", "SubjectAccessReview", |r| {
+        decode(r, review::subject_access_review)
+    }),
+    ("authorization.k8s.io/v1", "LocalSubjectAccessReview", |r| {
+        decode(r, review::local_subject_access_review)
+    }),
+    ("authentication.k8s.io/v1", "SelfSubjectReview", |r| {
+        decode(r, review::self_subject_review)
+    }),
+    ("authentication.k8s.io/v1", "TokenRequest", |r| {
+        decode(r, review::token_request)
+    }),
+    // Typed clients send the options of a DELETE in the client's group version.
+    ("", "DeleteOptions", |r| decode(r, meta::delete_options)),
+];
+
+/// The media type of a `Content-Type` value, without its parameters (`; charset=utf-8`).
+fn media_type(content_type: &str) -> &str {
+    content_type.split(';').next().unwrap_or_default().trim()
+}
+
+/// The JSON body a request carries: an empty body, and a JSON one (or one that names no type),
+/// as they are; a protobuf one converted ([`to_json`]); any other type 415 with the types
+/// accepted. PATCH bodies pass as they are: the patch handler checks their types.
+pub(crate) fn request_body(
+    method: &Method,
+    content_type: Option<&HeaderValue>,
+    body: Bytes,
+) -> Result<Bytes> {
+    if body.is_empty() || method == Method::PATCH {
+        return Ok(body);
+    }
+    let Some(content_type) = content_type else {
+        return Ok(body);
+    };
+    let media = content_type.to_str().map(media_type).unwrap_or_default();
+    if media.eq_ignore_ascii_case(JSON) {
+        Ok(body)
+    } else if media.eq_ignore_ascii_case(PROTOBUF) {
+        Ok(Bytes::from(to_json(&body)?.to_string()))
+    } else {
+        Err(unsupported(format!(
+            "the body of the request was in an unknown format ({media}) - accepted media types include: {}",
+            accepted()
+        )))
+    }
+}
+
+/// The body types accepted for a create or an update, for messages.
+fn accepted() -> String {
+    let kinds: Vec<String> = KINDS
+        .iter()
+        .filter(|(v, ..)| !v.is_empty())
+        .map(|(v, k, _)| format!("{v} {k}"))
+        .collect();
+    format!("{JSON}, {PROTOBUF} (for {})", kinds.join(", "))
+}
+
+fn unsupported(message: String) -> ApiError {
+    ApiError::UnsupportedMediaType(message)
+}
+
+/// The JSON object a protobuf `body` encodes, for the kinds in [`KINDS`]: 400 for a body that is
+/// not protobuf, 415 for another kind or one that sets a field not converted.
 pub fn to_json(body: &[u8]) -> Result<Value> {
     let bad = |why: String| ApiError::BadRequest(format!("the protobuf body is not valid: {why}"));
     let envelope = body
@@ -46,182 +171,26 @@ pub fn to_json(body: &[u8]) -> Result<Value> {
     let api_version = meta.api_version.unwrap_or_default();
     let kind = meta.kind.unwrap_or_default();
     let raw = unknown.raw.unwrap_or_default();
-    let decode_err = |e: prost::DecodeError| bad(format!("{kind}: {e}"));
-    let spec = match (api_version.as_str(), kind.as_str()) {
-        ("authorization.k8s.io/v1", "SelfSubjectAccessReview") => {
-            let r = authz::SelfSubjectAccessReview::decode(raw.as_slice()).map_err(decode_err)?;
-            let spec = r.spec.unwrap_or_default();
-            access_spec(spec.resource_attributes, spec.non_resource_attributes)
-        }
-        ("authorization.k8s.io/v1", "SelfSubjectRulesReview") => {
-            let r = authz::SelfSubjectRulesReview::decode(raw.as_slice()).map_err(decode_err)?;
-            json!({"namespace": r.spec.unwrap_or_default().namespace})
-        }
-        ("authorization.k8s.io/v1", "SubjectAccessReview") => {
-            let r = authz::SubjectAccessReview::decode(raw.as_slice()).map_err(decode_err)?;
-            subject_spec(r.spec.unwrap_or_default())
-        }
-        ("authorization.k8s.io/v1", "LocalSubjectAccessReview") => {
-            let r = authz::LocalSubjectAccessReview::decode(raw.as_slice()).map_err(decode_err)?;
-            subject_spec(r.spec.unwrap_or_default())
-        }
-        ("authentication.k8s.io/v1", "SelfSubjectReview") => {
-            authn::SelfSubjectReview::decode(raw.as_slice()).map_err(decode_err)?;
-            json!({})
-        }
-        ("authentication.k8s.io/v1", "TokenRequest") => {
-            let r = authn::TokenRequest::decode(raw.as_slice()).map_err(decode_err)?;
-            token_request_spec(r.spec.unwrap_or_default())
-        }
-        _ => return Err(ApiError::UnsupportedMediaType),
-    };
-    Ok(json!({"apiVersion": api_version, "kind": kind, "metadata": {}, "spec": spec}))
-}
-
-/// Sets `key` when `value` is present.
-fn put(map: &mut Map<String, Value>, key: &str, value: Option<impl Into<Value>>) {
-    if let Some(v) = value {
-        map.insert(key.to_owned(), v.into());
+    let convert = KINDS
+        .iter()
+        .find(|(v, k, _)| *k == kind && (v.is_empty() || *v == api_version))
+        .map(|(.., convert)| convert)
+        .ok_or_else(|| {
+            unsupported(format!(
+                "{api_version} {kind} is not accepted in protobuf by this server: send it as {JSON} (e.g. kubectl create -f FILE) - accepted media types include: {}",
+                accepted()
+            ))
+        })?;
+    let mut object = convert(&raw)
+        .map_err(|e| bad(format!("{kind}: {e}")))?
+        .map_err(|Unconverted(what)| {
+            unsupported(format!(
+                "{api_version} {kind}: the protobuf body sets a field of {what} this server does not read from protobuf yet; send the object as {JSON} instead (e.g. kubectl create -f FILE)"
+            ))
+        })?;
+    if let Some(o) = object.as_object_mut() {
+        o.insert("apiVersion".into(), json!(api_version));
+        o.insert("kind".into(), json!(kind));
     }
-}
-
-fn access_spec(
-    resource: Option<authz::ResourceAttributes>,
-    non_resource: Option<authz::NonResourceAttributes>,
-) -> Value {
-    let mut spec = Map::new();
-    if let Some(r) = resource {
-        let mut m = Map::new();
-        put(&mut m, "namespace", r.namespace);
-        put(&mut m, "verb", r.verb);
-        put(&mut m, "group", r.group);
-        put(&mut m, "version", r.version);
-        put(&mut m, "resource", r.resource);
-        put(&mut m, "subresource", r.subresource);
-        put(&mut m, "name", r.name);
-        spec.insert("resourceAttributes".into(), Value::Object(m));
-    }
-    if let Some(n) = non_resource {
-        let mut m = Map::new();
-        put(&mut m, "path", n.path);
-        put(&mut m, "verb", n.verb);
-        spec.insert("nonResourceAttributes".into(), Value::Object(m));
-    }
-    Value::Object(spec)
-}
-
-fn subject_spec(spec: authz::SubjectAccessReviewSpec) -> Value {
-    let mut out = access_spec(spec.resource_attributes, spec.non_resource_attributes);
-    if let Some(m) = out.as_object_mut() {
-        put(m, "user", spec.user);
-        put(m, "uid", spec.uid);
-        m.insert("groups".into(), json!(spec.groups));
-    }
-    out
-}
-
-fn token_request_spec(spec: authn::TokenRequestSpec) -> Value {
-    let mut m = Map::new();
-    m.insert("audiences".into(), json!(spec.audiences));
-    put(&mut m, "expirationSeconds", spec.expiration_seconds);
-    if let Some(r) = spec.bound_object_ref {
-        let mut b = Map::new();
-        put(&mut b, "kind", r.kind);
-        put(&mut b, "apiVersion", r.api_version);
-        put(&mut b, "name", r.name);
-        put(&mut b, "uid", r.u_id);
-        m.insert("boundObjectRef".into(), Value::Object(b));
-    }
-    Value::Object(m)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use k8s_pb::apimachinery::pkg::runtime::TypeMeta;
-
-    fn envelope(api_version: &str, kind: &str, raw: Vec<u8>) -> Vec<u8> {
-        let unknown = Unknown {
-            type_meta: Some(TypeMeta {
-                api_version: Some(api_version.into()),
-                kind: Some(kind.into()),
-            }),
-            raw: Some(raw),
-            content_encoding: None,
-            content_type: None,
-        };
-        let mut out = MAGIC.to_vec();
-        out.extend(unknown.encode_to_vec());
-        out
-    }
-
-    #[test]
-    fn a_self_subject_access_review_decodes_to_its_json() {
-        let review = authz::SelfSubjectAccessReview {
-            spec: Some(authz::SelfSubjectAccessReviewSpec {
-                resource_attributes: Some(authz::ResourceAttributes {
-                    namespace: Some("team".into()),
-                    verb: Some("create".into()),
-                    group: Some("vdi.dev".into()),
-                    resource: Some("vdisessions".into()),
-                    ..Default::default()
-                }),
-                non_resource_attributes: None,
-            }),
-            ..Default::default()
-        };
-        let body = envelope(
-            "authorization.k8s.io/v1",
-            "SelfSubjectAccessReview",
-            review.encode_to_vec(),
-        );
-        let v = to_json(&body).expect("decoded");
-        assert_eq!(v["kind"], "SelfSubjectAccessReview");
-        assert_eq!(
-            v["spec"]["resourceAttributes"],
-            json!({"namespace": "team", "verb": "create", "group": "vdi.dev", "resource": "vdisessions"})
-        );
-    }
-
-    #[test]
-    fn a_token_request_keeps_its_audiences_and_bound_object() {
-        let request = authn::TokenRequest {
-            spec: Some(authn::TokenRequestSpec {
-                audiences: vec!["vault".into()],
-                expiration_seconds: Some(900),
-                bound_object_ref: Some(authn::BoundObjectReference {
-                    kind: Some("Pod".into()),
-                    name: Some("p".into()),
-                    ..Default::default()
-                }),
-            }),
-            ..Default::default()
-        };
-        let body = envelope(
-            "authentication.k8s.io/v1",
-            "TokenRequest",
-            request.encode_to_vec(),
-        );
-        let v = to_json(&body).expect("decoded");
-        assert_eq!(
-            v["spec"],
-            json!({"audiences": ["vault"], "expirationSeconds": 900, "boundObjectRef": {"kind": "Pod", "name": "p"}})
-        );
-    }
-
-    #[test]
-    fn other_kinds_and_broken_bodies_are_refused() {
-        let pod = envelope("v1", "Pod", vec![]);
-        assert!(matches!(to_json(&pod), Err(ApiError::UnsupportedMediaType)));
-        assert!(matches!(to_json(b"{}"), Err(ApiError::BadRequest(_))));
-        let mut garbage = MAGIC.to_vec();
-        garbage.extend([0xff, 0xff, 0xff, 0xff, 0x0f]);
-        assert!(matches!(to_json(&garbage), Err(ApiError::BadRequest(_))));
-        let truncated = envelope(
-            "authorization.k8s.io/v1",
-            "SelfSubjectAccessReview",
-            vec![0x0a, 0x05, 0x01],
-        );
-        assert!(matches!(to_json(&truncated), Err(ApiError::BadRequest(_))));
-    }
+    Ok(object)
 }

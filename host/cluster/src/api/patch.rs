@@ -15,6 +15,14 @@ use crate::store::{Part, Store};
 
 const APPLY: &str = "application/apply-patch+yaml";
 
+/// The body types a PATCH accepts, for the 415 that answers any other.
+const PATCH_TYPES: [&str; 4] = [
+    "application/json-patch+json",
+    "application/merge-patch+json",
+    "application/strategic-merge-patch+json",
+    APPLY,
+];
+
 /// Server-side apply parameters of a request.
 pub(super) struct Apply<'a> {
     pub(super) manager: &'a str,
@@ -114,7 +122,13 @@ fn patch_once(
             doc = crate::apply::apply(&current, &config, apply.manager, apply.force, kind, name)?;
         }
         APPLY => json_patch::merge(&mut doc, &json_body(body)?),
-        _ => return Err(ApiError::UnsupportedMediaType.into()),
+        _ => {
+            return Err(ApiError::UnsupportedMediaType(format!(
+                "the body of the request was in an unknown format ({media}) - accepted media types include: {}",
+                PATCH_TYPES.join(", ")
+            ))
+            .into());
+        }
     }
     // What follows writes into `metadata`: it must still be an object, and the rest sound.
     check_object(&doc).map_err(|m| m.invalid(kind, name))?;
