@@ -27,7 +27,7 @@ use crate::input::{json_body, object_body};
 use crate::rbac::UserInfo;
 use crate::resources::ResourceType;
 use crate::selectors::{FieldSelector, LabelSelector};
-use crate::store::{Part, Propagation, Store};
+use crate::store::{DryRun, Part, Propagation, Store};
 use patch::{Apply, patch};
 use watch::watch;
 
@@ -342,6 +342,11 @@ fn dispatch(
     } = call;
     let t = resolve(state, group, version, segs)?;
     let store = &state.store;
+    // `?dryRun=All`: every write this request makes runs, and stores nothing.
+    let dry = method != Method::GET
+        && (DryRun::requested(q.get("dryRun").map(String::as_str))?
+            || (method == Method::DELETE && DryRun::requested_in_options(&body)?));
+    let _dry_run = DryRun::enter(dry);
     if t.rt.create_only {
         if method != Method::POST || t.name.is_some() {
             return Err(ApiError::MethodNotAllowed(format!(

@@ -36,4 +36,4 @@ pub use nodes::{SIMULATED_LABEL, SimulatedNodes};
 pub use resources::{Registry, ResourceType};
 pub use selectors::{FieldSelector, LabelSelector};
 pub use server::{Cluster, ClusterConfig};
-pub use store::{EventType, Part, Propagation, Store, WatchEvent};
+pub use store::{DryRun, EventType, Part, Propagation, Store, WatchEvent};

@@ -92,8 +92,11 @@ pub enum Part {
     Status,
 }
 
+mod dry_run;
 mod gc;
 mod open;
+
+pub use dry_run::DryRun;
 
 use gc::{has_dependents, orphan_dependents};
 
@@ -458,14 +461,13 @@ impl Store {
         md.remove("deletionTimestamp");
         md.remove("resourceVersion");
         if rt.key() == "customresourcedefinitions.apiextensions.k8s.io" {
-            self.registry
-                .register_crd(&obj)
+            self.serve_crd(&obj)
                 .map_err(|e| invalid(rt, &name, "spec", &e))?;
             establish_crd(&mut obj);
         }
         let created = self.commit(&mut inner, rt, ns, obj, EventType::Added)?;
         drop(inner);
-        if rt.key() == "namespaces" {
+        if rt.key() == "namespaces" && !dry_run::active() {
             self.ensure_default_service_account(&name)?;
         }
         Ok(created)
@@ -570,8 +572,7 @@ impl Store {
             });
         }
         if rt.key() == "customresourcedefinitions.apiextensions.k8s.io" {
-            self.registry
-                .register_crd(&new)
+            self.serve_crd(&new)
                 .map_err(|e| invalid(rt, name, "spec", &e))?;
             establish_crd(&mut new);
         }
@@ -705,6 +706,9 @@ impl Store {
         crate::events::to_storage(&mut obj, rt);
         // The last check before it is stored: whatever is stored must load again.
         crate::input::check_stored(&obj).map_err(|m| m.invalid(&rt.kind, &meta(&obj, "name")))?;
+        if dry_run::active() {
+            return dry_run::preview(inner, rt, ns, obj);
+        }
         let rv = inner.rv + 1;
         metadata_mut(&mut obj)?.insert("resourceVersion".into(), json!(rv.to_string()));
         let name = meta(&obj, "name");
@@ -734,6 +738,9 @@ impl Store {
     }
 
     fn remove(&self, inner: &mut Inner, rt: &ResourceType, ns: &str, name: &str) -> Result<Value> {
+        if dry_run::active() {
+            return dry_run::preview(inner, rt, ns, inner.find(rt, ns, name)?.clone());
+        }
         let rv = inner.rv + 1;
         inner.persist(
             rv,

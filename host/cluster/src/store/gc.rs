@@ -13,6 +13,9 @@ impl Store {
     /// Deletes dependents whose owners are gone, and finishes foreground deletions whose
     /// dependents are gone. Repeats until nothing changes.
     pub fn collect_garbage(&self) -> Result<()> {
+        if super::dry_run::active() {
+            return Ok(()); // a dry run deleted nothing
+        }
         loop {
             let (orphans, finished) = {
                 let inner = self.lock();
