@@ -3,6 +3,7 @@
 //! conventions lay them out.
 
 mod auth;
+mod kubelet;
 mod patch;
 mod watch;
 
@@ -347,6 +348,9 @@ fn dispatch(
         && (DryRun::requested(q.get("dryRun").map(String::as_str))?
             || (method == Method::DELETE && DryRun::requested_in_options(&body)?));
     let _dry_run = DryRun::enter(dry);
+    if crate::metrics::serves(&t.rt) {
+        return kubelet::metrics(state, &t, &method, q, headers);
+    }
     if t.rt.create_only {
         if method != Method::POST || t.name.is_some() {
             return Err(ApiError::MethodNotAllowed(format!(
@@ -359,7 +363,7 @@ fn dispatch(
     }
     match (t.rt.key().as_str(), t.sub.as_deref(), &method) {
         ("pods", Some("binding"), &Method::POST) => return bind_pod(store, &t, &body),
-        ("pods", Some("log"), &Method::GET) => return pod_log(store, &t),
+        ("pods", Some("log"), &Method::GET) => return kubelet::pod_log(state, &t, q),
         ("serviceaccounts", Some("token"), &Method::POST) => {
             return token_request(state, &t, &body);
         }
@@ -512,20 +516,6 @@ fn token_request(state: &AppState, t: &Target, body: &Bytes) -> Result<Response>
         jiff::Timestamp::now(),
     )?;
     Ok((StatusCode::CREATED, axum::Json(answer)).into_response())
-}
-
-/// `GET pods/<name>/log`: the pod's log. The embedded control plane runs no containers of its
-/// own (the simulated nodes start none), so a pod that runs has an empty log and one that does
-/// not is refused as kube-apiserver refuses it.
-fn pod_log(store: &Store, t: &Target) -> Result<Response> {
-    let name = t.name.as_deref().unwrap_or_default();
-    let pod = store.get(&t.rt, &t.ns, name)?;
-    if pod["status"]["phase"].as_str() != Some("Running") {
-        return Err(ApiError::BadRequest(format!(
-            "pod {name:?} is not running: there is no log yet"
-        )));
-    }
-    Ok(([(header::CONTENT_TYPE, "text/plain")], "").into_response())
 }
 
 /// `POST pods/<name>/binding`: what a scheduler does to place a pod.

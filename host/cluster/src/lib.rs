@@ -15,6 +15,7 @@ pub mod authz;
 mod error;
 mod events;
 mod input;
+mod metrics;
 mod nodes;
 mod openapi;
 mod pki;

@@ -260,7 +260,7 @@ pub struct Registry {
 impl Default for Registry {
     fn default() -> Self {
         Self {
-            types: RwLock::new(builtins()),
+            types: RwLock::new(crate::metrics::with_metrics(builtins())),
         }
     }
 }

@@ -63,6 +63,12 @@ pub fn bootstrap_policy() -> BootstrapPolicy {
         ),
         cluster_role("system:aggregate-to-edit", &[AGGREGATE_TO_EDIT], to_edit()),
         cluster_role("system:aggregate-to-view", &[AGGREGATE_TO_VIEW], to_view()),
+        // What metrics-server installs, so `view` (and above) may run `kubectl top pods`.
+        cluster_role(
+            "system:aggregated-metrics-reader",
+            &[AGGREGATE_TO_VIEW, AGGREGATE_TO_EDIT, AGGREGATE_TO_ADMIN],
+            vec![rule(READ, &["metrics.k8s.io"], &["pods", "nodes"])],
+        ),
         cluster_role(
             "system:discovery",
             &[],

@@ -346,6 +346,9 @@ fn rbac_default_view_cannot_read_secrets() {
     };
     assert!(can(&authz, &at("list", "pods")));
     assert!(can(&authz, &at("get", "pods/log").named("p")));
+    // `kubectl top pods`, as metrics-server's aggregated reader grants it.
+    let top = Attributes::resource(alice(), "list", "metrics.k8s.io", "pods").in_namespace("bob");
+    assert!(can(&authz, &top));
     assert!(can(&authz, &at("watch", "configmaps")));
     assert!(!can(&authz, &at("get", "secrets").named("s")));
     assert!(!can(&authz, &at("list", "secrets")));
