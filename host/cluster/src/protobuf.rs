@@ -60,6 +60,7 @@ const KINDS: &[(&str, &str, Converter)] = &[
     ("v1", "Service", |r| decode(r, core::service)),
     ("v1", "ResourceQuota", |r| decode(r, core::resource_quota)),
     ("v1", "Event", |r| decode(r, core::event)),
+    ("v1", "Pod", |r| decode(r, pod::pod)),
     ("rbac.authorization.k8s.io/v1", "Role", |r| {
         decode(r, rbac::role)
     }),

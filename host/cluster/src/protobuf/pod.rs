@@ -1,5 +1,5 @@
-//! The pod template the workload kinds carry: PodTemplateSpec and PodSpec with its pod-level
-//! settings. Containers are in `container.rs`, volumes in `volume.rs`. Not converted (a body
+//! Pods (`kubectl run`) and the pod template the workload kinds carry: PodTemplateSpec and
+//! PodSpec with its pod-level settings. Containers are in `container.rs`, volumes in `volume.rs`. Not converted (a body
 //! that sets them is refused): affinity, ephemeral containers, resource claims, workload
 //! references.
 
@@ -8,8 +8,16 @@ use k8s_pb::api::core::v1;
 use super::container::{container, resources, se_linux_options, seccomp_like, windows_options};
 use super::core::local_reference;
 use super::fields::{Converted, Obj};
-use super::meta::{label_selector, object_meta};
+use super::meta::{blank_status, label_selector, object, object_meta};
 use super::volume::volume;
+
+/// Pod (`kubectl run`).
+pub(super) fn pod(mut p: v1::Pod) -> Converted {
+    let mut o = object(p.metadata.take())?;
+    o.obj("spec", &mut p.spec, pod_spec)?;
+    blank_status(&mut p.status, "PodStatus")?;
+    o.done(p, "Pod")
+}
 
 /// A PodTemplateSpec (`metadata` and `spec`).
 pub(super) fn pod_template(mut t: v1::PodTemplateSpec) -> Converted {

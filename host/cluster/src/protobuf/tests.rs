@@ -113,9 +113,10 @@ fn a_field_no_converter_reads_makes_the_body_415_naming_kind_and_type() {
 
 #[test]
 fn other_kinds_are_415_listing_what_is_accepted() {
-    let message = refused_415(&envelope("v1", "Pod", core::Pod::default().encode_to_vec()));
+    let template = core::PodTemplate::default();
+    let message = refused_415(&envelope("v1", "PodTemplate", template.encode_to_vec()));
     assert!(
-        message.contains("v1 Pod is not accepted in protobuf"),
+        message.contains("v1 PodTemplate is not accepted in protobuf"),
         "{message}"
     );
     assert!(

@@ -129,6 +129,23 @@ fn deployment() {
 }
 
 #[test]
+fn pod_as_kubectl_run_sends_it() {
+    let pod = core::Pod {
+        metadata: go_meta("p", "team"),
+        spec: kubectl_template("Always").spec,
+        status: Some(core::PodStatus {
+            phase: empty(),
+            ..Default::default()
+        }),
+    };
+    let mut expected = converted_template("Always");
+    expected["metadata"] = json!({"name": "p", "namespace": "team"});
+    expected["apiVersion"] = json!("v1");
+    expected["kind"] = json!("Pod");
+    assert_eq!(convert("v1", "Pod", &pod), expected);
+}
+
+#[test]
 fn job_and_cron_job() {
     let job_spec = batch::JobSpec {
         template: Some(kubectl_template("Never")),
