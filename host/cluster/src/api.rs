@@ -169,10 +169,7 @@ fn resource_list(state: &AppState, group: &str, version: &str) -> Result<Respons
         .filter(|t| t.group == group && t.version == version)
         .collect();
     if types.is_empty() {
-        return Err(ApiError::NotFound {
-            resource: "groupversion".into(),
-            name: format!("{group}/{version}"),
-        });
+        return Err(ApiError::UnknownResource);
     }
     let gv = if group.is_empty() {
         version.to_owned()
@@ -196,23 +193,32 @@ struct Target {
 
 fn resolve(state: &AppState, group: &str, version: &str, segs: &[&str]) -> Result<Target> {
     let reg = &state.store.registry;
-    let not_found = || ApiError::NotFound {
-        resource: segs.first().copied().unwrap_or_default().to_owned(),
-        name: String::new(),
-    };
-    if let ["namespaces", ns, plural, rest @ ..] = segs
-        && let Some(rt) = reg.find(group, version, plural).filter(|t| t.namespaced)
-    {
-        return Ok(Target {
-            rt,
-            ns: (*ns).to_owned(),
-            ns_in_path: true,
-            name: rest.first().map(|s| (*s).to_owned()),
-            sub: rest.get(1).map(|s| (*s).to_owned()),
-        });
+    if let ["namespaces", ns, plural, rest @ ..] = segs {
+        if let Some(rt) = reg.find(group, version, plural).filter(|t| t.namespaced) {
+            if rest.len() > 2 {
+                return Err(ApiError::UnknownResource);
+            }
+            return Ok(Target {
+                rt,
+                ns: (*ns).to_owned(),
+                ns_in_path: true,
+                name: rest.first().map(|s| (*s).to_owned()),
+                sub: rest.get(1).map(|s| (*s).to_owned()),
+            });
+        }
+        // Only a namespace's own subresources follow its name; anything else is no resource
+        // (not a namespace named "" or a missing one).
+        if !(group.is_empty() && rest.is_empty() && matches!(*plural, "status" | "finalize")) {
+            return Err(ApiError::UnknownResource);
+        }
     }
-    let (plural, rest) = segs.split_first().ok_or_else(not_found)?;
-    let rt = reg.find(group, version, plural).ok_or_else(not_found)?;
+    let (plural, rest) = segs.split_first().ok_or(ApiError::UnknownResource)?;
+    let rt = reg
+        .find(group, version, plural)
+        .ok_or(ApiError::UnknownResource)?;
+    if rest.len() > 2 {
+        return Err(ApiError::UnknownResource);
+    }
     Ok(Target {
         rt,
         ns: String::new(),
@@ -305,11 +311,7 @@ fn group_discovery(state: &AppState, group: &str) -> Response {
         .map(|t| json!({"groupVersion": t.api_version(), "version": t.version}))
         .collect();
     if versions.is_empty() {
-        return ApiError::NotFound {
-            resource: "group".into(),
-            name: group.to_owned(),
-        }
-        .into_response();
+        return ApiError::UnknownResource.into_response();
     }
     axum::Json(json!({"kind": "APIGroup", "apiVersion": "v1", "name": group, "versions": versions, "preferredVersion": versions[0]}))
         .into_response()
@@ -372,12 +374,7 @@ fn dispatch(
     let part = match t.sub.as_deref() {
         None => Part::Main,
         Some("status") if t.rt.status_subresource => Part::Status,
-        Some(other) => {
-            return Err(ApiError::NotFound {
-                resource: format!("{}/{other}", t.rt.plural),
-                name: t.name.unwrap_or_default(),
-            });
-        }
+        Some(_) => return Err(ApiError::UnknownResource),
     };
     let ok = |v: Value| Ok(axum::Json(v).into_response());
     let created = |v: Value| Ok((StatusCode::CREATED, axum::Json(v)).into_response());
@@ -408,12 +405,14 @@ fn dispatch(
         (Method::GET, None) => list(state, &t, q),
         (Method::POST, None) => {
             let mut obj = object_body(&body)?;
+            crate::schema::prune_request(&t.rt, &mut obj, q)?;
             obj["apiVersion"] = json!(t.rt.api_version());
             crate::apply::on_create(&mut obj, manager(q), "Update");
             created(store.create_as(&t.rt, &t.ns, obj, &requester)?)
         }
         (Method::PUT, Some(name)) => {
             let mut obj = object_body(&body)?;
+            crate::schema::prune_request(&t.rt, &mut obj, q)?;
             if part == Part::Main {
                 obj["apiVersion"] = json!(t.rt.api_version());
                 crate::apply::on_update(&store.get(&t.rt, &t.ns, name)?, &mut obj, manager(q));
@@ -440,6 +439,7 @@ fn dispatch(
                 manager: manager(q),
                 force: q.get("force").is_some_and(|f| f == "true"),
                 may_create: &may_create,
+                query: q,
             };
             patch(store, &t, name, (ctype, &body), part, &requester, &apply)
         }

@@ -15,6 +15,10 @@ pub enum ApiError {
         /// Object name.
         name: String,
     },
+    /// 404 NotFound for a path that names no served group, version, resource or subresource,
+    /// worded as kube-apiserver words it.
+    #[error("the server could not find the requested resource")]
+    UnknownResource,
     /// 409 AlreadyExists.
     #[error("{resource} \"{name}\" already exists")]
     AlreadyExists {
@@ -94,7 +98,7 @@ impl ApiError {
     /// HTTP status and Kubernetes reason.
     pub fn code_and_reason(&self) -> (StatusCode, &'static str) {
         match self {
-            Self::NotFound { .. } => (StatusCode::NOT_FOUND, "NotFound"),
+            Self::NotFound { .. } | Self::UnknownResource => (StatusCode::NOT_FOUND, "NotFound"),
             Self::AlreadyExists { .. } => (StatusCode::CONFLICT, "AlreadyExists"),
             Self::Conflict { .. } | Self::ApplyConflict { .. } => {
                 (StatusCode::CONFLICT, "Conflict")

@@ -1,6 +1,7 @@
 //! OpenAPI v3 documents, enough for `kubectl` validation and `kubectl explain`: every served
-//! kind gets a schema tagged with its group, version and kind. Built-in kinds accept any fields
-//! (the server is not a schema registry for core types); CRDs carry their `openAPIV3Schema`.
+//! kind gets a schema tagged with its group, version and kind. Built-in kinds publish their
+//! k8s-openapi schema (with the definitions it refers to and their descriptions); CRDs carry
+//! their `openAPIV3Schema`.
 
 use serde_json::{Value, json};
 
@@ -69,6 +70,11 @@ pub fn index(registry: &Registry) -> Value {
 
 /// Schema name as Kubernetes spells it (`io.k8s.api.core.v1.Pod`, `dev.vdi.v1.VDISession`).
 fn schema_name(t: &ResourceType) -> String {
+    if t.schema.is_none()
+        && let Some(name) = crate::schema::builtin_name(t)
+    {
+        return name.to_owned();
+    }
     if t.group.is_empty() {
         return format!("io.k8s.api.core.{}.{}", t.version, t.kind);
     }
@@ -90,6 +96,18 @@ pub fn document(registry: &Registry, path: &str) -> Option<Value> {
     let mut paths = serde_json::Map::new();
     for t in &types {
         paths.extend(operations(t));
+        if t.schema.is_none()
+            && let Some((name, defs)) = crate::schema::published(t)
+        {
+            for (n, def) in defs {
+                schemas.entry(n).or_insert(def);
+            }
+            if let Some(schema) = schemas.get_mut(&name) {
+                schema["x-kubernetes-group-version-kind"] =
+                    json!([{"group": t.group, "version": t.version, "kind": t.kind}]);
+            }
+            continue;
+        }
         let mut schema = t.schema.clone().unwrap_or_else(
             || json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}),
         );

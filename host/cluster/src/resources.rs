@@ -141,73 +141,86 @@ pub(crate) const AUTHORIZATION: &str = "authorization.k8s.io";
 /// The group of the token and self-subject reviews.
 pub(crate) const AUTHENTICATION: &str = "authentication.k8s.io";
 
+/// A built-in kind's objects live in namespaces.
+const NS: u8 = 1;
+/// A built-in kind has a `/status` subresource.
+const STATUS: u8 = 2;
+/// A built-in kind is in the `all` category (`kubectl get all`), as kube-apiserver lists it.
+const ALL: u8 = 4;
+
+/// The stored built-in kinds, all at `v1`: (group, plural, kind, flags, short names). Only
+/// storage and validation: no controller acts on them unless one is named elsewhere.
+#[rustfmt::skip]
+const STORED: &[(&str, &str, &str, u8, &[&str])] = &[
+    ("", "namespaces", "Namespace", STATUS, &["ns"]),
+    ("", "nodes", "Node", STATUS, &["no"]),
+    ("", "pods", "Pod", NS | STATUS | ALL, &["po"]),
+    ("", "services", "Service", NS | STATUS | ALL, &["svc"]),
+    ("", "persistentvolumeclaims", "PersistentVolumeClaim", NS | STATUS, &["pvc"]),
+    ("", "persistentvolumes", "PersistentVolume", STATUS, &["pv"]),
+    ("", "configmaps", "ConfigMap", NS, &["cm"]),
+    ("", "secrets", "Secret", NS, &[]),
+    ("", "events", "Event", NS, &["ev"]),
+    ("", "serviceaccounts", "ServiceAccount", NS, &["sa"]),
+    ("", "endpoints", "Endpoints", NS, &["ep"]),
+    ("", "limitranges", "LimitRange", NS, &["limits"]),
+    ("", "resourcequotas", "ResourceQuota", NS | STATUS, &["quota"]),
+    ("", "replicationcontrollers", "ReplicationController", NS | STATUS | ALL, &["rc"]),
+    ("apps", "deployments", "Deployment", NS | STATUS | ALL, &["deploy"]),
+    ("apps", "replicasets", "ReplicaSet", NS | STATUS | ALL, &["rs"]),
+    ("apps", "statefulsets", "StatefulSet", NS | STATUS | ALL, &["sts"]),
+    ("apps", "daemonsets", "DaemonSet", NS | STATUS | ALL, &["ds"]),
+    ("apps", "controllerrevisions", "ControllerRevision", NS, &[]),
+    ("batch", "jobs", "Job", NS | STATUS | ALL, &[]),
+    ("batch", "cronjobs", "CronJob", NS | STATUS | ALL, &["cj"]),
+    ("policy", "poddisruptionbudgets", "PodDisruptionBudget", NS | STATUS, &["pdb"]),
+    ("events.k8s.io", "events", "Event", NS, &["ev"]),
+    ("coordination.k8s.io", "leases", "Lease", NS, &[]),
+    ("networking.k8s.io", "networkpolicies", "NetworkPolicy", NS, &["netpol"]),
+    ("discovery.k8s.io", "endpointslices", "EndpointSlice", NS, &[]),
+    ("scheduling.k8s.io", "priorityclasses", "PriorityClass", 0, &["pc"]),
+    ("storage.k8s.io", "storageclasses", "StorageClass", 0, &["sc"]),
+    ("storage.k8s.io", "csidrivers", "CSIDriver", 0, &[]),
+    ("storage.k8s.io", "csinodes", "CSINode", 0, &[]),
+    ("storage.k8s.io", "csistoragecapacities", "CSIStorageCapacity", NS, &[]),
+    ("storage.k8s.io", "volumeattachments", "VolumeAttachment", STATUS, &[]),
+    ("storage.k8s.io", "volumeattributesclasses", "VolumeAttributesClass", 0, &["vac"]),
+    (ADMISSION, "validatingwebhookconfigurations", "ValidatingWebhookConfiguration", 0, &[]),
+    (ADMISSION, "mutatingwebhookconfigurations", "MutatingWebhookConfiguration", 0, &[]),
+    (ADMISSION, "validatingadmissionpolicies", "ValidatingAdmissionPolicy", STATUS, &[]),
+    (ADMISSION, "validatingadmissionpolicybindings", "ValidatingAdmissionPolicyBinding", 0, &[]),
+    (ADMISSION, "mutatingadmissionpolicies", "MutatingAdmissionPolicy", 0, &[]),
+    (ADMISSION, "mutatingadmissionpolicybindings", "MutatingAdmissionPolicyBinding", 0, &[]),
+    (RBAC, "roles", "Role", NS, &[]),
+    (RBAC, "clusterroles", "ClusterRole", 0, &[]),
+    (RBAC, "rolebindings", "RoleBinding", NS, &[]),
+    (RBAC, "clusterrolebindings", "ClusterRoleBinding", 0, &[]),
+];
+
+/// The group of the admission webhooks and policies.
+const ADMISSION: &str = "admissionregistration.k8s.io";
+
 /// Built-in kinds.
 fn builtins() -> Vec<ResourceType> {
-    vec![
-        ResourceType::builtin("", "v1", "namespaces", "Namespace", false, true, &["ns"]),
-        ResourceType::builtin("", "v1", "nodes", "Node", false, true, &["no"]),
-        ResourceType::builtin("", "v1", "pods", "Pod", true, true, &["po"]),
-        ResourceType::builtin("", "v1", "services", "Service", true, true, &["svc"]),
-        ResourceType::builtin(
-            "",
-            "v1",
-            "persistentvolumeclaims",
-            "PersistentVolumeClaim",
-            true,
-            true,
-            &["pvc"],
-        ),
-        ResourceType::builtin("", "v1", "configmaps", "ConfigMap", true, false, &["cm"]),
-        ResourceType::builtin("", "v1", "secrets", "Secret", true, false, &[]),
-        ResourceType::builtin("", "v1", "events", "Event", true, false, &["ev"]),
-        ResourceType::builtin(
-            "",
-            "v1",
-            "serviceaccounts",
-            "ServiceAccount",
-            true,
-            false,
-            &["sa"],
-        ),
-        ResourceType::builtin(
-            "events.k8s.io",
-            "v1",
-            "events",
-            "Event",
-            true,
-            false,
-            &["ev"],
-        ),
-        ResourceType::builtin(
-            "coordination.k8s.io",
-            "v1",
-            "leases",
-            "Lease",
-            true,
-            false,
-            &[],
-        ),
-        ResourceType::builtin(
-            "networking.k8s.io",
-            "v1",
-            "networkpolicies",
-            "NetworkPolicy",
-            true,
-            false,
-            &["netpol"],
-        ),
-        ResourceType::builtin(RBAC, "v1", "roles", "Role", true, false, &[]),
-        ResourceType::builtin(RBAC, "v1", "clusterroles", "ClusterRole", false, false, &[]),
-        ResourceType::builtin(RBAC, "v1", "rolebindings", "RoleBinding", true, false, &[]),
-        ResourceType::builtin(
-            RBAC,
-            "v1",
-            "clusterrolebindings",
-            "ClusterRoleBinding",
-            false,
-            false,
-            &[],
-        ),
+    let mut types: Vec<ResourceType> = STORED
+        .iter()
+        .map(|&(group, plural, kind, flags, short)| {
+            let mut t = ResourceType::builtin(
+                group,
+                "v1",
+                plural,
+                kind,
+                flags & NS != 0,
+                flags & STATUS != 0,
+                short,
+            );
+            if flags & ALL != 0 {
+                t.categories = vec!["all".into()];
+            }
+            t
+        })
+        .collect();
+    types.extend([
         ResourceType::review(
             AUTHORIZATION,
             "selfsubjectaccessreviews",
@@ -248,7 +261,8 @@ fn builtins() -> Vec<ResourceType> {
             true,
             &["crd", "crds"],
         ),
-    ]
+    ]);
+    types
 }
 
 /// The resource types served right now. CRDs add and remove theirs at run time.

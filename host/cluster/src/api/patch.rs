@@ -31,6 +31,8 @@ pub(super) struct Apply<'a> {
     /// object that does not exist creates it, so `patch` alone is not enough (as in
     /// kube-apiserver).
     pub(super) may_create: &'a dyn Fn() -> Result<()>,
+    /// The request's query (`fieldValidation` decides what an unknown field is).
+    pub(super) query: &'a std::collections::HashMap<String, String>,
 }
 
 /// How often a patch that names no resourceVersion is re-applied when another write lands
@@ -94,6 +96,7 @@ fn patch_once(
         Err(ApiError::NotFound { .. }) if media == APPLY && part == Part::Main => {
             (apply.may_create)()?;
             let mut obj = object_body(body)?;
+            crate::schema::prune_request(&t.rt, &mut obj, apply.query)?;
             // An object with an object (or no) `metadata`, as `object_body` checked.
             obj["metadata"]["name"] = json!(name);
             obj["apiVersion"] = json!(t.rt.api_version());
@@ -135,6 +138,7 @@ fn patch_once(
     if part == Part::Main && media != APPLY {
         crate::apply::on_update(&current, &mut doc, apply.manager);
     }
+    crate::schema::prune_request(&t.rt, &mut doc, apply.query)?;
     // A patch that names no resourceVersion applies to whatever is current.
     let floating = doc["metadata"]["resourceVersion"] == current["metadata"]["resourceVersion"]
         || doc["metadata"]["resourceVersion"].is_null();
