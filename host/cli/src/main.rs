@@ -11,6 +11,7 @@ mod oidc_flags;
 mod operator_bench;
 mod operator_cmd;
 mod plugin_cmd;
+mod plugin_oci;
 mod samples;
 mod token_cache;
 mod token_cmd;
@@ -79,6 +80,11 @@ enum PluginCommand {
     Test(plugin_cmd::TestArgs),
     /// Measure decisions per second and latency with a fresh instance per decision.
     Bench(bench::BenchArgs),
+    /// Push a component to an OCI registry as a Wasm artifact; prints its immutable
+    /// `oci://…@sha256:` reference and the module's sha256 (what `spec.sha256` pins).
+    Push(plugin_oci::PushArgs),
+    /// Pull a component from an OCI registry into a file; prints its sha256.
+    Pull(plugin_oci::PullArgs),
 }
 
 fn main() -> ExitCode {
@@ -101,6 +107,8 @@ fn main() -> ExitCode {
         Command::Plugin(PluginCommand::Inspect { wasm, json }) => plugin_cmd::inspect(&wasm, json),
         Command::Plugin(PluginCommand::Test(args)) => plugin_cmd::test(&args),
         Command::Plugin(PluginCommand::Bench(args)) => bench::run(&args),
+        Command::Plugin(PluginCommand::Push(args)) => plugin_oci::push(&args),
+        Command::Plugin(PluginCommand::Pull(args)) => plugin_oci::pull(&args),
         Command::Login(args) => login::run(&args),
         Command::Token(args) => token_cmd::run(&args),
     };

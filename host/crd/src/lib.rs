@@ -19,8 +19,8 @@ pub mod users;
 pub use duration::{DurationError, format_duration, parse_duration};
 pub use kinds::{SESSION_KIND_VERBS, SESSION_KINDS, SessionKind, session_kind};
 pub use plugin::{
-    ConfigMapSource, FailurePolicy, HookKind, PluginMatch, PluginPhase, PluginSource, UploadSource,
-    VDIPlugin, VDIPluginSpec, VDIPluginStatus,
+    ConfigMapSource, FailurePolicy, HookKind, OciSource, PluginMatch, PluginPhase, PluginSource,
+    UploadSource, VDIPlugin, VDIPluginSpec, VDIPluginStatus,
 };
 pub use session::{
     AdmittedSpec, Condition, DecisionRecord, EffectiveResources, ObjectRecord, SessionPhase,

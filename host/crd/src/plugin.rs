@@ -90,6 +90,9 @@ pub struct PluginSource {
     /// A key of a ConfigMap's `binaryData`, for small modules.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_map: Option<ConfigMapSource>,
+    /// A Wasm artifact in an OCI registry (`vdi plugin push`); the digest pins the content.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oci: Option<OciSource>,
 }
 
 /// The upload store (no fields: the digest addresses the module).
@@ -108,6 +111,21 @@ pub struct ConfigMapSource {
     /// The `binaryData` key holding the module.
     #[schemars(length(min = 1))]
     pub key: String,
+}
+
+/// A module in an OCI registry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OciSource {
+    /// `oci://host[:port]/repository:tag` or `…@sha256:<manifest digest>`. Registries other
+    /// than this machine are reached over HTTPS only.
+    #[schemars(pattern(r"^oci://[^/]+/.+$"))]
+    pub reference: String,
+    /// A `kubernetes.io/dockerconfigjson` Secret in the operator's namespace holding the
+    /// registry's credentials; anonymous pulls without.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub pull_secret: Option<String>,
 }
 
 /// Which sessions an admission plugin judges.
@@ -184,16 +202,25 @@ impl PluginSource {
             self.upload.is_some(),
             self.url.is_some(),
             self.config_map.is_some(),
+            self.oci.is_some(),
         ];
         match set.iter().filter(|s| **s).count() {
             1 => {}
-            0 => return Err("spec.source: set one of upload, url or configMap".into()),
-            _ => return Err("spec.source: set only one of upload, url or configMap".into()),
+            0 => return Err("spec.source: set one of upload, url, configMap or oci".into()),
+            _ => return Err("spec.source: set only one of upload, url, configMap or oci".into()),
         }
         if let Some(url) = &self.url
             && !url.starts_with("https://")
         {
             return Err(format!("spec.source.url: {url:?} must be an https:// URL"));
+        }
+        if let Some(oci) = &self.oci
+            && !oci.reference.starts_with("oci://")
+        {
+            return Err(format!(
+                "spec.source.oci.reference: {:?} must be an oci:// reference",
+                oci.reference
+            ));
         }
         Ok(())
     }

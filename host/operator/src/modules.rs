@@ -1,10 +1,13 @@
 //! Where plugin modules come from: the operator's content-addressed upload store (ConfigMaps in
-//! the operator's namespace, see [`store`]), `https://` URLs (pinned by digest), and ConfigMaps.
+//! the operator's namespace, see [`store`]), `https://` URLs (pinned by digest), ConfigMaps, and
+//! OCI registries (see [`oci`]; pulled modules are kept in memory by repository and digest).
 //! Every source's bytes are checked against the pinned digest before anything else looks at them.
 
+pub mod oci;
 pub mod store;
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -12,12 +15,14 @@ use http_body_util::{BodyExt, Empty, Limited};
 use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::Api;
-use vdi_crd::PluginSource;
+use vdi_crd::{OciSource, PluginSource};
 use vdi_plugin_host::Digest;
 
 pub use store::{ModuleStore, Stored};
+
+use oci::{OciError, OciReference, OciRegistries, RegistryAuth};
 
 use crate::Error;
 
@@ -25,6 +30,9 @@ use crate::Error;
 pub const MAX_MODULE_BYTES: usize = 64 << 20;
 /// How long an `https://` download may take.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
+/// Bytes of modules pulled from OCI registries kept in memory (oldest dropped first), so a
+/// reload (new settings, a restart of the plugin's spec) needs no registry.
+pub const OCI_CACHE_BYTES: usize = 128 << 20;
 
 /// Why a module could not be fetched. Fetching and the upload store answer with it (their
 /// callers tell its cases apart); elsewhere it travels as [`Error::Fetch`].
@@ -58,6 +66,12 @@ pub enum FetchError {
     /// The ConfigMap or its key is missing.
     #[error("configMap {0}")]
     ConfigMap(String),
+    /// The pull secret is missing or unusable.
+    #[error("pull secret {0}")]
+    PullSecret(String),
+    /// Pulling from the OCI registry failed.
+    #[error("OCI pull: {0}")]
+    Oci(#[from] OciError),
     /// The bytes do not hash to the pinned digest.
     #[error("digest mismatch: spec.sha256 pins {expected}, the module is {actual}")]
     DigestMismatch {
@@ -79,12 +93,44 @@ fn verify(expected: &Digest, bytes: &[u8]) -> Result<(), FetchError> {
     Ok(())
 }
 
+/// Modules pulled from registries: (registry/repository, digest, bytes), newest last.
+#[derive(Debug, Default)]
+struct OciCache {
+    entries: VecDeque<(String, Digest, Vec<u8>)>,
+    bytes: usize,
+}
+
+impl OciCache {
+    fn get(&self, repository: &str, digest: &Digest) -> Option<Vec<u8>> {
+        self.entries
+            .iter()
+            .find(|(r, d, _)| r == repository && d == digest)
+            .map(|(_, _, b)| b.clone())
+    }
+
+    fn put(&mut self, repository: String, digest: Digest, bytes: Vec<u8>) {
+        if self.get(&repository, &digest).is_some() {
+            return;
+        }
+        self.bytes += bytes.len();
+        self.entries.push_back((repository, digest, bytes));
+        while self.bytes > OCI_CACHE_BYTES {
+            match self.entries.pop_front() {
+                Some((_, _, old)) => self.bytes -= old.len(),
+                None => break,
+            }
+        }
+    }
+}
+
 /// Fetches modules from any source.
 #[derive(Clone)]
 pub struct Fetcher {
     store: ModuleStore,
     client: kube::Client,
     https: HttpClient<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>,
+    oci: OciRegistries,
+    oci_cache: Arc<Mutex<OciCache>>,
 }
 
 impl std::fmt::Debug for Fetcher {
@@ -127,10 +173,13 @@ impl Fetcher {
             .enable_http1()
             .build();
         let https = HttpClient::builder(TokioExecutor::new()).build(connector);
+        let oci = OciRegistries::new(extra_ca_pem).map_err(|e| Error::Config(e.to_string()))?;
         Ok(Self {
             store,
             client,
             https,
+            oci,
+            oci_cache: Arc::default(),
         })
     }
 
@@ -148,6 +197,9 @@ impl Fetcher {
         source.validate().map_err(FetchError::Invalid)?;
         if source.upload.is_some() {
             return self.store.get(digest).await;
+        }
+        if let Some(oci) = &source.oci {
+            return self.pull(oci, digest).await;
         }
         let bytes = if let Some(url) = &source.url {
             self.download(url).await?
@@ -173,6 +225,79 @@ impl Fetcher {
         };
         verify(digest, &bytes)?;
         Ok(bytes)
+    }
+
+    /// Whether a module pulled from `repository` (`registry/repository`) with `digest` is held
+    /// in memory.
+    pub fn oci_cached(&self, repository: &str, digest: &Digest) -> bool {
+        self.oci_cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(repository, digest)
+            .is_some()
+    }
+
+    /// Pulls from a registry (or the memory of an earlier pull) and verifies.
+    async fn pull(&self, source: &OciSource, digest: &Digest) -> Result<Vec<u8>, FetchError> {
+        let reference: OciReference = source
+            .reference
+            .parse()
+            .map_err(|e| FetchError::Invalid(format!("spec.source.oci.reference: {e}")))?;
+        let repository = format!("{}/{}", reference.registry(), reference.repository());
+        let cached = self
+            .oci_cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&repository, digest);
+        if let Some(bytes) = cached {
+            return Ok(bytes);
+        }
+        let auth = match &source.pull_secret {
+            Some(name) => self.pull_secret(name, reference.registry()).await?,
+            None => RegistryAuth::Anonymous,
+        };
+        let pulled = self.oci.pull(&reference, &auth, MAX_MODULE_BYTES).await?;
+        verify(digest, &pulled.bytes)?;
+        tracing::info!(
+            %reference,
+            manifest = %pulled.manifest_digest,
+            bytes = pulled.bytes.len(),
+            elapsed_ms = pulled.elapsed.as_millis(),
+            "module pulled from the registry"
+        );
+        self.oci_cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .put(repository, *digest, pulled.bytes.clone());
+        Ok(pulled.bytes)
+    }
+
+    /// The credentials for `registry` in the `kubernetes.io/dockerconfigjson` Secret `name` of
+    /// the operator's namespace.
+    async fn pull_secret(&self, name: &str, registry: &str) -> Result<RegistryAuth, FetchError> {
+        let namespace = self.store.namespace();
+        let what = format!("{namespace}/{name}");
+        let secret = Api::<Secret>::namespaced(self.client.clone(), namespace)
+            .get_opt(name)
+            .await
+            .map_err(|e| FetchError::PullSecret(format!("{what}: {e}")))?
+            .ok_or_else(|| FetchError::PullSecret(format!("{what} does not exist")))?;
+        let kind = secret.type_.as_deref().unwrap_or("Opaque");
+        if kind != oci::auth::DOCKER_CONFIG_SECRET_TYPE {
+            return Err(FetchError::PullSecret(format!(
+                "{what} is of type {kind}, not {}",
+                oci::auth::DOCKER_CONFIG_SECRET_TYPE
+            )));
+        }
+        let config = secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get(oci::auth::DOCKER_CONFIG_KEY))
+            .ok_or_else(|| {
+                FetchError::PullSecret(format!("{what} has no {}", oci::auth::DOCKER_CONFIG_KEY))
+            })?;
+        oci::auth_for(&config.0, registry)
+            .map_err(|e| FetchError::PullSecret(format!("{what}: {e}")))
     }
 
     async fn download(&self, url: &str) -> Result<Vec<u8>, FetchError> {

@@ -1,18 +1,21 @@
 //! What every host test suite needs from the repository: its root, the guest plugins in
 //! `plugins/` built from source for wasm32-wasip2 (once per test process; cargo makes repeat
 //! builds a no-op), with the compile cache the suites share, and the development OpenID Provider
-//! (`tools/dev-idp`) with a scripted browser for its login ([`DevIdp`]).
+//! (`tools/dev-idp`) with a scripted browser for its login ([`DevIdp`]), and a real OCI
+//! Distribution registry on loopback ([`DistributionRegistry`]).
 //!
 //! A dev-dependency only, of any host crate (it depends on none of them, so it makes no cycle).
 //! It must not hold fixtures of one crate's types: those stay in that crate's `tests/common`.
 
 pub mod idp;
+pub mod registry;
 
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 
 pub use idp::{DevIdp, Tokens};
+pub use registry::DistributionRegistry;
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
