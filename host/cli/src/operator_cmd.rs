@@ -30,9 +30,16 @@ pub(crate) struct OperatorArgs {
     /// Bearer token allowing module uploads (`PUT /modules`); uploads are off without one.
     #[arg(long, env = "VDI_UPLOAD_TOKEN")]
     upload_token: Option<String>,
-    /// Extra CA certificates (PEM) trusted for `https://` module sources.
+    /// Extra CA certificates (PEM) trusted for `https://` and OCI module sources.
     #[arg(long, env = "VDI_MODULE_CA")]
     module_ca: Option<PathBuf>,
+    /// Keep uploaded modules in this OCI repository (`oci://host[:port]/repository`, one tag
+    /// `sha256-<hex>` per module) instead of ConfigMaps of the operator's namespace.
+    #[arg(long, env = "VDI_MODULE_REGISTRY")]
+    module_registry: Option<String>,
+    /// A Docker config with the module registry's credentials (anonymous without).
+    #[arg(long, env = "VDI_MODULE_REGISTRY_CONFIG", requires = "module_registry")]
+    module_registry_config: Option<PathBuf>,
     /// URL of a running session (`{namespace}` and `{name}` are replaced).
     #[arg(
         long,
@@ -49,6 +56,36 @@ pub(crate) struct OperatorArgs {
     /// Run without leader election (a single replica).
     #[arg(long)]
     no_leader_election: bool,
+}
+
+/// The upload store in the OCI repository `reference`.
+fn module_registry(
+    args: &OperatorArgs,
+    client: &kube::Client,
+    reference: &str,
+    ca: Option<&[u8]>,
+) -> Result<ModuleStore> {
+    use vdi_operator::modules::oci::{OciReference, OciRegistries, RegistryAuth, auth_for};
+    let repository: OciReference = reference
+        .parse()
+        .map_err(anyhow::Error::msg)
+        .context("--module-registry")?;
+    let auth = match &args.module_registry_config {
+        Some(p) => {
+            let config = std::fs::read(p).with_context(|| format!("read {}", p.display()))?;
+            auth_for(&config, repository.registry())
+                .map_err(anyhow::Error::msg)
+                .with_context(|| format!("{}", p.display()))?
+        }
+        None => RegistryAuth::Anonymous,
+    };
+    Ok(ModuleStore::in_registry(
+        client.clone(),
+        args.lease_namespace.clone(),
+        repository,
+        OciRegistries::new(ca)?,
+        auth,
+    )?)
 }
 
 pub(crate) fn crds() -> Result<ExitCode> {
@@ -73,11 +110,11 @@ pub(crate) fn run(args: &OperatorArgs) -> Result<ExitCode> {
             Some(p) => Some(std::fs::read(p).with_context(|| format!("read {}", p.display()))?),
             None => None,
         };
-        let fetcher = Fetcher::new(
-            ModuleStore::new(client.clone(), args.lease_namespace.clone()),
-            client.clone(),
-            ca.as_deref(),
-        )?;
+        let store = match &args.module_registry {
+            None => ModuleStore::new(client.clone(), args.lease_namespace.clone()),
+            Some(r) => module_registry(args, &client, r, ca.as_deref())?,
+        };
+        let fetcher = Fetcher::new(store, client.clone(), ca.as_deref())?;
         let registry = Arc::new(Registry::new(runtime, fetcher));
         let identity = args
             .identity

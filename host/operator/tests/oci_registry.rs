@@ -463,3 +463,42 @@ async fn pull_secrets_come_from_dockerconfigjson_secrets_of_the_operator_namespa
         assert!(e.to_string().contains(why), "{name}: {e}");
     }
 }
+
+#[tokio::test]
+async fn an_upload_store_in_a_registry_is_shared_by_every_replica() {
+    let registry = DistributionRegistry::start();
+    let repository = reference(&registry.reference("vdi/modules"));
+    let replica = || {
+        let store = ModuleStore::in_registry(
+            unused_client(),
+            "vdi-system",
+            repository.clone(),
+            OciRegistries::new(None).unwrap(),
+            RegistryAuth::Anonymous,
+        )
+        .unwrap();
+        Fetcher::new(store, unused_client(), None).unwrap()
+    };
+    let (first, second) = (replica(), replica());
+    let bytes = module(6, 1 << 20);
+    let digest = Digest::of(&bytes);
+    let upload = PluginSource {
+        upload: Some(vdi_crd::UploadSource {}),
+        ..PluginSource::default()
+    };
+
+    let e = second.fetch(&upload, &digest).await.unwrap_err();
+    assert!(matches!(e, FetchError::NotUploaded(_)), "{e:?}");
+    let stored = first.store().put(&bytes).await.unwrap();
+    assert!(stored.new);
+    assert!(!first.store().put(&bytes).await.unwrap().new, "stored once");
+    assert_eq!(second.fetch(&upload, &digest).await.unwrap(), bytes);
+    assert_eq!(
+        first
+            .store()
+            .registry_reference(&digest)
+            .unwrap()
+            .to_string(),
+        registry.reference(&format!("vdi/modules:sha256-{}", digest.hex()))
+    );
+}

@@ -6,8 +6,14 @@
 //! (full digest, size, chunk count). All carry the label `vdi.dev/module-digest=<40 hex>`. The
 //! manifest is written last, so a module whose manifest exists was written completely; a reader
 //! reassembles the chunks and refuses them unless they hash to the full digest.
+//!
+//! Optionally the store is an OCI registry repository instead ([`oci_backend`]): then the
+//! ConfigMaps hold nothing and every replica pointed at the repository sees every module.
+
+mod oci_backend;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use futures::{StreamExt as _, TryStreamExt as _};
 use k8s_openapi::ByteString;
@@ -17,7 +23,9 @@ use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams};
 use vdi_crd::FIELD_MANAGER;
 use vdi_plugin_host::Digest;
 
+use super::oci::{OciReference, OciRegistries, RegistryAuth};
 use super::{FetchError, MAX_MODULE_BYTES, verify};
+use oci_backend::RegistryStore;
 
 /// Bytes per chunk: a ConfigMap holds its `binaryData` base64-encoded, and the API server (etcd)
 /// refuses objects over about 1.5 MiB; 768 KiB encodes to 1 MiB.
@@ -174,17 +182,19 @@ pub struct Stored {
     pub new: bool,
 }
 
-/// Modules by digest, in ConfigMaps of one namespace.
+/// Modules by digest, in ConfigMaps of one namespace (or in a registry repository).
 #[derive(Clone)]
 pub struct ModuleStore {
     api: Api<ConfigMap>,
     namespace: String,
+    registry: Option<Arc<RegistryStore>>,
 }
 
 impl std::fmt::Debug for ModuleStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ModuleStore")
             .field("namespace", &self.namespace)
+            .field("registry", &self.registry)
             .finish_non_exhaustive()
     }
 }
@@ -196,7 +206,30 @@ impl ModuleStore {
         Self {
             api: Api::namespaced(client, &namespace),
             namespace,
+            registry: None,
         }
+    }
+
+    /// A store in the OCI repository `repository` (module `d` tagged `sha256-<hex of d>`),
+    /// reached through `registries` with `auth`; `namespace` is still the operator's (pull
+    /// secrets are read there).
+    pub fn in_registry(
+        client: kube::Client,
+        namespace: impl Into<String>,
+        repository: OciReference,
+        registries: OciRegistries,
+        auth: RegistryAuth,
+    ) -> Result<Self, FetchError> {
+        let registry = RegistryStore::new(repository, registries, auth)?;
+        Ok(Self {
+            registry: Some(Arc::new(registry)),
+            ..Self::new(client, namespace)
+        })
+    }
+
+    /// Where the module with `digest` is stored when the store is a registry.
+    pub fn registry_reference(&self, digest: &Digest) -> Option<OciReference> {
+        self.registry.as_ref().map(|r| r.reference(digest))
     }
 
     /// The namespace holding the modules.
@@ -218,6 +251,9 @@ impl ModuleStore {
         bytes: &[u8],
     ) -> Result<Stored, FetchError> {
         check_size(bytes.len())?;
+        if let Some(registry) = &self.registry {
+            return registry.put(digest, bytes).await;
+        }
         let name = manifest_name(&digest);
         if let Some(existing) = self.manifest(&name).await? {
             if existing.as_ref().is_ok_and(|m| m.digest != digest) {
@@ -274,6 +310,9 @@ impl ModuleStore {
 
     /// The module with `digest`, reassembled and checked.
     pub async fn get(&self, digest: &Digest) -> Result<Vec<u8>, FetchError> {
+        if let Some(registry) = &self.registry {
+            return registry.get(digest).await;
+        }
         let manifest = match self.manifest(&manifest_name(digest)).await? {
             None => return Err(FetchError::NotUploaded(digest.to_string())),
             Some(Err(reason)) => {

@@ -50,6 +50,17 @@ impl OciReference {
         }
     }
 
+    /// The same repository at `tag` (any digest dropped).
+    pub fn with_tag(&self, tag: &str) -> Result<Self, String> {
+        check_tag(tag)?;
+        Ok(Self {
+            registry: self.registry.clone(),
+            repository: self.repository.clone(),
+            tag: Some(tag.to_owned()),
+            digest: None,
+        })
+    }
+
     /// Whether the registry is this machine (`localhost`, `127.0.0.0/8`, `[::1]`): only those
     /// are spoken to over plain HTTP.
     pub fn is_loopback(&self) -> bool {
