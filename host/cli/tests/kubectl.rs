@@ -389,6 +389,60 @@ fn kubectl_server_side_apply_reports_conflicts_and_forces() {
 }
 
 #[test]
+fn kubectl_dry_run_server_stores_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cluster = ClusterProcess::start(dir.path());
+    let k = Kubectl {
+        cluster: &cluster,
+        dir: dir.path(),
+    };
+    let created = k.ok_with(&["apply", "--dry-run=server", "-f", "-"], Some(CONFIGMAP));
+    assert!(
+        created.contains("configmap/demo created (server dry run)"),
+        "{created}"
+    );
+    assert!(
+        k.fails(&["get", "cm", "demo"], None).contains("not found"),
+        "a dry run stores nothing"
+    );
+    k.ok_with(&["apply", "-f", "-"], Some(CONFIGMAP));
+    let changed = CONFIGMAP.replace("a: \"1\"", "a: \"2\"");
+    for args in [
+        &["apply", "--dry-run=server", "-f", "-"][..],
+        // (--force-conflicts: client-side apply owns the field; see the test above.)
+        &[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--dry-run=server",
+            "-f",
+            "-",
+        ][..],
+    ] {
+        let out = k.ok_with(args, Some(&changed));
+        assert!(out.contains("(server dry run)"), "{args:?}: {out}");
+    }
+    let shown = k.ok_with(
+        &["apply", "--dry-run=server", "-o", "yaml", "-f", "-"],
+        Some(&changed),
+    );
+    assert!(shown.contains("a: \"2\""), "{shown}");
+    k.ok(&["delete", "cm", "demo", "--dry-run=server"]);
+    assert!(
+        k.ok(&["get", "cm", "demo", "-o", "yaml"])
+            .contains("a: \"1\""),
+        "neither the changes nor the delete were stored"
+    );
+    // A CRD is checked, not served.
+    let out = k.ok_with(&["apply", "--dry-run=server", "-f", "-"], Some(CRD));
+    assert!(out.contains("(server dry run)"), "{out}");
+    assert!(
+        k.fails(&["get", "crd", "widgets.test.vdi.dev"], None)
+            .contains("not found")
+    );
+}
+
+#[test]
 fn vdi_up_then_kubectl_apply_gives_a_running_session_or_the_policy_reason() {
     let dir = tempfile::tempdir().expect("tempdir");
     let platform = ClusterProcess::up(dir.path());
@@ -417,6 +471,46 @@ fn vdi_up_then_kubectl_apply_gives_a_running_session_or_the_policy_reason() {
         );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
+    // The operator's events (written through events.k8s.io/v1) are what `kubectl describe`
+    // reads through core/v1; Running is recorded just after the Running status.
+    loop {
+        let described = k.ok(&["describe", "vds", "alice-desktop"]);
+        let events = described.split("Events:").nth(1).unwrap_or_default();
+        let running = events
+            .lines()
+            .any(|l| l.contains("Normal") && l.contains("Running") && l.contains("vdi-operator"));
+        if running && events.contains("Scheduled") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no Scheduled and Running events in:\n{described}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // `kubectl top` reads the simulated figures; `kubectl logs` says why there are none.
+    let pod = k.ok(&[
+        "get",
+        "pods",
+        "-A",
+        "-l",
+        "vdi.dev/session=alice-desktop",
+        "-o",
+        "jsonpath={.items[0].metadata.namespace} {.items[0].metadata.name}",
+    ]);
+    let (pod_ns, pod_name) = pod.split_once(' ').expect("the session's pod");
+    let top_nodes = k.ok(&["top", "nodes"]);
+    assert!(
+        top_nodes.contains("CPU(cores)") && top_nodes.contains("sim-gpu-"),
+        "{top_nodes}"
+    );
+    let top_pods = k.ok(&["top", "pods", "-A"]);
+    assert!(top_pods.contains(pod_name), "{top_pods}");
+    let logs = k.fails(&["logs", "-n", pod_ns, pod_name], None);
+    assert!(
+        logs.contains("simulated nodes run no containers and keep no logs"),
+        "{logs}"
+    );
     let table = k.ok(&["get", "vds", "-o", "wide"]);
     assert!(table.contains("PHASE") && table.contains("URL"), "{table}");
     assert!(

@@ -73,6 +73,15 @@ pub(crate) fn to_storage(obj: &mut Value, rt: &ResourceType) {
     }
 }
 
+/// The stored (core/v1) form of an Event in either form.
+pub(crate) fn stored_form(obj: &Value) -> Value {
+    if obj["apiVersion"] == VIEW_API_VERSION {
+        to_core(obj)
+    } else {
+        obj.clone()
+    }
+}
+
 /// The fields both forms share, and the kind.
 fn envelope(obj: &Value, api_version: &str) -> Map<String, Value> {
     let mut out = Map::new();

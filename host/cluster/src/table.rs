@@ -67,6 +67,26 @@ fn columns(rt: &ResourceType) -> Vec<(String, String, String)> {
             ("Node".into(), "string".into(), ".spec.nodeName".into()),
         ],
         ("", "namespaces") => vec![("Status".into(), "string".into(), ".status.phase".into())],
+        // kube-apiserver's event columns; the two versions name the same fields differently.
+        ("", "events") | (crate::events::GROUP, "events") => {
+            let core = rt.group.is_empty();
+            [
+                ("Type", ".type"),
+                ("Reason", ".reason"),
+                (
+                    "Object",
+                    if core {
+                        ".involvedObject.name"
+                    } else {
+                        ".regarding.name"
+                    },
+                ),
+                ("Message", if core { ".message" } else { ".note" }),
+            ]
+            .into_iter()
+            .map(|(name, path)| (name.into(), "string".into(), path.into()))
+            .collect()
+        }
         _ => Vec::new(),
     }
 }

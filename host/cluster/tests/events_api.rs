@@ -188,3 +188,40 @@ async fn unsupported_field_labels_are_400() {
         "{err:?}"
     );
 }
+
+#[tokio::test]
+async fn events_stored_under_their_own_key_before_move_to_the_core_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cluster, _client) = start(dir.path()).await;
+    cluster.stop().await;
+    // A row as earlier versions stored an events.k8s.io Event.
+    let legacy = json!({
+        "apiVersion": "events.k8s.io/v1", "kind": "Event",
+        "metadata": {"name": "old", "namespace": "default", "uid": "u", "resourceVersion": "3",
+            "creationTimestamp": "2026-01-01T00:00:00Z"},
+        "regarding": {"kind": "Pod", "name": "p"}, "note": "from before", "reason": "Old",
+        "eventTime": "2026-01-01T00:00:00.000000Z", "reportingController": "c",
+        "reportingInstance": "c-0", "action": "A", "type": "Normal",
+    });
+    let db = rusqlite::Connection::open(dir.path().join("cluster.db")).expect("db");
+    db.execute(
+        "INSERT INTO objects (resource, namespace, name, rv, body) VALUES ('events.events.k8s.io', 'default', 'old', 3, ?1)",
+        [legacy.to_string()],
+    )
+    .expect("insert");
+    drop(db);
+
+    let (cluster, client) = start(dir.path()).await;
+    let core: Api<CoreEvent> = Api::default_namespaced(client.clone());
+    let moved = core.get("old").await.expect("served as core/v1");
+    assert_eq!(moved.message.as_deref(), Some("from before"));
+    assert_eq!(moved.involved_object.name.as_deref(), Some("p"));
+    core.delete("old", &Default::default())
+        .await
+        .expect("delete");
+    cluster.stop().await;
+    // Gone for good: the old row was moved, not copied.
+    let (_cluster, client) = start(dir.path()).await;
+    let view: Api<Event> = Api::default_namespaced(client);
+    assert!(view.get("old").await.is_err());
+}

@@ -72,6 +72,7 @@ impl Store {
                 }
             }
         }
+        move_legacy_events(&db, &mut objects);
         let registry = Registry::default();
         for crd in objects
             .get("customresourcedefinitions.apiextensions.k8s.io")
@@ -130,6 +131,48 @@ impl Store {
         match self.create(&sa, ns, account) {
             Ok(_) | Err(crate::error::ApiError::AlreadyExists { .. }) => Ok(()),
             Err(e) => Err(e),
+        }
+    }
+}
+
+/// Moves Events stored under their own key (before `events.k8s.io/v1` became a view of the core
+/// Events) to the core key, converted, in memory and in the database: so they stay served, and
+/// go with their namespace. A row that cannot be moved is reported and left where it was.
+fn move_legacy_events(db: &Connection, objects: &mut Objects) {
+    const LEGACY: &str = "events.events.k8s.io";
+    let Some(legacy) = objects.remove(LEGACY) else {
+        return;
+    };
+    for ((ns, name), obj) in legacy {
+        let core = crate::events::stored_form(&obj);
+        let rv: i64 = meta(&core, "resourceVersion").parse().unwrap_or(0);
+        let moved = serde_json::to_string(&core)
+            .map_err(|e| e.to_string())
+            .and_then(|body| {
+                let tx = db.unchecked_transaction().map_err(|e| e.to_string())?;
+                tx.execute(
+                    "INSERT OR REPLACE INTO objects (resource, namespace, name, rv, body) VALUES ('events', ?1, ?2, ?3, ?4)",
+                    rusqlite::params![ns, name, rv, body],
+                )
+                .and_then(|_| {
+                    tx.execute(
+                        "DELETE FROM objects WHERE resource = ?1 AND namespace = ?2 AND name = ?3",
+                        rusqlite::params![LEGACY, ns, name],
+                    )
+                })
+                .and_then(|_| tx.commit())
+                .map_err(|e| e.to_string())
+            });
+        match moved {
+            Ok(()) => {
+                objects
+                    .entry("events".into())
+                    .or_default()
+                    .insert((ns, name), core);
+            }
+            Err(e) => {
+                tracing::warn!(event = %format!("{ns}/{name}"), error = %e, "stored events.k8s.io Event not moved")
+            }
         }
     }
 }
