@@ -89,7 +89,7 @@ async fn a_session_runs_through_every_hook_and_goes_away_with_its_objects() {
     assert_eq!(owner.controller, Some(true));
     assert_eq!(pod.spec.unwrap().node_name, st.node);
     // The operator records the Running event just after it writes the Running status.
-    let deadline = tokio::time::Instant::now() + common::WAIT;
+    let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let events: Vec<String> = Api::<Event>::namespaced(env.client(), "default")
             .list(&ListParams::default())
