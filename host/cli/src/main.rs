@@ -11,6 +11,7 @@ mod oidc_flags;
 mod operator_bench;
 mod operator_cmd;
 mod plugin_cmd;
+mod plugin_new;
 mod plugin_oci;
 mod samples;
 mod token_cache;
@@ -68,6 +69,10 @@ enum UserCommand {
 
 #[derive(Subcommand)]
 enum PluginCommand {
+    /// Create a plugin project (Rust, JavaScript or Python) with starter test vectors.
+    New(plugin_new::NewArgs),
+    /// Build a plugin project into `out/<name>.wasm`; prints its path and sha256.
+    Build(plugin_new::BuildArgs),
     /// Show a component's world, digest, imports and size.
     Inspect {
         /// The component (.wasm).
@@ -104,6 +109,8 @@ fn main() -> ExitCode {
         Command::Crds => operator_cmd::crds(),
         Command::BenchCluster(args) => cluster_bench::run(&args),
         Command::BenchOperator(args) => operator_bench::run(&args),
+        Command::Plugin(PluginCommand::New(args)) => plugin_new::new(&args),
+        Command::Plugin(PluginCommand::Build(args)) => plugin_new::build(&args),
         Command::Plugin(PluginCommand::Inspect { wasm, json }) => plugin_cmd::inspect(&wasm, json),
         Command::Plugin(PluginCommand::Test(args)) => plugin_cmd::test(&args),
         Command::Plugin(PluginCommand::Bench(args)) => bench::run(&args),
