@@ -67,6 +67,16 @@ fn columns(rt: &ResourceType) -> Vec<(String, String, String)> {
             ("Node".into(), "string".into(), ".spec.nodeName".into()),
         ],
         ("", "namespaces") => vec![("Status".into(), "string".into(), ".status.phase".into())],
+        // kube-apiserver's node columns; Status and Roles are computed (see `computed`).
+        ("", "nodes") => vec![
+            ("Status".into(), "string".into(), NODE_STATUS.into()),
+            ("Roles".into(), "string".into(), NODE_ROLES.into()),
+            (
+                "Version".into(),
+                "string".into(),
+                ".status.nodeInfo.kubeletVersion".into(),
+            ),
+        ],
         // kube-apiserver's event columns; the two versions name the same fields differently.
         ("", "events") | (crate::events::GROUP, "events") => {
             let core = rt.group.is_empty();
@@ -88,6 +98,49 @@ fn columns(rt: &ResourceType) -> Vec<(String, String, String)> {
             .collect()
         }
         _ => Vec::new(),
+    }
+}
+
+/// Column "paths" that are computed from the object rather than read from it.
+const NODE_STATUS: &str = "=node-status";
+const NODE_ROLES: &str = "=node-roles";
+
+/// A computed cell: a node's `Ready`/`NotReady`/`Unknown` (with `,SchedulingDisabled` when it is
+/// cordoned), or its roles from the `node-role.kubernetes.io/<role>` labels.
+fn computed(obj: &Value, what: &str) -> Option<Value> {
+    match what {
+        NODE_STATUS => {
+            let ready = obj["status"]["conditions"]
+                .as_array()
+                .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
+                .map(|c| match c["status"].as_str() {
+                    Some("True") => "Ready",
+                    Some("False") => "NotReady",
+                    _ => "Unknown",
+                })
+                .unwrap_or("Unknown");
+            let cordoned = obj["spec"]["unschedulable"].as_bool() == Some(true);
+            Some(json!(if cordoned {
+                format!("{ready},SchedulingDisabled")
+            } else {
+                ready.to_owned()
+            }))
+        }
+        NODE_ROLES => {
+            let roles: Vec<&str> = obj["metadata"]["labels"]
+                .as_object()
+                .into_iter()
+                .flat_map(|l| l.keys())
+                .filter_map(|k| k.strip_prefix("node-role.kubernetes.io/"))
+                .filter(|r| !r.is_empty())
+                .collect();
+            Some(json!(if roles.is_empty() {
+                "<none>".to_owned()
+            } else {
+                roles.join(",")
+            }))
+        }
+        _ => None,
     }
 }
 
@@ -114,7 +167,9 @@ pub fn render(rt: &ResourceType, objects: &[Value], resource_version: &str) -> V
         .iter()
         .map(|o| {
             let mut cells = vec![o["metadata"]["name"].clone()];
-            cells.extend(cols.iter().map(|(_, t, p)| cell(json_path(o, p), t)));
+            cells.extend(cols.iter().map(|(_, t, p)| {
+                computed(o, p).unwrap_or_else(|| cell(json_path(o, p), t))
+            }));
             cells.push(json!(age(o["metadata"]["creationTimestamp"].as_str())));
             json!({
                 "cells": cells,
@@ -134,6 +189,23 @@ pub fn render(rt: &ResourceType, objects: &[Value], resource_version: &str) -> V
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nodes_show_their_readiness_cordon_and_roles() {
+        let node = json!({
+            "metadata": {"name": "n", "labels": {"node-role.kubernetes.io/gpu": ""}},
+            "spec": {"unschedulable": true},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}], "nodeInfo": {"kubeletVersion": "v1.37.0"}},
+        });
+        assert_eq!(
+            computed(&node, NODE_STATUS),
+            Some(json!("Ready,SchedulingDisabled"))
+        );
+        assert_eq!(computed(&node, NODE_ROLES), Some(json!("gpu")));
+        let bare = json!({"metadata": {"name": "m"}});
+        assert_eq!(computed(&bare, NODE_STATUS), Some(json!("Unknown")));
+        assert_eq!(computed(&bare, NODE_ROLES), Some(json!("<none>")));
+    }
 
     #[test]
     fn reads_paths_and_renders_cells() {
