@@ -416,7 +416,10 @@ const ROWS: &[Row] = &[
         ],
         &["timed out"],
     ),
-    fails(&["exec", "$POD", "--", "true"], &["unable to upgrade connection"]),
+    fails(
+        &["exec", "$POD", "--", "true"],
+        &["unable to upgrade connection"],
+    ),
     // Deleting.
     ok(&["delete", "configmap", "cm1", "-n", "sweep"], &["deleted"]),
     ok(
