@@ -52,6 +52,8 @@ const fn with_stdin(row: Row, stdin: &'static str) -> Row {
 const CM: &str =
     "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: applied, namespace: sweep}\ndata: {k: v}\n";
 const CM_CHANGED: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: applied, namespace: sweep}\ndata: {k: changed}\n";
+const SET_TWO: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: s1}\ndata: {k: v}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: s2}\ndata: {k: v}\n";
+const SET_ONE: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: s1}\ndata: {k: v}\n";
 const CM_DRY: &str =
     "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: dry, namespace: sweep}\ndata: {k: v}\n";
 
@@ -359,6 +361,38 @@ const ROWS: &[Row] = &[
         &["no"],
     ),
     ok(&["auth", "can-i", "--list", "-n", "sweep"], &["*.*"]),
+    // Pruning with an ApplySet (kubectl's alpha, enabled by KUBECTL_APPLYSET=true).
+    with_stdin(
+        ok(
+            &[
+                "apply",
+                "-n",
+                "sweep",
+                "--prune",
+                "--applyset=cm-set",
+                "-f",
+                "-",
+            ],
+            &["configmap/s1 created", "configmap/s2 created"],
+        ),
+        SET_TWO,
+    ),
+    with_stdin(
+        ok(
+            &[
+                "apply",
+                "-n",
+                "sweep",
+                "--prune",
+                "--applyset=cm-set",
+                "-f",
+                "-",
+            ],
+            &["configmap/s2 pruned"],
+        ),
+        SET_ONE,
+    ),
+    fails(&["get", "configmap", "s2", "-n", "sweep"], &["not found"]),
     // A session, its events, pod, logs and metrics.
     ok(
         &["apply", "-f", "examples/session.yaml"],
@@ -481,6 +515,7 @@ fn kubectls_everyday_verbs_against_vdi_up() {
             .env("KUBECONFIG", &platform.kubeconfig)
             .env("HOME", dir.path())
             .env("KUBE_EDITOR", &editor)
+            .env("KUBECTL_APPLYSET", "true")
             .current_dir(&root)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
