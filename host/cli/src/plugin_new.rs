@@ -80,6 +80,22 @@ const ADMISSION_VECTORS: [(&str, &str); 3] = [
     ),
 ];
 
+/// Scheduler vectors the Rust starter passes.
+const SCHEDULER_VECTORS: [(&str, &str); 3] = [
+    (
+        "vectors/01-cpu-only-first-fit.json",
+        include_str!("../templates/vectors/scheduler/01-cpu-only-first-fit.json"),
+    ),
+    (
+        "vectors/02-gpu-first-fit.json",
+        include_str!("../templates/vectors/scheduler/02-gpu-first-fit.json"),
+    ),
+    (
+        "vectors/03-no-room.json",
+        include_str!("../templates/vectors/scheduler/03-no-room.json"),
+    ),
+];
+
 /// The project files of one hook in one language (paths relative to the project).
 fn template(hook: Hook, lang: Lang) -> Result<Vec<(&'static str, &'static str)>> {
     let mut files = match (lang, hook) {
@@ -91,6 +107,16 @@ fn template(hook: Hook, lang: Lang) -> Result<Vec<(&'static str, &'static str)>>
             (
                 "src/lib.rs",
                 include_str!("../templates/rust/admission/src/lib.rs"),
+            ),
+        ],
+        (Lang::Rust, Hook::Scheduler) => vec![
+            (
+                "Cargo.toml",
+                include_str!("../templates/rust/scheduler/Cargo.toml"),
+            ),
+            (
+                "src/lib.rs",
+                include_str!("../templates/rust/scheduler/src/lib.rs"),
             ),
         ],
         (Lang::Js, Hook::Admission) => vec![
@@ -110,7 +136,8 @@ fn template(hook: Hook, lang: Lang) -> Result<Vec<(&'static str, &'static str)>>
     };
     files.extend(match hook {
         Hook::Admission => ADMISSION_VECTORS,
-        Hook::Scheduler | Hook::Template => bail!("no vectors for the {hook:?} hook yet"),
+        Hook::Scheduler => SCHEDULER_VECTORS,
+        Hook::Template => bail!("no vectors for the {hook:?} hook yet"),
     });
     files.extend(WIT);
     Ok(files)

@@ -155,3 +155,21 @@ fn javascript_and_python_starters_build_and_pass_their_vectors() {
         assert!(out.contains("sha256: sha256:"), "{lang}:\n{out}");
     }
 }
+
+#[test]
+fn the_rust_scheduler_starter_builds_and_passes_its_vectors() {
+    let work = tempfile::tempdir().unwrap();
+    let target = scaffold_target(work.path());
+    let cache = work.path().join("cache");
+    let out = bash(
+        "vdi plugin new scheduler --lang rust first-fit\n\
+         vdi plugin build first-fit\n\
+         vdi plugin test first-fit/out/first-fit.wasm --vectors first-fit/vectors\n",
+        work.path(),
+        &[
+            ("CARGO_TARGET_DIR", target.to_str().expect("utf-8 path")),
+            ("VDI_CACHE_DIR", cache.to_str().expect("utf-8 path")),
+        ],
+    );
+    assert!(out.contains("3 passed, 0 failed"), "{out}");
+}
