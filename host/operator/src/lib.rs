@@ -9,6 +9,7 @@
 
 pub mod admission;
 mod calls;
+pub mod connect;
 mod context;
 mod discovery;
 mod error;
