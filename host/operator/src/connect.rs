@@ -5,10 +5,17 @@
 //! key(s). Two keys are valid during a rotation: the current one signs, the previous one still
 //! verifies, so tokens minted just before a rotation keep working. This module is pure: keys
 //! come in as PEM and times as unix seconds, so minting and checking are unit-tested without a
-//! cluster or a clock.
+//! cluster or a clock; only [`ConnectKeys::load_or_create`] and [`ConnectKeys::rotate`] (in
+//! `secret`) talk to Kubernetes.
+
+mod secret;
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
+
+pub use secret::{
+    CURRENT_KEY, CURRENT_PUBLIC, KEYS_NAMESPACE, KEYS_SECRET, PREVIOUS_KEY, PREVIOUS_PUBLIC,
+};
 
 /// How long a token may wait before it is used to connect (seconds).
 pub const CONNECT_WINDOW_SECS: u64 = 5 * 60;

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 
 use vdi_plugin_host::PoolError;
 
+use crate::connect::ConnectError;
 use crate::modules::FetchError;
 
 /// What went wrong in the operator.
@@ -19,6 +20,9 @@ pub enum Error {
     /// The plugin pool gave no answer (saturated, past its deadline, panicked, shut down).
     #[error("{0}")]
     Pool(#[from] PoolError),
+    /// A connect key could not be made or read, or a token not minted.
+    #[error("{0}")]
+    Connect(#[from] ConnectError),
     /// The configuration is not usable (said why).
     #[error("configuration: {0}")]
     Config(String),
