@@ -13,6 +13,7 @@
 mod hook;
 mod identity;
 mod install;
+pub mod proxy;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -82,6 +83,7 @@ pub struct Platform {
     /// The operator, while running.
     pub operator: Option<Operator>,
     nodes: Option<tokio::task::JoinHandle<()>>,
+    proxy: Option<(SocketAddr, tokio::task::JoinHandle<()>)>,
 }
 
 /// A client of `cluster` from its kubeconfig.
@@ -173,6 +175,7 @@ impl Platform {
             registry,
             operator: None,
             nodes,
+            proxy: None,
         };
         if let Some(config) = options.operator {
             platform.start_operator(config).await?;
@@ -201,6 +204,28 @@ impl Platform {
         }
     }
 
+    /// Starts the session proxy ([`proxy`]) on `listen` (plain HTTP, so loopback only: a
+    /// session URL carries no credentials the proxy checks yet); returns its address.
+    pub async fn start_proxy(&mut self, listen: SocketAddr) -> Result<SocketAddr> {
+        anyhow::ensure!(
+            listen.ip().is_loopback(),
+            "the session proxy serves plain HTTP and listens on loopback only, not {listen}"
+        );
+        if let Some((_, old)) = self.proxy.take() {
+            old.abort();
+        }
+        let (addr, task) = proxy::serve(self.cluster.store().clone(), listen)
+            .await
+            .context("start the session proxy")?;
+        self.proxy = Some((addr, task));
+        Ok(addr)
+    }
+
+    /// The session proxy's address, while it runs.
+    pub fn proxy_addr(&self) -> Option<SocketAddr> {
+        self.proxy.as_ref().map(|(addr, _)| *addr)
+    }
+
     /// A kubeconfig for this platform.
     pub fn kubeconfig(&self) -> String {
         self.cluster.kubeconfig()
@@ -213,6 +238,9 @@ impl Platform {
         }
         if let Some(n) = self.nodes.take() {
             n.abort();
+        }
+        if let Some((_, p)) = self.proxy.take() {
+            p.abort();
         }
         self.cluster.stop().await;
     }
