@@ -8,7 +8,7 @@ use clap::Parser;
 use vdi_streamer::encoder::{GstProbe, choose};
 use vdi_streamer::server::Streamer;
 use vdi_streamer::settings::Settings;
-use vdi_streamer::token::Verifier;
+use vdi_streamer::token::{Verifier, audience};
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -38,7 +38,10 @@ fn run(settings: Settings) -> anyhow::Result<()> {
     let verifier = match &settings.token_public_key {
         Some(path) => {
             let pem = std::fs::read(path).with_context(|| format!("read {}", path.display()))?;
-            Some(Verifier::new(&pem, &settings.session)?)
+            Some(Verifier::new(
+                &pem,
+                &audience(&settings.namespace, &settings.session),
+            )?)
         }
         None => {
             tracing::warn!("no --token-public-key: every viewer will be refused");

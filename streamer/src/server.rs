@@ -25,7 +25,7 @@ use crate::encoder::{CurrentEncoder, Encoder, GstProbe};
 use crate::input::Injector;
 use crate::protocol::{ChannelMessage, ClientMessage, Role, ServerMessage, parse};
 use crate::settings::{ExtraViewers, Settings};
-use crate::token::Verifier;
+use crate::token::{Verifier, stream_time_left};
 use crate::webrtc::{IceConfig, Peer, PeerEvent};
 
 /// The web player page.
@@ -340,7 +340,16 @@ async fn viewer(s: Arc<Streamer>, socket: WebSocket) {
             ice_servers: s.ice_servers(&claims.sub),
         }))
         .await;
-    run_viewer(&s, &claims.sub, controls, &mut sink, &mut stream).await;
+    let stream_left = stream_time_left(&claims);
+    run_viewer(
+        &s,
+        &claims.sub,
+        controls,
+        stream_left,
+        &mut sink,
+        &mut stream,
+    )
+    .await;
     if controls {
         s.controller.store(false, Ordering::Release);
     }
@@ -393,10 +402,13 @@ async fn start_peer(
     }
 }
 
+/// Streams to one viewer until it leaves, the pipeline gives up, or `stream_left` (the token's
+/// `stream_exp`: the session's expiry) passes.
 async fn run_viewer(
     s: &Arc<Streamer>,
     user: &str,
     controls: bool,
+    stream_left: Option<Duration>,
     sink: &mut futures::stream::SplitSink<WebSocket, Message>,
     stream: &mut futures::stream::SplitStream<WebSocket>,
 ) {
@@ -435,8 +447,22 @@ async fn run_viewer(
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut last = (Instant::now(), 0u64, 0u64);
     let mut encode_ms = 0.0;
+    // No `stream_exp`: the stream lasts as long as the viewer stays.
+    let stream_end = async {
+        match stream_left {
+            Some(left) => tokio::time::sleep(left).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(stream_end);
     loop {
         tokio::select! {
+            () = &mut stream_end => {
+                tracing::info!(user, "session expired; closing the stream");
+                let _ = sink.send(text(&ServerMessage::error("expired", "the session has expired"))).await;
+                let _ = sink.close().await;
+                break;
+            }
             _ = tick.tick() => {
                 let stats = peer.stats().await;
                 let (times, frames) = peer.take_encode_times();

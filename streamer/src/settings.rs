@@ -82,12 +82,17 @@ pub struct Settings {
     /// Address of the HTTP and signalling server.
     #[arg(long, env = "VDI_LISTEN", default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
-    /// PEM public key (Ed25519) that verifies session tokens.
+    /// PEM public key(s) (Ed25519) that verify session tokens: during a key rotation the file
+    /// holds the current and the previous key, concatenated.
     #[arg(long, env = "VDI_TOKEN_PUBLIC_KEY")]
     pub token_public_key: Option<PathBuf>,
-    /// This session's name: the audience session tokens must carry.
+    /// This session's name: with `--namespace`, the audience session tokens must carry.
     #[arg(long, env = "VDI_SESSION", default_value = "")]
     pub session: String,
+    /// This session's namespace: tokens carry the audience `<namespace>/<session>`. Empty (local
+    /// development) expects the bare session name.
+    #[arg(long, env = "VDI_NAMESPACE", default_value = "")]
+    pub namespace: String,
     /// Extra local addresses for ICE (libnice skips loopback unless told, e.g. `127.0.0.1`).
     #[arg(
         long = "ice-local-address",

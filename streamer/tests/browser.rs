@@ -48,6 +48,8 @@ fn token(keys: &Keys, session: &str, exp: u64) -> String {
         aud: session.into(),
         sub: "alice".into(),
         exp,
+        sid: None,
+        stream_exp: None,
     };
     jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &keys.signing).unwrap()
 }

@@ -82,6 +82,8 @@ fn measure(width: u32, height: u32, seconds: u32) -> anyhow::Result<Figures> {
             aud: "bench".into(),
             sub: "bench".into(),
             exp,
+            sid: None,
+            stream_exp: None,
         },
         &EncodingKey::from_ed_pem(&private)?,
     )?;
