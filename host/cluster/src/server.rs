@@ -56,6 +56,7 @@ pub struct Cluster {
     store: Arc<Store>,
     panics: Arc<AtomicU64>,
     ca_pem: String,
+    tls: Arc<rustls::ServerConfig>,
     handle: Handle<SocketAddr>,
     task: Option<JoinHandle<()>>,
     /// The ClusterRole aggregation controller.
@@ -124,7 +125,8 @@ impl Cluster {
             authn,
             panics: panics.clone(),
         });
-        let tls = RustlsConfig::from_config(pki.server_config()?);
+        let tls_config = pki.server_config()?;
+        let tls = RustlsConfig::from_config(tls_config.clone());
         let handle = Handle::new();
         let server = axum_server::from_tcp_rustls(listener, tls)
             .map_err(|e| ApiError::Internal(e.to_string()))?
@@ -141,6 +143,7 @@ impl Cluster {
             store,
             panics,
             ca_pem: pki.ca_pem,
+            tls: tls_config,
             handle,
             task: Some(task),
             aggregation,
@@ -155,6 +158,12 @@ impl Cluster {
     /// The CA certificate (PEM) that signed the serving certificate.
     pub fn ca_pem(&self) -> &str {
         &self.ca_pem
+    }
+
+    /// The TLS configuration the control plane serves with (its serving certificate, for
+    /// 127.0.0.1 and localhost), for other HTTPS endpoints of the same machine.
+    pub fn tls_config(&self) -> Arc<rustls::ServerConfig> {
+        self.tls.clone()
     }
 
     /// The socket address.

@@ -204,19 +204,18 @@ impl Platform {
         }
     }
 
-    /// Starts the session proxy ([`proxy`]) on `listen` (plain HTTP, so loopback only: a
-    /// session URL carries no credentials the proxy checks yet); returns its address.
-    pub async fn start_proxy(&mut self, listen: SocketAddr) -> Result<SocketAddr> {
-        anyhow::ensure!(
-            listen.ip().is_loopback(),
-            "the session proxy serves plain HTTP and listens on loopback only, not {listen}"
-        );
+    /// Starts the session proxy ([`proxy`]) over HTTPS with the control plane's certificate on
+    /// `listen` (`127.0.0.1:8443` gives the operator's default `status.url`); returns its address.
+    pub fn start_proxy(&mut self, listen: SocketAddr) -> Result<SocketAddr> {
         if let Some((_, old)) = self.proxy.take() {
             old.abort();
         }
-        let (addr, task) = proxy::serve(self.cluster.store().clone(), listen)
-            .await
-            .context("start the session proxy")?;
+        let (addr, task) = proxy::serve(
+            self.cluster.store().clone(),
+            listen,
+            self.cluster.tls_config(),
+        )
+        .with_context(|| format!("start the session proxy on {listen}"))?;
         self.proxy = Some((addr, task));
         Ok(addr)
     }

@@ -11,7 +11,8 @@
 //!
 //! The path is forwarded whole, as the IngressRoute forwards it (it strips no prefix); HTTP
 //! bodies stream both ways; an `Upgrade` request (WebSocket) is forwarded and, once the streamer
-//! answers 101, both connections are spliced byte for byte.
+//! answers 101, both connections are spliced byte for byte. It serves HTTPS with the control
+//! plane's serving certificate (localhost and 127.0.0.1, signed by the cluster's CA).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
+use axum_server::tls_rustls::RustlsConfig;
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use vdi_cluster::{ApiError, LabelSelector, SIMULATED_LABEL, Store};
@@ -261,6 +263,15 @@ async fn proxy(State(store): State<Arc<Store>>, mut req: Request) -> Response {
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
     strip_hop_by_hop(&mut parts.headers, upgrade);
+    // HTTP/2 carries the host in the URI; HTTP/1.1 needs it as a header.
+    if !parts.headers.contains_key(header::HOST)
+        && let Some(host) = parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    {
+        parts.headers.insert(header::HOST, host);
+    }
     if let Some(pq) = parts.uri.path_and_query().cloned() {
         parts.uri = pq.into();
     }
@@ -322,16 +333,20 @@ async fn proxy(State(store): State<Arc<Store>>, mut req: Request) -> Response {
     Response::from_parts(parts, Body::new(body))
 }
 
-/// Serves [`router`] on `listen` until the task is aborted; returns the bound address.
-pub(crate) async fn serve(
+/// Serves [`router`] over HTTPS with `tls` on `listen` until the task is aborted; returns the
+/// bound address.
+pub(crate) fn serve(
     store: Arc<Store>,
     listen: SocketAddr,
+    tls: Arc<rustls::ServerConfig>,
 ) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let listener = std::net::TcpListener::bind(listen)?;
+    listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
+    let server = axum_server::from_tcp_rustls(listener, RustlsConfig::from_config(tls))?;
     let app = router(store);
     let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
+        if let Err(e) = server.serve(app.into_make_service()).await {
             tracing::error!(error = %e, "session proxy stopped");
         }
     });

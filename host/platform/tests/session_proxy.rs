@@ -6,13 +6,19 @@
 mod common;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Service;
 use kube::Api;
 use kube::api::{Patch, PatchParams};
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, RootCertStore};
 use serde_json::json;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
 use vdi_crd::SessionPhase;
 use vdi_platform::proxy::LOCAL_ENDPOINT_ANNOTATION;
 
@@ -87,12 +93,34 @@ async fn upstream() -> SocketAddr {
     addr
 }
 
+/// An HTTP/1.1 connection over TLS to `addr`, trusting only the cluster's CA (`ca_pem`) and
+/// checking the name `localhost`, as a browser opening `status.url` does.
+async fn connect(ca_pem: &str, addr: SocketAddr) -> TlsStream<TcpStream> {
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap()
+}
+
 /// Sends `req` to `addr` and reads the whole answer (the request says `connection: close`).
-async fn send(addr: SocketAddr, req: &str) -> String {
-    let mut s = TcpStream::connect(addr).await.unwrap();
+async fn send(ca_pem: &str, addr: SocketAddr, req: &str) -> String {
+    let mut s = connect(ca_pem, addr).await;
     s.write_all(req.as_bytes()).await.unwrap();
     let mut out = Vec::new();
-    s.read_to_end(&mut out).await.unwrap();
+    // The proxy may close without a TLS close_notify once the answer is complete.
+    let _ = s.read_to_end(&mut out).await;
     String::from_utf8_lossy(&out).into_owned()
 }
 
@@ -106,8 +134,8 @@ async fn the_proxy_routes_sessions_to_their_streamers_and_refuses_the_rest() {
     let proxy = env
         .platform
         .start_proxy("127.0.0.1:0".parse().unwrap())
-        .await
         .unwrap();
+    let ca = env.platform.cluster.ca_pem().to_owned();
     assert_eq!(env.platform.proxy_addr(), Some(proxy));
     for (name, user) in [("alice-desktop", "alice"), ("bob-desktop", "bob")] {
         create(
@@ -134,6 +162,7 @@ async fn the_proxy_routes_sessions_to_their_streamers_and_refuses_the_rest() {
     // The whole path reaches the streamer (the IngressRoute strips no prefix), with the
     // end-to-end headers and without the hop-by-hop ones.
     let out = send(
+        &ca,
         proxy,
         "GET /sessions/default/alice-desktop/app/index.html?x=1 HTTP/1.1\r\nhost: localhost\r\nx-probe: 7\r\nx-private: 1\r\nconnection: close, x-private\r\n\r\n",
     )
@@ -147,6 +176,7 @@ async fn the_proxy_routes_sessions_to_their_streamers_and_refuses_the_rest() {
     assert!(!out.to_ascii_lowercase().contains("x-private"), "{out}");
 
     let out = send(
+        &ca,
         proxy,
         "POST /sessions/default/alice-desktop/api HTTP/1.1\r\nhost: localhost\r\ncontent-length: 11\r\nconnection: close\r\n\r\nhello proxy",
     )
@@ -159,7 +189,7 @@ async fn the_proxy_routes_sessions_to_their_streamers_and_refuses_the_rest() {
     assert!(out.ends_with("hello proxy"), "{out}");
 
     // An upgraded connection is spliced both ways.
-    let mut ws = TcpStream::connect(proxy).await.unwrap();
+    let mut ws = connect(&ca, proxy).await;
     ws.write_all(b"GET /sessions/default/alice-desktop/ws HTTP/1.1\r\nhost: localhost\r\nconnection: Upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
         .await
         .unwrap();
@@ -179,11 +209,11 @@ async fn the_proxy_routes_sessions_to_their_streamers_and_refuses_the_rest() {
         assert_eq!(echo, msg);
     }
 
-    let out = send(proxy, &get("/sessions/default/nobody/")).await;
+    let out = send(&ca, proxy, &get("/sessions/default/nobody/")).await;
     assert!(out.starts_with("HTTP/1.1 404"), "{out}");
     assert!(out.contains("\"kind\":\"Status\""), "{out}");
 
-    let out = send(proxy, &get("/sessions/default/bob-desktop/")).await;
+    let out = send(&ca, proxy, &get("/sessions/default/bob-desktop/")).await;
     assert!(out.starts_with("HTTP/1.1 503"), "{out}");
     assert!(
         out.contains("the session's streamer is not reachable: it runs on simulated node sim-gpu-"),
@@ -196,7 +226,7 @@ async fn the_proxy_routes_sessions_to_their_streamers_and_refuses_the_rest() {
         "/sessions/default/bob-desktop/%2e%2e/alice-desktop/",
         "/sessions/default/../default/alice-desktop/",
     ] {
-        let out = send(proxy, &get(path)).await;
+        let out = send(&ca, proxy, &get(path)).await;
         assert!(out.starts_with("HTTP/1.1 400"), "{path}: {out}");
     }
 
@@ -211,7 +241,7 @@ async fn the_proxy_routes_sessions_to_their_streamers_and_refuses_the_rest() {
         )
         .await
         .unwrap();
-    let out = send(proxy, &get("/sessions/default/alice-desktop/")).await;
+    let out = send(&ca, proxy, &get("/sessions/default/alice-desktop/")).await;
     assert!(out.starts_with("HTTP/1.1 503"), "{out}");
     assert!(out.contains("is not a loopback host:port"), "{out}");
     env.platform.stop().await;
