@@ -3,6 +3,7 @@
 mod bench;
 mod cluster_bench;
 mod cluster_cmd;
+mod connect_cmd;
 mod dev_idp;
 mod kubeconfig;
 mod login;
@@ -56,6 +57,9 @@ enum Command {
     /// Print an ExecCredential with the cached ID token, refreshed when it expires within a
     /// minute (the kubeconfig exec credential plugin `vdi login` sets up).
     Token(token_cmd::TokenArgs),
+    /// Print the URL that opens a session's desktop, with a fresh connect token for its owner
+    /// (5 minutes to connect; the stream ends with the session).
+    Connect(connect_cmd::ConnectArgs),
     /// Manage the platform's users.
     #[command(subcommand)]
     User(UserCommand),
@@ -118,6 +122,7 @@ fn main() -> ExitCode {
         Command::Plugin(PluginCommand::Pull(args)) => plugin_oci::pull(&args),
         Command::Login(args) => login::run(&args),
         Command::Token(args) => token_cmd::run(&args),
+        Command::Connect(args) => connect_cmd::run(&args),
     };
     match result {
         Ok(code) => code,
