@@ -30,6 +30,10 @@ pub(crate) struct UpArgs {
         default_value = "https://localhost:8443/sessions/{namespace}/{name}/"
     )]
     url_template: String,
+    /// Where the session proxy serves `/sessions/{namespace}/{name}/` over HTTPS (the URL
+    /// template's port).
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    proxy_listen: SocketAddr,
     /// Also start the development OpenID Provider (tools/dev-idp: alice, bob, carol and admin)
     /// and trust it, and give alice and bob their namespaces. Dev only.
     #[arg(long)]
@@ -69,7 +73,7 @@ pub(crate) fn run(args: &UpArgs) -> Result<ExitCode> {
         } else {
             None
         };
-        let platform = Platform::start(PlatformOptions {
+        let mut platform = Platform::start(PlatformOptions {
             data_dir: c.data_dir.clone(),
             listen: c.listen,
             nodes: SimulatedNodes {
@@ -85,6 +89,7 @@ pub(crate) fn run(args: &UpArgs) -> Result<ExitCode> {
             oidc,
         })
         .await?;
+        let proxy = platform.start_proxy(args.proxy_listen)?;
         let mut users = Vec::new();
         if idp.is_some() {
             for user in ["oidc:alice", "oidc:bob"] {
@@ -113,6 +118,10 @@ pub(crate) fn run(args: &UpArgs) -> Result<ExitCode> {
                 );
             println!("plugin          {:<12} {:<10} {digest}", p.name, p.hook);
         }
+        println!(
+            "sessions        https://localhost:{}/sessions/{{namespace}}/{{name}}/ (session proxy)",
+            proxy.port()
+        );
         if let Some(addr) = platform.operator.as_ref().and_then(|o| o.http_addr()) {
             println!("operator        http://{addr}/metrics");
         }

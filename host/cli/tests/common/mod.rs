@@ -48,6 +48,8 @@ impl ClusterProcess {
                 "2",
                 "--operator-listen",
                 "127.0.0.1:0",
+                "--proxy-listen",
+                "127.0.0.1:0",
                 "--plugins-dir",
                 plugins.to_str().expect("utf-8 path"),
                 "--dev-idp",
