@@ -86,11 +86,8 @@ impl IntoResponse for Refusal {
 
 fn internal(e: impl std::fmt::Display) -> Refusal {
     tracing::warn!(error = %e, "session proxy");
-    Refusal::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "InternalError",
-        "the session proxy failed",
-    )
+    let code = StatusCode::INTERNAL_SERVER_ERROR;
+    Refusal::new(code, "InternalError", "the session proxy failed")
 }
 
 /// `(namespace, name)` of a session path, refusing dot segments (also percent-encoded) so no
@@ -253,6 +250,12 @@ fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     }
 }
 
+/// 502: the announced streamer did not answer.
+fn bad_gateway(what: String) -> Response {
+    let message = format!("the session's streamer {what}");
+    Refusal::new(StatusCode::BAD_GATEWAY, "BadGateway", message).into_response()
+}
+
 async fn proxy(State(store): State<Arc<Store>>, mut req: Request) -> Response {
     let path = req.uri().path().to_owned();
     let addr = match session_of(&path).and_then(|(ns, name)| upstream(&store, ns, name)) {
@@ -278,14 +281,7 @@ async fn proxy(State(store): State<Arc<Store>>, mut req: Request) -> Response {
     parts.version = Version::HTTP_11;
     let stream = match tokio::net::TcpStream::connect(addr).await {
         Ok(s) => s,
-        Err(e) => {
-            return Refusal::new(
-                StatusCode::BAD_GATEWAY,
-                "ServiceUnavailable",
-                format!("the session's streamer at {addr} is not reachable: {e}"),
-            )
-            .into_response();
-        }
+        Err(e) => return bad_gateway(format!("at {addr} is not reachable: {e}")),
     };
     let (mut sender, conn) = match hyper::client::conn::http1::handshake(TokioIo::new(stream)).await
     {
@@ -299,14 +295,7 @@ async fn proxy(State(store): State<Arc<Store>>, mut req: Request) -> Response {
     });
     let mut resp = match sender.send_request(Request::from_parts(parts, body)).await {
         Ok(r) => r,
-        Err(e) => {
-            return Refusal::new(
-                StatusCode::BAD_GATEWAY,
-                "ServiceUnavailable",
-                format!("the session's streamer failed: {e}"),
-            )
-            .into_response();
-        }
+        Err(e) => return bad_gateway(format!("failed: {e}")),
     };
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
         let Some(client_upgrade) = client_upgrade else {
