@@ -79,18 +79,33 @@ async fn the_webhook_metrics_and_upload_endpoints_answer_over_http() {
         .await
         .unwrap();
     wait_phase(&env, "m", SessionPhase::Running).await;
-    let (code, body) = http(addr, "GET", "/metrics", &[], b"").await;
-    assert_eq!(code, 200);
-    let text = String::from_utf8(body).unwrap();
-    for needle in [
+    // The operator counts the transition just after it writes the Running status.
+    let needles = [
         "vdi_operator_reconcile_duration_seconds_bucket",
         "vdi_operator_session_phase_transitions_total{from=\"Provisioning\",to=\"Running\"} 1",
         "vdi_operator_session_startup_seconds_count 1",
         "vdi_plugin_calls_total{plugin=\"quota\",hook=\"admission\"}",
         "vdi_plugin_call_duration_seconds_bucket",
-    ] {
-        assert!(text.contains(needle), "no {needle} in\n{text}");
-    }
+    ];
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    let text = loop {
+        let (code, body) = http(addr, "GET", "/metrics", &[], b"").await;
+        assert_eq!(code, 200);
+        let text = String::from_utf8(body).unwrap();
+        let missing: Vec<&str> = needles
+            .iter()
+            .copied()
+            .filter(|n| !text.contains(n))
+            .collect();
+        if missing.is_empty() {
+            break text;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no {missing:?} in\n{text}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
     assert!(text.ends_with("# EOF\n"));
     let (code, _) = http(addr, "GET", "/readyz", &[], b"").await;
     assert_eq!(code, 200);
