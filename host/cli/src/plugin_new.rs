@@ -96,6 +96,22 @@ const SCHEDULER_VECTORS: [(&str, &str); 3] = [
     ),
 ];
 
+/// Template vectors the Rust starter passes.
+const TEMPLATE_VECTORS: [(&str, &str); 3] = [
+    (
+        "vectors/01-cpu-only.json",
+        include_str!("../templates/vectors/template/01-cpu-only.json"),
+    ),
+    (
+        "vectors/02-gpu-slices.json",
+        include_str!("../templates/vectors/template/02-gpu-slices.json"),
+    ),
+    (
+        "vectors/03-root-refused.json",
+        include_str!("../templates/vectors/template/03-root-refused.json"),
+    ),
+];
+
 /// The project files of one hook in one language (paths relative to the project).
 fn template(hook: Hook, lang: Lang) -> Result<Vec<(&'static str, &'static str)>> {
     let mut files = match (lang, hook) {
@@ -119,6 +135,16 @@ fn template(hook: Hook, lang: Lang) -> Result<Vec<(&'static str, &'static str)>>
                 include_str!("../templates/rust/scheduler/src/lib.rs"),
             ),
         ],
+        (Lang::Rust, Hook::Template) => vec![
+            (
+                "Cargo.toml",
+                include_str!("../templates/rust/template/Cargo.toml"),
+            ),
+            (
+                "src/lib.rs",
+                include_str!("../templates/rust/template/src/lib.rs"),
+            ),
+        ],
         (Lang::Js, Hook::Admission) => vec![
             (
                 "package.json",
@@ -137,7 +163,7 @@ fn template(hook: Hook, lang: Lang) -> Result<Vec<(&'static str, &'static str)>>
     files.extend(match hook {
         Hook::Admission => ADMISSION_VECTORS,
         Hook::Scheduler => SCHEDULER_VECTORS,
-        Hook::Template => bail!("no vectors for the {hook:?} hook yet"),
+        Hook::Template => TEMPLATE_VECTORS,
     });
     files.extend(WIT);
     Ok(files)
@@ -197,13 +223,17 @@ pub(crate) fn new(args: &NewArgs) -> Result<ExitCode> {
         ),
     };
     let hook = format!("{:?}", args.hook).to_lowercase();
+    let sources = match args.hook {
+        Hook::Template => sources.replace("the policy", "the renderer"),
+        _ => sources.to_owned(),
+    };
     let vars = [
         ("name", name.as_str()),
         ("sdk_path", sdk),
         ("hook", hook.as_str()),
         ("language", language),
         ("toolchain", toolchain),
-        ("files", sources),
+        ("files", sources.as_str()),
     ];
     let readme = fill(README, &vars);
     for (path, text) in files

@@ -173,3 +173,21 @@ fn the_rust_scheduler_starter_builds_and_passes_its_vectors() {
     );
     assert!(out.contains("3 passed, 0 failed"), "{out}");
 }
+
+#[test]
+fn the_rust_template_starter_builds_and_passes_its_vectors() {
+    let work = tempfile::tempdir().unwrap();
+    let target = scaffold_target(work.path());
+    let cache = work.path().join("cache");
+    let out = bash(
+        "vdi plugin new template --lang rust pod-and-service\n\
+         vdi plugin build pod-and-service\n\
+         vdi plugin test pod-and-service/out/pod-and-service.wasm --vectors pod-and-service/vectors\n",
+        work.path(),
+        &[
+            ("CARGO_TARGET_DIR", target.to_str().expect("utf-8 path")),
+            ("VDI_CACHE_DIR", cache.to_str().expect("utf-8 path")),
+        ],
+    );
+    assert!(out.contains("3 passed, 0 failed"), "{out}");
+}
