@@ -367,7 +367,7 @@ fn dispatch(
         ("pods", Some("binding"), &Method::POST) => return bind_pod(store, &t, &body),
         ("pods", Some("log"), &Method::GET) => return kubelet::pod_log(state, &t, q),
         ("serviceaccounts", Some("token"), &Method::POST) => {
-            return token_request(state, &t, &body);
+            return auth::token_request(state, &t, &body);
         }
         _ => {}
     }
@@ -473,49 +473,6 @@ fn dispatch(
             "{m} is not supported on this path"
         ))),
     }
-}
-
-/// `POST serviceaccounts/<name>/token`: a TokenRequest answered with a token for the account.
-fn token_request(state: &AppState, t: &Target, body: &Bytes) -> Result<Response> {
-    let name = t.name.as_deref().unwrap_or_default();
-    let account = state.store.get(&t.rt, &t.ns, name)?;
-    let uid = account["metadata"]["uid"].as_str().unwrap_or_default();
-    let issuer = state
-        .authn
-        .service_accounts()
-        .ok_or_else(|| ApiError::Internal("this server issues no service-account tokens".into()))?;
-    let request = json_body(body)?;
-    // A token bound to a pod must be for the account that pod runs as.
-    let bound = &request["spec"]["boundObjectRef"];
-    if bound["kind"].as_str() == Some("Pod")
-        && let Some(pod_name) = bound["name"].as_str()
-        && let Some(pods) = state.store.registry.find("", "v1", "pods")
-        && let Ok(pod) = state.store.get(&pods, &t.ns, pod_name)
-    {
-        let runs_as = pod["spec"]["serviceAccountName"]
-            .as_str()
-            .filter(|s| !s.is_empty())
-            .unwrap_or("default");
-        if runs_as != name {
-            return Err(ApiError::Invalid {
-                kind: "TokenRequest".into(),
-                name: name.to_owned(),
-                field: "spec.boundObjectRef".into(),
-                reason: format!(
-                    "pod {pod_name:?} runs as service account {runs_as:?}, not {name:?}"
-                ),
-            });
-        }
-    }
-    let answer = issuer.token_request(
-        &t.ns,
-        name,
-        uid,
-        &request,
-        &auth::StoreLookup(&state.store),
-        jiff::Timestamp::now(),
-    )?;
-    Ok((StatusCode::CREATED, axum::Json(answer)).into_response())
 }
 
 /// `POST pods/<name>/binding`: what a scheduler does to place a pod.

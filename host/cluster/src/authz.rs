@@ -235,12 +235,16 @@ pub fn impersonate(
         .iter()
         .filter_map(|(name, value)| {
             let key = name.as_str().strip_prefix("impersonate-extra-")?;
-            Some((
-                key.to_owned(),
-                value.to_str().unwrap_or_default().to_owned(),
-            ))
+            Some(
+                value
+                    .to_str()
+                    .map(|v| (key.to_owned(), v.to_owned()))
+                    .map_err(|_| {
+                        ApiError::BadRequest(format!("the {name} header is not valid text"))
+                    }),
+            )
         })
-        .collect();
+        .collect::<Result<_>>()?;
     let Some(target) = users.first() else {
         if groups.is_empty() && uids.is_empty() && extras.is_empty() {
             return Ok(user);

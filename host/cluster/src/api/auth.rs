@@ -1,6 +1,7 @@
 //! The authentication and authorization filter every request passes: who sent it (a bearer
 //! token, or nobody), whom it acts as (impersonation, authorized by RBAC), and whether RBAC
-//! allows what it asks for. What passes carries its [`UserInfo`] and [`Requester`].
+//! allows what it asks for. What passes carries its [`UserInfo`] and [`Requester`]. Also the
+//! two token endpoints: TokenReview and the TokenRequest subresource.
 
 use axum::body::Bytes;
 use axum::extract::{Request, State};
@@ -8,10 +9,13 @@ use axum::http::{HeaderMap, Method, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::AppState;
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+
+use super::{AppState, Target};
 use crate::admission::Requester;
 use crate::authz::{impersonate, request_attributes};
-use serde_json::{Value, json};
+use crate::input::json_body;
 
 use crate::authn::TokenLookup;
 use crate::error::{ApiError, Result};
@@ -74,7 +78,7 @@ async fn identify(
 /// Answers a TokenReview: who `spec.token` authenticates as (`status.authenticated` false
 /// when nobody), for servers that accept the cluster's tokens.
 pub(super) async fn token_review(state: &AppState, body: &Bytes) -> Result<Value> {
-    let mut review: Value = crate::input::json_body(body)?;
+    let mut review: Value = json_body(body)?;
     let token = review["spec"]["token"]
         .as_str()
         .filter(|t| !t.is_empty())
@@ -158,4 +162,47 @@ impl TokenLookup for StoreLookup<'_> {
     fn secret_uid(&self, namespace: &str, name: &str) -> Option<String> {
         self.uid("secrets", namespace, name)
     }
+}
+
+/// `POST serviceaccounts/<name>/token`: a TokenRequest answered with a token for the account.
+pub(super) fn token_request(state: &AppState, t: &Target, body: &Bytes) -> Result<Response> {
+    let name = t.name.as_deref().unwrap_or_default();
+    let account = state.store.get(&t.rt, &t.ns, name)?;
+    let uid = account["metadata"]["uid"].as_str().unwrap_or_default();
+    let issuer = state
+        .authn
+        .service_accounts()
+        .ok_or_else(|| ApiError::Internal("this server issues no service-account tokens".into()))?;
+    let request = json_body(body)?;
+    // A token bound to a pod must be for the account that pod runs as.
+    let bound = &request["spec"]["boundObjectRef"];
+    if bound["kind"].as_str() == Some("Pod")
+        && let Some(pod_name) = bound["name"].as_str()
+        && let Some(pods) = state.store.registry.find("", "v1", "pods")
+        && let Ok(pod) = state.store.get(&pods, &t.ns, pod_name)
+    {
+        let runs_as = pod["spec"]["serviceAccountName"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .unwrap_or("default");
+        if runs_as != name {
+            return Err(ApiError::Invalid {
+                kind: "TokenRequest".into(),
+                name: name.to_owned(),
+                field: "spec.boundObjectRef".into(),
+                reason: format!(
+                    "pod {pod_name:?} runs as service account {runs_as:?}, not {name:?}"
+                ),
+            });
+        }
+    }
+    let answer = issuer.token_request(
+        &t.ns,
+        name,
+        uid,
+        &request,
+        &StoreLookup(&state.store),
+        jiff::Timestamp::now(),
+    )?;
+    Ok((StatusCode::CREATED, axum::Json(answer)).into_response())
 }

@@ -530,3 +530,19 @@ fn deleting_a_namespace_deletes_what_is_in_it_then_the_namespace() {
         .expect_err("default stays");
     assert!(matches!(err, ApiError::Forbidden(_)), "{err:?}");
 }
+
+#[test]
+fn an_impersonate_extra_header_that_is_not_text_is_a_bad_request() {
+    let (_dir, store) = store();
+    let root = UserInfo::new("root", [crate::rbac::MASTERS_GROUP]);
+    let mut h = headers(&[("impersonate-user", "bob")]);
+    h.append(
+        "impersonate-extra-scopes",
+        HeaderValue::from_bytes(b"\xff\xfe").expect("opaque bytes"),
+    );
+    let err = impersonate(&RbacCache::default(), &store, root, &h).expect_err("refused");
+    assert!(
+        matches!(&err, ApiError::BadRequest(m) if m.contains("impersonate-extra-scopes")),
+        "{err:?}"
+    );
+}
