@@ -41,6 +41,12 @@ pub const SESSION_FINALIZER: &str = "vdi.dev/session-cleanup";
 pub const SESSION_LABEL: &str = "vdi.dev/session";
 /// Label on every object rendered for a session: the session's uid (for the orphan sweep).
 pub const SESSION_UID_LABEL: &str = "vdi.dev/session-uid";
+/// Annotation (on a session's Service or Pod) naming the loopback `host:port` that serves it on
+/// one machine, where no cluster network sits behind a Service: the local process node writes
+/// it, the session proxy and the operator read it (only loopback addresses are trusted).
+pub const LOCAL_ENDPOINT_ANNOTATION: &str = "vdi.dev/local-endpoint";
+/// Node label of the local process node (`vdi.dev/runtime=process`).
+pub const RUNTIME_LABEL: &str = "vdi.dev/runtime";
 /// Field manager the operator applies its own objects (templates, plugins) with.
 pub const FIELD_MANAGER: &str = "vdi-operator";
 

@@ -28,8 +28,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use vdi_cluster::{ApiError, LabelSelector, SIMULATED_LABEL, Store};
 
-/// Annotation (on the session's Service or Pod) naming the loopback `host:port` that serves it.
-pub const LOCAL_ENDPOINT_ANNOTATION: &str = "vdi.dev/local-endpoint";
+pub use vdi_crd::LOCAL_ENDPOINT_ANNOTATION;
 
 /// The path prefix of sessions (the desktop template's default `pathPrefix`).
 pub const SESSION_PREFIX: &str = "/sessions/";
