@@ -74,8 +74,10 @@ async fn url(client: &Client, ns: &str, name: &str) -> Result<String> {
         u64::try_from(expires_at.as_second()).unwrap_or(0),
         u64::try_from(now).unwrap_or(0),
     )?;
-    let sep = if base.contains('?') { '&' } else { '?' };
-    Ok(format!("{base}{sep}token={token}"))
+    // In the fragment: browsers never send it, so the token stays out of every server's and
+    // proxy's access log (the player reads it from there).
+    let base = base.split_once('#').map_or(base.as_str(), |(b, _)| b);
+    Ok(format!("{base}#token={token}"))
 }
 
 /// Whether the caller may `get` the session: RBAC confines users to their own namespace, so
