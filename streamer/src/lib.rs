@@ -3,16 +3,19 @@
 //!
 //! One media pipeline per viewer (`webrtc`: capture → encoder → RTP → webrtcbin, trickle ICE, an
 //! `input` data channel), the HTTP server (`server`: web player, WebSocket signalling with the
-//! session token checked first, one controlling viewer, `/healthz`, `/metrics`), XTest input
+//! session token checked first within a timeout, capped sockets and viewers, one controlling
+//! viewer, `/healthz`, `/metrics`, `/activity` for the operator), XTest input
 //! injection (`input`), and the pieces they use: settings, signalling types, tokens, TURN
 //! credentials, the encoder choice. It knows nothing of Kubernetes.
 
+pub mod activity;
 pub mod adapt;
 pub mod clipboard;
 pub mod encoder;
 pub mod gpu;
 pub mod harness;
 pub mod input;
+pub mod keyfile;
 pub mod protocol;
 pub mod resize;
 pub mod server;

@@ -36,13 +36,12 @@ fn run(settings: Settings) -> anyhow::Result<()> {
     let (encoder, why) = choose(settings.encoder, &GstProbe).map_err(anyhow::Error::msg)?;
     tracing::info!(encoder = encoder.element(), reason = %why, "encoder chosen");
     let verifier = match &settings.token_public_key {
-        Some(path) => {
-            let pem = std::fs::read(path).with_context(|| format!("read {}", path.display()))?;
-            Some(Verifier::new(
-                &pem,
-                &audience(&settings.namespace, &settings.session),
-            )?)
-        }
+        // Re-read when it changes: a key rotation reaches this streamer without a restart.
+        Some(path) => Some(
+            Verifier::from_file(path, &audience(&settings.namespace, &settings.session))
+                .with_context(|| format!("--token-public-key {}", path.display()))?
+                .with_session_uid(settings.session_uid.clone()),
+        ),
         None => {
             tracing::warn!("no --token-public-key: every viewer will be refused");
             None

@@ -19,6 +19,12 @@ pub const DEFAULT_MAX_BITRATE_KBPS: u32 = 8000;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// Lifetime of TURN credentials handed to a viewer, in seconds.
 pub const DEFAULT_TURN_TTL_SECONDS: u64 = 3600;
+/// Seconds a WebSocket has to send its `hello` with a valid token before it is closed.
+pub const DEFAULT_AUTH_TIMEOUT_SECONDS: u64 = 5;
+/// Open WebSockets at once, authenticated or not.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 16;
+/// Authenticated viewers at once (the controller included).
+pub const DEFAULT_MAX_VIEWERS: u32 = 4;
 
 /// Which encoder to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -83,7 +89,8 @@ pub struct Settings {
     #[arg(long, env = "VDI_LISTEN", default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
     /// PEM public key(s) (Ed25519) that verify session tokens: during a key rotation the file
-    /// holds the current and the previous key, concatenated.
+    /// holds the current and the previous key, concatenated. Re-read when it changes (a mounted
+    /// ConfigMap, key `keys.pem`), so a rotation needs no restart.
     #[arg(long, env = "VDI_TOKEN_PUBLIC_KEY")]
     pub token_public_key: Option<PathBuf>,
     /// This session's name: with `--namespace`, the audience session tokens must carry.
@@ -107,6 +114,24 @@ pub struct Settings {
     /// What happens to viewers after the first.
     #[arg(long, env = "VDI_EXTRA_VIEWERS", value_enum, default_value_t = ExtraViewers::ViewOnly)]
     pub extra_viewers: ExtraViewers,
+    /// This session's uid: when set, tokens must carry it as `sid` (a token minted for an
+    /// earlier session of the same name is refused).
+    #[arg(long, env = "VDI_SESSION_UID")]
+    pub session_uid: Option<String>,
+    /// Seconds a WebSocket has to authenticate (`hello` with a valid token) before it is closed.
+    #[arg(long, env = "VDI_AUTH_TIMEOUT_SECONDS", default_value_t = DEFAULT_AUTH_TIMEOUT_SECONDS)]
+    pub auth_timeout_seconds: u64,
+    /// Most WebSockets open at once, authenticated or not; beyond it the upgrade gets HTTP 503.
+    #[arg(long, env = "VDI_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: u32,
+    /// Most authenticated viewers at once (the controller included); beyond it a viewer gets
+    /// `error/busy` and the socket closes.
+    #[arg(long, env = "VDI_MAX_VIEWERS", default_value_t = DEFAULT_MAX_VIEWERS)]
+    pub max_viewers: u32,
+    /// Path prefix the session is served under (`/sessions/<namespace>/<name>/` behind the
+    /// proxy, which forwards the whole path); every route is served under it and at the root.
+    #[arg(long, env = "VDI_BASE_PATH", default_value = "")]
+    pub base_path: String,
 }
 
 impl Settings {
@@ -136,6 +161,69 @@ impl Settings {
         if self.turn.is_some() != self.turn_secret.is_some() {
             return Err("--turn and --turn-secret go together".into());
         }
+        if self.auth_timeout_seconds == 0 {
+            return Err("--auth-timeout-seconds must be at least 1".into());
+        }
+        if self.max_viewers == 0 || self.max_viewers > self.max_connections {
+            return Err(format!(
+                "--max-viewers {} must be at least 1 and at most --max-connections {}",
+                self.max_viewers, self.max_connections
+            ));
+        }
+        if self.session_uid.as_deref() == Some("") {
+            return Err("--session-uid must not be empty".into());
+        }
+        let base = &self.base_path;
+        if !base.is_empty()
+            && (!base.starts_with('/')
+                || base.contains("//")
+                || base.split('/').any(|seg| seg == "." || seg == "..")
+                || base
+                    .chars()
+                    .any(|c| c.is_whitespace() || "{}*?#%".contains(c)))
+        {
+            return Err(format!(
+                "--base-path {base:?} must start with / and hold plain path segments"
+            ));
+        }
         Ok(())
+    }
+
+    /// The base path without its trailing slash; empty when the streamer serves at the root.
+    pub fn base_prefix(&self) -> &str {
+        self.base_path.trim_end_matches('/')
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser as _;
+
+    fn parse(extra: &[&str]) -> Settings {
+        Settings::parse_from([&["vdi-streamer"], extra].concat())
+    }
+
+    #[test]
+    fn defaults_are_valid_and_the_new_limits_are_checked() {
+        let s = parse(&[]);
+        assert_eq!(s.validate(), Ok(()));
+        assert_eq!(s.max_connections, DEFAULT_MAX_CONNECTIONS);
+        assert_eq!(s.max_viewers, DEFAULT_MAX_VIEWERS);
+        assert_eq!(s.auth_timeout_seconds, DEFAULT_AUTH_TIMEOUT_SECONDS);
+        assert_eq!(s.base_prefix(), "");
+        let err = |args: &[&str]| parse(args).validate().expect_err("invalid");
+        assert!(err(&["--auth-timeout-seconds", "0"]).contains("--auth-timeout-seconds"));
+        assert!(err(&["--max-viewers", "0"]).contains("--max-viewers"));
+        assert!(
+            err(&["--max-viewers", "5", "--max-connections", "4"]).contains("--max-connections")
+        );
+        assert!(err(&["--session-uid", ""]).contains("--session-uid"));
+        for bad in ["sessions/a", "/a/{b}", "/a/../b", "/a//b", "/a b"] {
+            assert!(err(&["--base-path", bad]).contains("--base-path"), "{bad}");
+        }
+        let s = parse(&["--base-path", "/sessions/team-a/desk-1/"]);
+        assert_eq!(s.validate(), Ok(()));
+        assert_eq!(s.base_prefix(), "/sessions/team-a/desk-1");
     }
 }

@@ -8,6 +8,7 @@ use gstreamer::prelude::*;
 use gstreamer_sdp as gst_sdp;
 use gstreamer_webrtc as gst_webrtc;
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -30,6 +31,9 @@ pub enum PeerEvent {
     },
     /// A text message on the `input` data channel.
     Input(String),
+    /// The first encoded frame went out to the browser: the first RTP buffer that reached
+    /// `webrtcbin` once its peer connection was `connected` (sent once per pipeline).
+    FrameSent,
     /// The pipeline failed; the viewer should be told and dropped.
     Failed(String),
 }
@@ -102,6 +106,36 @@ pub fn pipeline_description(settings: &Settings, encoder: Encoder) -> String {
         capture = crate::capture_pipeline(settings, encoder),
         caps = rtp_caps(encoder),
     )
+}
+
+/// Sends [`PeerEvent::FrameSent`] for the first RTP buffer that reaches `webrtc` after its peer
+/// connection became `connected`: before that, buffers are dropped inside webrtcbin, after it
+/// they go out on the wire.
+fn watch_first_frame(
+    webrtc: &gst::Element,
+    events: UnboundedSender<PeerEvent>,
+) -> Result<(), String> {
+    let connected = Arc::new(AtomicBool::new(false));
+    let flag = connected.clone();
+    webrtc.connect_notify(Some("connection-state"), move |element, _| {
+        let state = element.property::<gst_webrtc::WebRTCPeerConnectionState>("connection-state");
+        if state == gst_webrtc::WebRTCPeerConnectionState::Connected {
+            flag.store(true, Ordering::Release);
+        }
+    });
+    let pad = webrtc
+        .sink_pads()
+        .into_iter()
+        .next()
+        .ok_or("webrtcbin has no sink pad")?;
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+        if !connected.load(Ordering::Acquire) {
+            return gst::PadProbeReturn::Ok;
+        }
+        let _ = events.send(PeerEvent::FrameSent);
+        gst::PadProbeReturn::Remove
+    });
+    Ok(())
 }
 
 impl Peer {
@@ -184,6 +218,7 @@ impl Peer {
             }
         });
         let bus = pipeline.bus().ok_or("pipeline: no bus")?;
+        let events_for_frames = events.clone();
         let tx = events;
         bus.set_sync_handler(move |_, msg| {
             if let gst::MessageView::Error(e) = msg.view() {
@@ -195,6 +230,7 @@ impl Peer {
             }
             gst::BusSyncReply::Drop
         });
+        watch_first_frame(&webrtc, events_for_frames)?;
         let encoder_element = pipeline.by_name("encoder").ok_or("pipeline: no encoder")?;
         let clock = Arc::new(Mutex::new(EncodeClock::default()));
         for (pad, entering) in [("sink", true), ("src", false)] {

@@ -132,6 +132,10 @@ fn get(served: &Served, path: &str) -> String {
     })
 }
 
+fn activity(served: &Served) -> Value {
+    serde_json::from_str(&get(served, "/activity")).unwrap()
+}
+
 fn health(served: &Served) -> Value {
     serde_json::from_str(&get(served, "/healthz")).unwrap()
 }
@@ -191,7 +195,19 @@ fn chromium_decodes_the_desktop_and_its_input_reaches_the_x_server() {
     let mut from_browser = None;
     let mut pointer = None;
     let mut down_seen = false;
+    let mut at_first_frame = None;
     let events = drive(&url, "input", |e| match e["event"].as_str() {
+        Some("first-frame") => {
+            // The streamer records the frame it sent before the browser decodes it; the note
+            // travels through the viewer's event loop, so give it a moment.
+            let deadline = Instant::now() + Duration::from_secs(5);
+            let mut now = activity(&served);
+            while now["firstFrameAt"].is_null() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+                now = activity(&served);
+            }
+            at_first_frame = Some(now);
+        }
         Some("pointer-moved") => {
             let p = conn.query_pointer(root).unwrap().reply().unwrap();
             pointer = Some((p.root_x, p.root_y));
@@ -254,6 +270,30 @@ fn chromium_decodes_the_desktop_and_its_input_reaches_the_x_server() {
         "{metrics}"
     );
     assert_eq!(sample(&metrics, "vdi_streamer_viewers"), 0.0);
+    assert!(
+        sample(&metrics, "vdi_streamer_first_frame_seconds") > 0.0,
+        "{metrics}"
+    );
+    // The operator's view: the first frame sent, and input after it.
+    let during = at_first_frame.expect("activity read at the first frame");
+    let after = activity(&served);
+    let time = |v: &Value, field: &str| {
+        v[field]
+            .as_str()
+            .unwrap_or_else(|| panic!("no {field} in {v}"))
+            .parse::<jiff::Timestamp>()
+            .unwrap()
+    };
+    assert_eq!(during["controllerConnected"], true, "{during}");
+    assert_eq!(during["viewers"], 1, "{during}");
+    assert_eq!(after["firstFrameAt"], during["firstFrameAt"], "{after}");
+    assert!(time(&during, "firstFrameAt") > time(&during, "startedAt"));
+    assert!(
+        time(&after, "lastInputAt") > time(&during, "lastInputAt"),
+        "input after the first frame did not move lastInputAt: {during} → {after}"
+    );
+    assert_eq!(after["viewers"], 0, "{after}");
+    assert_eq!(after["controllerConnected"], false, "{after}");
     // Capture, input and clipboard connections to the X server are all closed again.
     assert_eq!(x_clients(&conn), clients_before, "X connections leaked");
     drop(served.streamer);
