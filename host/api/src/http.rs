@@ -1,0 +1,219 @@
+//! The HTTP side: `/graphql` (POST for operations, GET for GraphiQL) and `/graphql/ws`
+//! (graphql-transport-ws, authenticated in `connection_init`), the body cap and CORS.
+
+use async_graphql::Data;
+use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
+use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State, WebSocketUpgrade};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+use tower_http::cors::CorsLayer;
+
+use crate::auth::{self, Caller};
+use crate::error::ApiError;
+use crate::schema::{self, ApiSchema};
+use crate::state::ApiState;
+
+/// The path of operations and GraphiQL.
+pub const GRAPHQL_PATH: &str = "/graphql";
+/// The path of subscriptions.
+pub const WS_PATH: &str = "/graphql/ws";
+
+#[derive(Clone)]
+struct App {
+    state: ApiState,
+    schema: ApiSchema,
+}
+
+/// The API's routes: `POST /graphql`, `GET /graphql` (GraphiQL) and `GET /graphql/ws`.
+pub fn router(state: ApiState) -> Router {
+    let config = state.config().clone();
+    let schema = schema::build(&config).data(state.clone()).finish();
+    let app = App { state, schema };
+    let router = Router::new()
+        .route(GRAPHQL_PATH, get(graphiql).post(execute))
+        .route(WS_PATH, get(subscribe))
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .with_state(app);
+    match config
+        .dashboard_origin
+        .as_deref()
+        .and_then(|o| HeaderValue::from_str(o).ok())
+    {
+        Some(origin) => router.layer(
+            CorsLayer::new()
+                .allow_origin(origin)
+                .allow_methods([Method::GET, Method::POST])
+                .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]),
+        ),
+        None => router,
+    }
+}
+
+async fn graphiql() -> Html<String> {
+    Html(
+        GraphiQLSource::build()
+            .endpoint(GRAPHQL_PATH)
+            .subscription_endpoint(WS_PATH)
+            .title("VDI API")
+            .finish(),
+    )
+}
+
+/// A GraphQL error response outside execution (no `data`).
+fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        json!({"errors": [{"message": message, "extensions": {"code": code}}]}).to_string(),
+    )
+        .into_response()
+}
+
+async fn execute(
+    State(app): State<App>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let limit = app.state.config().max_body_bytes;
+    let body = match body {
+        Ok(b) => b,
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "PAYLOAD_TOO_LARGE",
+                &format!("the request body is larger than {limit} bytes"),
+            );
+        }
+        Err(e) => return error_response(e.status(), "BAD_REQUEST", &e.body_text()),
+    };
+    let request: async_graphql::Request = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                &format!("the body is not a GraphQL request (JSON with `query`): {e}"),
+            );
+        }
+    };
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let caller = match sign_in(&app.state, authorization).await {
+        Ok(c) => c,
+        Err(e) => {
+            return error_response(StatusCode::UNAUTHORIZED, e.code(), &e.to_string());
+        }
+    };
+    let response = app.schema.execute(request.data(caller)).await;
+    let mut body = match serde_json::to_value(&response) {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::error!(error = %e, "could not serialise a GraphQL response");
+            return error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL_SERVER_ERROR",
+                "internal error",
+            );
+        }
+    };
+    let status = mark_request_errors(&mut body);
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// Errors that stopped the operation before it ran (parse, validation, depth, complexity)
+/// carry no code: they get `GRAPHQL_VALIDATION_FAILED` and the answer is a 400.
+fn mark_request_errors(body: &mut Value) -> StatusCode {
+    let ran = body.get("data").is_some_and(|d| !d.is_null());
+    let Some(errors) = body.get_mut("errors").and_then(Value::as_array_mut) else {
+        return StatusCode::OK;
+    };
+    let mut refused = false;
+    for e in errors {
+        let has_code = e.pointer("/extensions/code").is_some();
+        if !has_code && !ran && e.get("path").is_none() {
+            refused = true;
+            if let Some(obj) = e.as_object_mut() {
+                obj.insert(
+                    "extensions".into(),
+                    json!({"code": "GRAPHQL_VALIDATION_FAILED"}),
+                );
+            }
+        }
+    }
+    if refused {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    }
+}
+
+async fn sign_in(state: &ApiState, authorization: Option<&str>) -> Result<Caller, ApiError> {
+    let token = auth::bearer(authorization)?;
+    auth::authenticate(&state.inner.oidc, token).await
+}
+
+async fn subscribe(
+    State(app): State<App>,
+    protocol: GraphQLProtocol,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let App { state, schema } = app;
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| {
+            GraphQLWebSocket::new(socket, schema, protocol)
+                .on_connection_init(move |params| connection_init(state, params))
+                .serve()
+        })
+}
+
+/// Browsers cannot set headers on a WebSocket: the token comes in `connection_init`'s payload
+/// as `authorization` (`Bearer …`) or `token`.
+async fn connection_init(state: ApiState, params: Value) -> async_graphql::Result<Data> {
+    let header = match (params.get("authorization"), params.get("token")) {
+        (Some(Value::String(a)), _) => a.clone(),
+        (_, Some(Value::String(t))) => format!("Bearer {t}"),
+        _ => String::new(),
+    };
+    let caller = sign_in(&state, (!header.is_empty()).then_some(header.as_str())).await?;
+    let mut data = Data::default();
+    data.insert(caller);
+    Ok(data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_operations_get_a_code_and_a_400() {
+        let mut body = json!({"data": null, "errors": [{"message": "Query is nested too deep."}]});
+        assert_eq!(mark_request_errors(&mut body), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            body["errors"][0]["extensions"]["code"],
+            "GRAPHQL_VALIDATION_FAILED"
+        );
+    }
+
+    #[test]
+    fn resolver_errors_keep_their_code_and_a_200() {
+        let mut body = json!({"data": null, "errors": [
+            {"message": "x", "path": ["session"], "extensions": {"code": "NOT_FOUND"}}]});
+        assert_eq!(mark_request_errors(&mut body), StatusCode::OK);
+        assert_eq!(body["errors"][0]["extensions"]["code"], "NOT_FOUND");
+        let mut ok = json!({"data": {"me": {}}});
+        assert_eq!(mark_request_errors(&mut ok), StatusCode::OK);
+    }
+}

@@ -1,0 +1,206 @@
+//! The subscription root: session changes from a Kubernetes watch, as the caller.
+//!
+//! Each change carries the resourceVersion it was seen at; a client that reconnects passes the
+//! last one as `resourceVersion` and the watch resumes there, so no transition is missed. When
+//! the server no longer has that version (410 Gone), the sessions are listed again and sent as
+//! they are now (`SYNC`), and the watch goes on from the list.
+
+use async_graphql::{Context, Enum, ID, SimpleObject, Subscription};
+use futures::channel::mpsc;
+use futures::{SinkExt as _, Stream, TryStreamExt as _};
+use kube::api::{ListParams, WatchEvent, WatchParams};
+use kube::{Api, ResourceExt as _};
+use vdi_crd::VDISession;
+
+use super::ctx;
+use super::types::Session;
+use crate::error::ApiError;
+use crate::ids;
+
+/// Seconds one watch request lasts before it is renewed (from the last version seen).
+const WATCH_SECONDS: u32 = 290;
+/// Changes buffered per subscriber before the watch waits for it.
+const BUFFER: usize = 64;
+
+/// What happened to a session.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeType {
+    /// It appeared.
+    Added,
+    /// It changed.
+    Modified,
+    /// It is gone.
+    Deleted,
+    /// As it is now, after the watch had to start over.
+    Sync,
+}
+
+/// One change.
+#[derive(SimpleObject)]
+pub struct SessionEvent {
+    /// What happened.
+    #[graphql(name = "type")]
+    pub type_: ChangeType,
+    /// The resourceVersion to resume from.
+    pub resource_version: String,
+    /// The session after the change.
+    pub session: Session,
+}
+
+/// Subscriptions.
+pub struct Subscription;
+
+#[Subscription]
+impl Subscription {
+    /// Changes of one session (`id`) or of all the caller's sessions, from `resourceVersion`
+    /// when resuming (else the current sessions first, as `ADDED`).
+    async fn session_events(
+        &self,
+        ctx: &Context<'_>,
+        id: Option<ID>,
+        resource_version: Option<String>,
+    ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<SessionEvent>> + use<>>
+    {
+        let (caller, client) = ctx::acting(ctx)?;
+        let (ns, name) = match &id {
+            Some(id) => {
+                let (ns, name) = ids::parse_session_id(id, "id")?;
+                (ns, Some(name))
+            }
+            None => {
+                ctx::state(ctx)?.ensure_user(&caller).await?;
+                (caller.namespace(), None)
+            }
+        };
+        let api: Api<VDISession> = Api::namespaced(client, &ns);
+        let fields = name.map(|n| format!("metadata.name={n}"));
+        // Checked before the stream starts, so a refusal is the subscription's error.
+        let mut list = ListParams::default().limit(1);
+        if let Some(f) = &fields {
+            list = list.fields(f);
+        }
+        api.list(&list).await.map_err(ApiError::from)?;
+        let (tx, rx) = mpsc::channel(BUFFER);
+        tokio::spawn(pump(api, fields, resource_version, tx));
+        Ok(rx)
+    }
+}
+
+type Sender = mpsc::Sender<async_graphql::Result<SessionEvent>>;
+
+/// Sends every change until the subscriber goes or an error ends the watch.
+async fn pump(api: Api<VDISession>, fields: Option<String>, from: Option<String>, mut tx: Sender) {
+    // A client resuming from its own version has seen the sessions: a relist is a SYNC.
+    let mut listed = from.is_some();
+    let mut version = from;
+    loop {
+        let rv = match version.take() {
+            Some(rv) => rv,
+            None => {
+                let first = !listed;
+                listed = true;
+                match relist(&api, fields.as_deref(), &mut tx, first).await {
+                    Some(rv) => rv,
+                    None => return,
+                }
+            }
+        };
+        let mut params = WatchParams::default().timeout(WATCH_SECONDS);
+        if let Some(f) = &fields {
+            params = params.fields(f);
+        }
+        let stream = match api.watch(&params, &rv).await {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = tx.send(Err(ApiError::from(e).into())).await;
+                return;
+            }
+        };
+        let mut stream = std::pin::pin!(stream);
+        let mut next = Some(rv);
+        loop {
+            let event = match stream.try_next().await {
+                Ok(Some(event)) => event,
+                // The watch timed out: renew it from the last version.
+                Ok(None) => break,
+                Err(e) => {
+                    let _ = tx.send(Err(ApiError::from(e).into())).await;
+                    return;
+                }
+            };
+            let (kind, session) = match event {
+                WatchEvent::Added(s) => (ChangeType::Added, s),
+                WatchEvent::Modified(s) => (ChangeType::Modified, s),
+                WatchEvent::Deleted(s) => (ChangeType::Deleted, s),
+                WatchEvent::Bookmark(b) => {
+                    next = Some(b.metadata.resource_version);
+                    continue;
+                }
+                WatchEvent::Error(e) if e.code == 410 => {
+                    // Too old: list again.
+                    next = None;
+                    break;
+                }
+                WatchEvent::Error(e) => {
+                    let _ = tx
+                        .send(Err(ApiError::from_status(e.code, &e.message).into()))
+                        .await;
+                    return;
+                }
+            };
+            let rv = session.resource_version().unwrap_or_default();
+            next = Some(rv.clone());
+            if !send(&mut tx, kind, rv, session).await {
+                return;
+            }
+        }
+        version = next;
+        if tx.is_closed() {
+            return;
+        }
+    }
+}
+
+/// Lists the sessions and sends each; returns the list's version (None: stop).
+async fn relist(
+    api: &Api<VDISession>,
+    fields: Option<&str>,
+    tx: &mut Sender,
+    first: bool,
+) -> Option<String> {
+    let mut params = ListParams::default();
+    if let Some(f) = fields {
+        params = params.fields(f);
+    }
+    let list = match api.list(&params).await {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = tx.send(Err(ApiError::from(e).into())).await;
+            return None;
+        }
+    };
+    let kind = if first {
+        ChangeType::Added
+    } else {
+        ChangeType::Sync
+    };
+    let mut items = list.items;
+    items.sort_by_key(|s| s.name_any());
+    for s in items {
+        let rv = s.resource_version().unwrap_or_default();
+        if !send(tx, kind, rv, s).await {
+            return None;
+        }
+    }
+    list.metadata.resource_version
+}
+
+async fn send(tx: &mut Sender, kind: ChangeType, rv: String, s: VDISession) -> bool {
+    tx.send(Ok(SessionEvent {
+        type_: kind,
+        resource_version: rv,
+        session: Session(s),
+    }))
+    .await
+    .is_ok()
+}
