@@ -16,9 +16,11 @@ mod error;
 mod events;
 mod input;
 mod metrics;
+mod node_logs;
 mod nodes;
 mod openapi;
 mod pki;
+mod process;
 mod protobuf;
 pub mod rbac;
 mod resources;
@@ -34,6 +36,10 @@ pub use api::{AppState, app};
 pub use error::{ApiError, Result};
 pub use input::{MAX_BODY_BYTES, MAX_NESTING_DEPTH, MAX_STORED_DEPTH};
 pub use nodes::{SIMULATED_LABEL, SimulatedNodes};
+pub use process::{
+    DEFAULT_NODE_NAME, DESKTOP_IMAGE, ProcessNode, ProcessNodeHandle, RuntimeCommand, RuntimeEntry,
+    RuntimeTable, STREAMER_IMAGE, repository,
+};
 pub use resources::{Registry, ResourceType};
 pub use selectors::{FieldSelector, LabelSelector};
 pub use server::{Cluster, ClusterConfig};

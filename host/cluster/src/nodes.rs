@@ -1,5 +1,5 @@
 //! Node agents: simulated GPU nodes (KWOK-style) that register `Node` objects and "run" the pods
-//! bound to them, and a binder for pods that name their node (`nodeName`, a hostname node
+//! bound to them, and a binder (shared with the process node, [`crate::process`]) for pods that name their node (`nodeName`, a hostname node
 //! selector or required node affinity) with a resource-fit check.
 //!
 //! They work on the store in-process and react to its watch events, as a kubelet and a minimal
@@ -197,13 +197,7 @@ impl SimulatedNodes {
                 }
             }
             Some(_) => {}
-            // Unschedulable pods wait for capacity to free up (see `retry_pending`).
-            None if has_condition("PodScheduled", "False") => {}
-            None => {
-                if let Err(e) = bind(store, pod_t, &ns, &name) {
-                    tracing::warn!(pod = %name, error = %e, "cannot bind pod");
-                }
-            }
+            None => bind_unscheduled(store, pod_t, pod),
         }
     }
 
@@ -301,9 +295,31 @@ impl SimulatedNodes {
     }
 }
 
+/// Binds a pod without `nodeName` that names its node, unless it already waits as
+/// unschedulable (it waits for capacity to free up: see [`retry_pending`]). Every node agent
+/// (simulated or process) calls it; when several race, the first write wins.
+pub(crate) fn bind_unscheduled(store: &Store, pod_t: &ResourceType, pod: &Value) {
+    let unschedulable = pod["status"]["conditions"].as_array().is_some_and(|c| {
+        c.iter()
+            .any(|c| c["type"] == "PodScheduled" && c["status"] == "False")
+    });
+    if unschedulable || pod["metadata"]["deletionTimestamp"].is_string() {
+        return;
+    }
+    let (ns, name) = (
+        pod["metadata"]["namespace"].as_str().unwrap_or_default(),
+        pod["metadata"]["name"].as_str().unwrap_or_default(),
+    );
+    match bind(store, pod_t, ns, name) {
+        // Another agent bound (or changed) it first.
+        Ok(()) | Err(ApiError::Conflict { .. }) => {}
+        Err(e) => tracing::warn!(pod = %name, error = %e, "cannot bind pod"),
+    }
+}
+
 /// Whether the agents may work on a stored object: a malformed one (from before the API checked
 /// what it stores) would break their writes, so it is skipped and reported instead.
-fn well_formed(resource: &str, obj: &Value) -> bool {
+pub(crate) fn well_formed(resource: &str, obj: &Value) -> bool {
     match crate::input::check_object(obj) {
         Ok(()) => true,
         Err(m) => {
@@ -380,7 +396,7 @@ fn add(a: (u64, u64, u64), b: (u64, u64, u64)) -> (u64, u64, u64) {
 }
 
 /// Tries again to bind the pods that did not fit, after capacity was freed.
-fn retry_pending(store: &Store, pod_t: &ResourceType) {
+pub(crate) fn retry_pending(store: &Store, pod_t: &ResourceType) {
     let (waiting, _, _) = store.list(pod_t, None, None, None, &|p| {
         p["spec"]["nodeName"].is_null() && p["metadata"]["deletionTimestamp"].is_null()
     });

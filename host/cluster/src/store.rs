@@ -148,6 +148,8 @@ pub struct Store {
     /// Served resource types.
     pub registry: Registry,
     hooks: Mutex<Vec<Arc<dyn AdmissionHook>>>,
+    /// Node agents that keep container logs, by node name (`pods/<name>/log` reads them).
+    pub(crate) log_sources: crate::node_logs::LogSources,
 }
 
 fn internal(e: impl std::fmt::Display) -> ApiError {

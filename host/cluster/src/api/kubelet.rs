@@ -3,7 +3,8 @@
 //!
 //! The simulated nodes run no containers and keep no logs, so a log request for a pod on one is
 //! refused with that reason; a pod that has not started is refused in kube-apiserver's (the
-//! kubelet's) words. A node agent that keeps real logs plugs in here.
+//! kubelet's) words. A node agent that keeps real logs (the process node) registers in
+//! [`crate::node_logs`], and its pods' logs are read from it.
 
 use std::collections::HashMap;
 
@@ -13,6 +14,7 @@ use serde_json::Value;
 
 use super::{AppState, Target, filter_for, wants_watch};
 use crate::error::{ApiError, Result};
+use crate::node_logs::LogRequest;
 use crate::nodes::SIMULATED_LABEL;
 
 /// The query of a log request (`PodLogOptions`), checked.
@@ -78,6 +80,35 @@ impl LogOptions {
             ));
         }
         Ok(options)
+    }
+}
+
+impl LogOptions {
+    /// What a node agent is asked for.
+    fn request(&self) -> Result<LogRequest> {
+        let since = match (&self.since_time, self.since_seconds) {
+            (Some(t), _) => Some(
+                t.parse::<jiff::Timestamp>()
+                    .map_err(|_| bad("sinceTime", t, "must be an RFC 3339 time"))?,
+            ),
+            (None, Some(secs)) => i64::try_from(secs)
+                .ok()
+                .and_then(|s| {
+                    jiff::Timestamp::now()
+                        .checked_sub(jiff::SignedDuration::from_secs(s))
+                        .ok()
+                })
+                .or(Some(jiff::Timestamp::MIN)),
+            (None, None) => None,
+        };
+        Ok(LogRequest {
+            follow: self.follow,
+            previous: self.previous,
+            timestamps: self.timestamps,
+            tail_lines: self.tail_lines,
+            since,
+            limit_bytes: self.limit_bytes,
+        })
     }
 }
 
@@ -153,10 +184,22 @@ pub(super) fn pod_log(
             "pod {name} does not have a host assigned"
         )));
     };
-    if let Some(reason) = waiting_reason(&pod, &container) {
+    let source = state.store.log_sources.get(node);
+    // A container backing off after a crash still has its previous instance's log.
+    if !(options.previous && source.is_some())
+        && let Some(reason) = waiting_reason(&pod, &container)
+    {
         return Err(ApiError::BadRequest(format!(
             "container {container:?} in pod {name:?} is waiting to start: {reason}"
         )));
+    }
+    if let Some(source) = source {
+        let stream = source.read(&pod, &container, &options.request()?)?;
+        return Ok((
+            [(header::CONTENT_TYPE, "text/plain")],
+            axum::body::Body::from_stream(stream),
+        )
+            .into_response());
     }
     let simulated = state
         .store

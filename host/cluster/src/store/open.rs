@@ -96,6 +96,7 @@ impl Store {
             events,
             registry,
             hooks: Mutex::new(Vec::new()),
+            log_sources: Default::default(),
         };
         let nt = store
             .registry
