@@ -13,13 +13,14 @@ kubernetes_validate_version=1.37.0
 log() { printf '[setup] %s\n' "$*" >&2; }
 
 # Debian packages the build and tests need: GStreamer 1.22 for the streamer; Xvfb, Chromium and
-# coturn for its browser tests, Xvnc for the resize test (X tools for debugging them), openssl
+# coturn for its browser tests, Xvnc for the resize test (X tools for debugging them), openbox
+# and xterm for the process node's desktop (host/cluster/src/process/desktop.sh), openssl
 # for the streamer benchmark's keys; docker-registry (Distribution 2.8) for the OCI plugin source's
 # tests, which start it with their own config (its packaged service is never used).
 apt_packages=(pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
   libgstreamer-plugins-bad1.0-dev gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-nice gstreamer1.0-x
-  gstreamer1.0-tools xvfb x11-utils xdotool chromium coturn tigervnc-standalone-server openssl
+  gstreamer1.0-tools xvfb openbox xterm x11-utils xdotool chromium coturn tigervnc-standalone-server openssl
   docker-registry)
 missing=()
 for p in "${apt_packages[@]}"; do
