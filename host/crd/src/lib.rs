@@ -7,6 +7,7 @@
 //! I/O and knows nothing of plugins' WebAssembly or of HTTP.
 
 mod duration;
+pub mod idle;
 mod kinds;
 pub mod phase;
 mod plugin;
@@ -24,7 +25,7 @@ pub use plugin::{
 };
 pub use session::{
     AdmittedSpec, Condition, DecisionRecord, EffectiveResources, ObjectRecord, SessionPhase,
-    SessionResources, SessionUser, VDISession, VDISessionSpec, VDISessionStatus,
+    SessionResources, SessionTimings, SessionUser, VDISession, VDISessionSpec, VDISessionStatus,
 };
 pub use status::Outcome;
 pub use template::{LocalRef, VDITemplate, VDITemplateSpec};
@@ -45,6 +46,11 @@ pub const SESSION_UID_LABEL: &str = "vdi.dev/session-uid";
 /// one machine, where no cluster network sits behind a Service: the local process node writes
 /// it, the session proxy and the operator read it (only loopback addresses are trusted).
 pub const LOCAL_ENDPOINT_ANNOTATION: &str = "vdi.dev/local-endpoint";
+/// Annotation a template plugin puts on an object (`"true"`) that outlives its session, e.g. a
+/// home volume claim named per user and template: the operator creates it once, without the
+/// session's owner reference or uid label, so neither the session's deletion nor the orphan
+/// sweep removes it, and a later session of the same user and template finds it again.
+pub const RETAIN_ANNOTATION: &str = "vdi.dev/retain";
 /// Node label of the local process node (`vdi.dev/runtime=process`).
 pub const RUNTIME_LABEL: &str = "vdi.dev/runtime";
 /// Field manager the operator applies its own objects (templates, plugins) with.
@@ -118,7 +124,17 @@ mod tests {
             .collect();
         assert_eq!(
             columns,
-            ["Phase", "User", "Template", "Node", "GPU", "URL", "Age"]
+            [
+                "Phase",
+                "User",
+                "Template",
+                "Node",
+                "GPU",
+                "URL",
+                "Ready",
+                "First Frame",
+                "Age"
+            ]
         );
         let spec = &v["schema"]["openAPIV3Schema"]["properties"]["spec"];
         assert_eq!(spec["required"], serde_json::json!(["template", "user"]));

@@ -21,6 +21,8 @@ use serde::{Deserialize, Serialize};
     printcolumn = r#"{"name":"Node","type":"string","jsonPath":".status.node"}"#,
     printcolumn = r#"{"name":"GPU","type":"integer","jsonPath":".status.gpu"}"#,
     printcolumn = r#"{"name":"URL","type":"string","jsonPath":".status.url","priority":1}"#,
+    printcolumn = r#"{"name":"Ready","type":"date","jsonPath":".status.timings.podReady","priority":1}"#,
+    printcolumn = r#"{"name":"First Frame","type":"date","jsonPath":".status.timings.firstFrame","priority":1}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -300,6 +302,48 @@ pub struct VDISessionStatus {
     /// Objects applied for the session.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub objects: Vec<ObjectRecord>,
+    /// When each step of the start happened (each set once).
+    #[serde(default, skip_serializing_if = "SessionTimings::is_empty")]
+    pub timings: SessionTimings,
+}
+
+/// When a session's start reached each step (RFC 3339), each written once: how long a desktop
+/// takes to come up, and where the time goes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionTimings {
+    /// Admission allowed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admitted: Option<String>,
+    /// The scheduler placed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placed: Option<String>,
+    /// Its objects were applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub objects_applied: Option<String>,
+    /// The desktop pod became Ready (its `Ready` condition's time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_ready: Option<String>,
+    /// The streamer sent its first video frame (as the streamer reports it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_frame: Option<String>,
+}
+
+impl SessionTimings {
+    /// Whether no time is set.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// Sets `slot` to `at` unless it is already set (timings are written once). Returns whether it
+/// changed.
+pub(crate) fn set_once(slot: &mut Option<String>, at: &str) -> bool {
+    if slot.is_some() {
+        return false;
+    }
+    *slot = Some(at.to_owned());
+    true
 }
 
 impl VDISessionStatus {

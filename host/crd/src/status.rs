@@ -8,7 +8,9 @@
 use jiff::{SignedDuration, Timestamp};
 
 use crate::plugin::HookKind;
-use crate::session::{AdmittedSpec, DecisionRecord, ObjectRecord, SessionPhase, VDISessionStatus};
+use crate::session::{
+    AdmittedSpec, DecisionRecord, ObjectRecord, SessionPhase, VDISessionStatus, set_once,
+};
 
 /// What a plugin decided, as recorded in `status.decisions[].outcome`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -123,7 +125,9 @@ impl VDISessionStatus {
         self.decisions = decisions;
         self.observed_generation = generation;
         self.message = Some(format!("admitted ({summary})"));
-        self.set_condition("Admitted", true, "Allowed", &summary, &now.to_string());
+        let now = now.to_string();
+        set_once(&mut self.timings.admitted, &now);
+        self.set_condition("Admitted", true, "Allowed", &summary, &now);
     }
 
     /// Admission refused the session: `Denied` with `reason` (one CamelCase word) and `message`.
@@ -159,7 +163,9 @@ impl VDISessionStatus {
         let gpu = gpu.map_or_else(|| "no GPU".to_owned(), |g| format!("GPU {g}"));
         let message = format!("placed on {node} {gpu}: {reason}");
         self.message = Some(message.clone());
-        self.set_condition("Scheduled", true, "Placed", &message, &now.to_string());
+        let now = now.to_string();
+        set_once(&mut self.timings.placed, &now);
+        self.set_condition("Scheduled", true, "Placed", &message, &now);
         if let Some(d) = decision {
             self.record_decision(d);
         }
@@ -212,17 +218,24 @@ impl VDISessionStatus {
         self.objects = objects;
         self.record_decision(decision);
         self.message = Some(format!("{count} objects applied; waiting for the desktop"));
+        let now = now.to_string();
+        set_once(&mut self.timings.objects_applied, &now);
         self.set_condition(
             "Provisioned",
             true,
             "Applied",
             &format!("{count} objects applied"),
-            &now.to_string(),
+            &now,
         );
     }
 
-    /// The desktop pod is ready: `Running` since `now`.
-    pub fn run(&mut self, now: Timestamp) {
+    /// The desktop pod is ready: `Running` since `now`; the pod's `Ready` condition says it
+    /// became ready at `ready_at` (else `now` counts).
+    pub fn run(&mut self, now: Timestamp, ready_at: Option<Timestamp>) {
+        set_once(
+            &mut self.timings.pod_ready,
+            &ready_at.unwrap_or(now).to_string(),
+        );
         let now = now.to_string();
         self.phase = Some(SessionPhase::Running);
         self.started_at = Some(now.clone());
@@ -234,6 +247,21 @@ impl VDISessionStatus {
             "the desktop pod is ready",
             &now,
         );
+    }
+
+    /// The streamer reported its first frame at `at`. Returns whether the status changed (the
+    /// first report only).
+    pub fn first_frame(&mut self, at: Timestamp) -> bool {
+        set_once(&mut self.timings.first_frame, &at.to_string())
+    }
+
+    /// When the desktop became ready: the pod's time, else when the session went `Running`.
+    pub fn ready_at(&self) -> Option<Timestamp> {
+        self.timings
+            .pod_ready
+            .as_deref()
+            .or(self.started_at.as_deref())
+            .and_then(|t| t.parse().ok())
     }
 
     /// The session cannot run: `Failed` with `reason` (one CamelCase word) and `message`, and
@@ -472,9 +500,24 @@ mod tests {
             s.condition("Provisioned").unwrap().message,
             "2 objects applied"
         );
-        s.run(later(30));
+        s.run(later(30), Some(later(25)));
         assert_eq!(s.phase(), SessionPhase::Running);
         assert_eq!(s.started_at, Some(later(30).to_string()));
+        let t = &s.timings;
+        assert_eq!(t.admitted.as_deref(), Some(now().to_string().as_str()));
+        assert_eq!(t.placed, t.admitted);
+        assert_eq!(t.objects_applied, t.admitted);
+        assert_eq!(
+            t.pod_ready,
+            Some(later(25).to_string()),
+            "the pod's own time"
+        );
+        assert_eq!(s.ready_at(), Some(later(25)));
+        assert!(s.first_frame(later(27)));
+        assert!(!s.first_frame(later(40)), "set once");
+        assert_eq!(s.timings.first_frame, Some(later(27).to_string()));
+        s.place("n2", None, "again", None, later(50));
+        assert_eq!(s.timings.placed, Some(now().to_string()), "set once");
         assert_eq!(s.condition("Ready").unwrap().status, "True");
         s.fail("OOMKilled", "container desktop terminated", None, later(60));
         assert_eq!(s.phase(), SessionPhase::Failed);

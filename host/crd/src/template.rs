@@ -1,5 +1,7 @@
 //! `VDITemplate`: a kind of desktop users can start.
 
+use std::collections::BTreeMap;
+
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -45,6 +47,20 @@ pub struct VDITemplateSpec {
     /// Secrets (in the session's namespace) that pull the image: names only.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub image_pull_secrets: Vec<LocalRef>,
+    /// Other Secrets (in the session's namespace) the renderer may reference, e.g. the TURN
+    /// server's shared secret: names only. The render check refuses any Secret not listed here
+    /// or in `imagePullSecrets`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<LocalRef>,
+    /// Labels a node must carry for sessions of this template (all of them): the scheduler
+    /// plugin only sees matching nodes. E.g. `vdi.dev/runtime: process` for the local node.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    /// How long a running session may go without input before it is ended, e.g. `30m`; a
+    /// warning (condition `Idle`, event `IdleWarning`) comes first. Never when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(r"^([0-9]+(s|m|h|d))+$"))]
+    pub idle_timeout: Option<String>,
 }
 
 /// A reference to an object by name in the same namespace.

@@ -8,11 +8,13 @@
 //! cluster or a clock; only [`ConnectKeys::load_or_create`] and [`ConnectKeys::rotate`] (in
 //! `secret`) talk to Kubernetes.
 
+mod publish;
 mod secret;
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
+pub use publish::{KEYS_CONFIGMAP, KEYS_PEM, KEYS_RESYNC, PublishedKeys, keys_configmap, keys_pem};
 pub use secret::{
     CURRENT_KEY, CURRENT_PUBLIC, KEYS_NAMESPACE, KEYS_SECRET, PREVIOUS_KEY, PREVIOUS_PUBLIC,
 };

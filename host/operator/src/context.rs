@@ -12,7 +12,9 @@ use tokio::sync::mpsc;
 use vdi_crd::{SessionPhase, VDISession, VDISessionSpec, VDITemplate, VDITemplateSpec};
 use vdi_plugin_host::RenderPolicy;
 
+use crate::activity::{Activities, Prober};
 use crate::admission::AdmissionSources;
+use crate::connect::PublishedKeys;
 use crate::discovery::Discovery;
 use crate::metrics::OperatorMetrics;
 use crate::registry::Registry;
@@ -51,6 +53,12 @@ pub struct Context {
     /// The resourceVersion of our last write per session uid, until the cache shows it.
     pub(crate) written: Mutex<HashMap<String, u64>>,
     pub(crate) wake: mpsc::UnboundedSender<()>,
+    /// The connect keys' public half, published per session namespace.
+    pub(crate) keys: Arc<PublishedKeys>,
+    /// The streamers' latest activity reports.
+    pub(crate) activities: Arc<Activities>,
+    /// Asks streamers for their activity.
+    pub(crate) prober: Prober,
 }
 
 /// Admission reads templates and the user's sessions from the operator's caches.

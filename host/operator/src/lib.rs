@@ -7,6 +7,7 @@
 //! It does not run WebAssembly itself (that is `vdi-plugin-host`) nor decide phases (that is
 //! the pure machine in `vdi-crd`).
 
+pub mod activity;
 pub mod admission;
 mod calls;
 pub mod connect;
@@ -353,6 +354,7 @@ async fn run_controllers(shared: Shared, stop: watch::Receiver<bool>) {
     let (scheduler, scheduler_task) =
         scheduler::Scheduler::start(registry.clone(), nodes.clone(), sessions.clone());
     let (wake, wake_rx) = tokio::sync::mpsc::unbounded_channel();
+    let keys = Arc::new(connect::PublishedKeys::default());
     let reporter = Reporter {
         controller: "vdi-operator".into(),
         instance: config.lease.as_ref().map(|l| l.identity.clone()),
@@ -370,7 +372,22 @@ async fn run_controllers(shared: Shared, stop: watch::Receiver<bool>) {
         waiting: Mutex::default(),
         written: Mutex::default(),
         wake,
+        keys: keys.clone(),
+        activities: Arc::new(activity::Activities::default()),
+        prober: activity::Prober::default(),
     });
+    // Rotated connect keys reach every session namespace.
+    let keys_task = {
+        let (client, sessions) = (client.clone(), sessions.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(connect::KEYS_RESYNC);
+            loop {
+                tick.tick().await;
+                keys.resync(&client, &sessions).await;
+            }
+        })
+    };
+    let poller = tokio::spawn(activity::run_poller(ctx.clone()));
     // A plugin change may make waiting sessions placeable.
     let waker = {
         let ctx = ctx.clone();
@@ -414,6 +431,8 @@ async fn run_controllers(shared: Shared, stop: watch::Receiver<bool>) {
     controller.await;
     waker.abort();
     sweeper.abort();
+    keys_task.abort();
+    poller.abort();
     scheduler_task.abort();
     tracing::info!("session controller stopped");
 }

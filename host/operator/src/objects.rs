@@ -10,8 +10,9 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Resource as _, ResourceExt as _};
 use serde_json::{Map, Value, json};
 use vdi_crd::{
-    DecisionRecord, HookKind, LocalRef, ObjectRecord, Outcome, SESSION_UID_LABEL, VDISession,
-    VDISessionStatus, VDITemplateSpec, session_field_manager,
+    DecisionRecord, FIELD_MANAGER, HookKind, LocalRef, ObjectRecord, Outcome, RETAIN_ANNOTATION,
+    SESSION_LABEL, SESSION_UID_LABEL, VDISession, VDISessionStatus, VDITemplateSpec,
+    session_field_manager,
 };
 use vdi_plugin_host::types::{Placement, SessionRequest};
 
@@ -24,6 +25,15 @@ use crate::wit;
 /// the same name without it was made by someone else and is never changed nor deleted.
 fn owned_by(obj: &DynamicObject, uid: &str) -> bool {
     obj.labels().get(SESSION_UID_LABEL).map(String::as_str) == Some(uid)
+}
+
+/// Whether the (rendered or stored) object outlives its session: [`RETAIN_ANNOTATION`] is
+/// `"true"`.
+fn retained(obj: &Value) -> bool {
+    obj.pointer("/metadata/annotations")
+        .and_then(|a| a.get(RETAIN_ANNOTATION))
+        .and_then(Value::as_str)
+        == Some("true")
 }
 
 /// The object `o` names, if it exists and belongs to `session`.
@@ -127,6 +137,13 @@ pub(crate) async fn provision(
         .controller_owner_ref(&())
         .ok_or_else(|| Error::Other("session has no uid".into()))?;
     let uid = session.uid().unwrap_or_default();
+    // The streamer reads the connect keys from the namespace's ConfigMap: put it there first.
+    // Without it the desktop still starts (and the keys task publishes them later), so a
+    // failure here only delays connecting.
+    let ns = session.namespace().unwrap_or_default();
+    if let Err(e) = ctx.keys.ensure(&ctx.client, &ns).await {
+        tracing::warn!(namespace = %ns, error = %e, "connect keys not published yet");
+    }
     let finished =
         finish(objects, &owner, &uid, &template.spec.image_pull_secrets).map_err(|message| {
             ProvisionError::Fatal {
@@ -152,11 +169,13 @@ async fn render(
         .map_err(Error::Other)?
         .clone();
     let info = wit::template_info(name, template);
-    let policy = ctx
-        .settings
-        .render_policy
-        .clone()
-        .with_allowed_secrets(template.image_pull_secrets.iter().map(|s| s.name.clone()));
+    let policy = ctx.settings.render_policy.clone().with_allowed_secrets(
+        template
+            .image_pull_secrets
+            .iter()
+            .chain(&template.secrets)
+            .map(|s| s.name.clone()),
+    );
     let started = Instant::now();
     let rendered = crate::calls::on_pool(&ctx.registry, renderer.limits().timeout, {
         let renderer = renderer.clone();
@@ -189,7 +208,8 @@ async fn render(
 }
 
 /// Gives each rendered object the session's owner reference and uid label, and each Pod the
-/// template's pull secrets. Pure; the render check already made every object a JSON object with
+/// template's pull secrets; a retained object ([`RETAIN_ANNOTATION`]) gets neither and loses
+/// the session label, as it outlives the session. Pure; the render check already made every object a JSON object with
 /// an object `metadata`, so the error (a shape the check let through) is a safeguard.
 fn finish(
     objects: Vec<Value>,
@@ -216,10 +236,17 @@ fn finish(
             let spec = object_at(fields, "spec").ok_or_else(|| malformed("spec"))?;
             spec.insert("imagePullSecrets".into(), json!(pull_secrets));
         }
+        let keep = retained(&Value::Object(fields.clone()));
         let meta = object_at(fields, "metadata").ok_or_else(|| malformed("metadata"))?;
-        meta.insert("ownerReferences".into(), json!([owner]));
-        let labels = object_at(meta, "labels").ok_or_else(|| malformed("metadata.labels"))?;
-        labels.insert(SESSION_UID_LABEL.into(), json!(uid));
+        if keep {
+            let labels = object_at(meta, "labels").ok_or_else(|| malformed("metadata.labels"))?;
+            labels.remove(SESSION_LABEL);
+            labels.remove(SESSION_UID_LABEL);
+        } else {
+            meta.insert("ownerReferences".into(), json!([owner]));
+            let labels = object_at(meta, "labels").ok_or_else(|| malformed("metadata.labels"))?;
+            labels.insert(SESSION_UID_LABEL.into(), json!(uid));
+        }
         finished.push((o, obj));
     }
     Ok(finished)
@@ -236,6 +263,9 @@ fn object_at<'a>(map: &'a mut Map<String, Value>, key: &str) -> Option<&'a mut M
 
 /// Applies the finished objects of session `uid` with its own field manager, unless one of their
 /// names is taken by an object it does not own: then nothing is applied and the session fails.
+/// A retained object is created once (with the operator's shared field manager) and left as
+/// it is when it exists and is itself retained: an earlier session of the same user and
+/// template made it.
 async fn apply(
     ctx: &Context,
     session: &VDISession,
@@ -252,15 +282,24 @@ async fn apply(
     // All are checked before any is applied, so a conflict leaves nothing half-applied. (An
     // object created in the moment between the check and the apply is not caught.)
     let mut conflicts = Vec::new();
-    for (o, _, api) in &planned {
-        if let Some(existing) = api.get_opt(&o.name).await?
-            && !owned_by(&existing, uid)
-        {
+    let mut present = Vec::with_capacity(planned.len());
+    for (o, obj, api) in &planned {
+        let existing = api.get_opt(&o.name).await?;
+        let keep = retained(obj);
+        let ours = existing.as_ref().is_none_or(|e| {
+            if keep {
+                serde_json::to_value(e).is_ok_and(|v| retained(&v))
+            } else {
+                owned_by(e, uid)
+            }
+        });
+        if !ours {
             conflicts.push(format!(
                 "{}/{} already exists and is not owned by this session",
                 o.kind, o.name
             ));
         }
+        present.push(keep && existing.is_some());
     }
     if !conflicts.is_empty() {
         return Err(ProvisionError::Fatal {
@@ -271,13 +310,20 @@ async fn apply(
     }
     let manager = session_field_manager(uid);
     let mut records = Vec::with_capacity(planned.len());
-    for (o, obj, api) in planned {
-        api.patch(
-            &o.name,
-            &PatchParams::apply(&manager).force(),
-            &Patch::Apply(&obj),
-        )
-        .await?;
+    for ((o, obj, api), kept) in planned.into_iter().zip(present) {
+        if !kept {
+            let manager = if retained(&obj) {
+                FIELD_MANAGER
+            } else {
+                manager.as_str()
+            };
+            api.patch(
+                &o.name,
+                &PatchParams::apply(manager).force(),
+                &Patch::Apply(&obj),
+            )
+            .await?;
+        }
         records.push(o);
     }
     Ok((records, record))
@@ -322,6 +368,21 @@ mod tests {
         assert_eq!(svc.kind, "Service");
         assert_eq!(svc_obj["metadata"]["labels"][SESSION_UID_LABEL], "u-1");
         assert!(svc_obj.get("spec").is_none(), "only Pods get pull secrets");
+    }
+
+    #[test]
+    fn finish_leaves_retained_objects_unowned() {
+        let objects = vec![json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "home-ubuntu", "labels": {"vdi.dev/session": "s"},
+                "annotations": {RETAIN_ANNOTATION: "true"}}})];
+        let finished = finish(objects, &owner(), "u-1", &[]).unwrap();
+        let (_, pvc) = &finished[0];
+        assert!(pvc["metadata"].get("ownerReferences").is_none());
+        assert!(pvc["metadata"]["labels"].get(SESSION_UID_LABEL).is_none());
+        assert!(pvc["metadata"]["labels"].get(SESSION_LABEL).is_none());
+        assert!(retained(pvc));
+        let not = json!({"metadata": {"annotations": {RETAIN_ANNOTATION: "yes"}}});
+        assert!(!retained(&not), "only \"true\" retains");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! (one plugin call against one inventory snapshot). Placements not yet visible in the session
 //! cache are held in a ledger, so a decision counts from the moment it is made.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,6 +12,7 @@ use kube::ResourceExt as _;
 use kube::runtime::reflector::Store;
 use tokio::sync::{mpsc, oneshot};
 use vdi_crd::{DecisionRecord, EffectiveResources, HookKind, Outcome, VDISession};
+use vdi_plugin_host::Plugin;
 use vdi_plugin_host::types::{PlacementDecision, SessionRequest};
 
 use crate::calls::duration_micros;
@@ -47,6 +48,7 @@ pub enum Placement {
 
 struct Job {
     uid: String,
+    node_selector: BTreeMap<String, String>,
     request: SessionRequest,
     resources: EffectiveResources,
     reply: oneshot::Sender<Placement>,
@@ -76,16 +78,19 @@ impl Scheduler {
         (Self { tx }, task)
     }
 
-    /// Places the session with `uid` (idempotent: a session placed before gets the same place).
+    /// Places the session with `uid` on one of the nodes carrying every label of
+    /// `node_selector` (idempotent: a session placed before gets the same place).
     pub async fn place(
         &self,
         uid: &str,
         request: SessionRequest,
         resources: EffectiveResources,
+        node_selector: BTreeMap<String, String>,
     ) -> Placement {
         let (reply, rx) = oneshot::channel();
         let job = Job {
             uid: uid.to_owned(),
+            node_selector,
             request,
             resources,
             reply,
@@ -176,91 +181,169 @@ async fn run(
             }
             continue;
         };
-        let node_state = nodes.state();
-        let holdings: Vec<Holding> = cached
-            .into_iter()
-            .filter(|(uid, _)| !ledger.contains_key(uid))
-            .map(|(_, h)| h)
-            .chain(ledger.values().map(|e| e.holding.clone()))
-            .collect();
-        let inv = inventory(node_state.iter().map(|n| &**n), &holdings);
-        let requests: Vec<SessionRequest> = todo.iter().map(|j| j.request.clone()).collect();
-        let started = Instant::now();
-        let call = registry
-            .runtime()
-            .pool()
-            .run(plugin.limits().timeout, {
-                let plugin = plugin.clone();
-                move || plugin.place_batch(&requests, &inv)
-            })
-            .await;
-        let latency = duration_micros(started.elapsed()) / todo.len() as u64;
-        let record = |outcome: Outcome, message: String| {
-            DecisionRecord::new(
-                HookKind::Scheduler,
-                plugin.name(),
-                plugin.digest().to_string(),
-                outcome,
-                message,
-                latency,
+        // One plugin call per node selector, each against the nodes it selects; later groups
+        // see the earlier groups' placements through the ledger.
+        for (selector, group) in by_selector(todo) {
+            place_group(
+                &plugin,
+                &registry,
+                &nodes,
+                &cached,
+                &mut ledger,
+                &selector,
+                group,
             )
-        };
-        let decisions = match call {
-            Ok(Ok(d)) if d.len() == todo.len() => d,
-            Ok(Ok(d)) => {
-                let why = format!("returned {} decisions for {} requests", d.len(), todo.len());
-                for job in todo {
-                    let r = record(Outcome::Failed, why.clone());
-                    let _ = job.reply.send(Placement::Unavailable(why.clone(), Some(r)));
-                }
-                continue;
-            }
-            Ok(Err(e)) => {
-                let why = format!("scheduler plugin {} failed: {e}", plugin.name());
-                for job in todo {
-                    let r = record(Outcome::Failed, e.to_string());
-                    let _ = job.reply.send(Placement::Unavailable(why.clone(), Some(r)));
-                }
-                continue;
-            }
-            Err(e) => {
-                for job in todo {
-                    let _ = job.reply.send(Placement::Unavailable(e.to_string(), None));
-                }
-                continue;
-            }
-        };
-        for (job, decision) in todo.into_iter().zip(decisions) {
-            let answer = match decision {
-                PlacementDecision::Placed(p) => {
-                    ledger.insert(
-                        job.uid.clone(),
-                        LedgerEntry {
-                            holding: Holding {
-                                node: p.node.clone(),
-                                gpu: p.gpu,
-                                resources: job.resources,
-                            },
-                            reason: p.reason.clone(),
-                            at: Instant::now(),
-                        },
-                    );
-                    let r = record(Outcome::Placed, p.reason.clone());
-                    Placement::Placed(
-                        Placed {
-                            node: p.node,
-                            gpu: p.gpu,
-                            reason: p.reason,
-                        },
-                        Some(r),
-                    )
-                }
-                PlacementDecision::Unschedulable(reasons) => {
-                    let why = reasons.join("; ");
-                    Placement::Unschedulable(why.clone(), record(Outcome::Unschedulable, why))
-                }
-            };
-            let _ = job.reply.send(answer);
+            .await;
         }
+    }
+}
+
+/// Jobs grouped by node selector, in arrival order of each selector's first job.
+fn by_selector(jobs: Vec<Job>) -> Vec<(BTreeMap<String, String>, Vec<Job>)> {
+    let mut groups: Vec<(BTreeMap<String, String>, Vec<Job>)> = Vec::new();
+    for job in jobs {
+        match groups.iter_mut().find(|(s, _)| *s == job.node_selector) {
+            Some((_, g)) => g.push(job),
+            None => groups.push((job.node_selector.clone(), vec![job])),
+        }
+    }
+    groups
+}
+
+/// Whether a node with `labels` carries every label of `selector`.
+pub fn selects(
+    selector: &BTreeMap<String, String>,
+    labels: Option<&BTreeMap<String, String>>,
+) -> bool {
+    selector
+        .iter()
+        .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
+}
+
+/// Places one group of jobs with the same node selector in one plugin call.
+async fn place_group(
+    plugin: &Plugin,
+    registry: &Registry,
+    nodes: &Store<KubeNode>,
+    cached: &HashMap<String, Holding>,
+    ledger: &mut HashMap<String, LedgerEntry>,
+    selector: &BTreeMap<String, String>,
+    todo: Vec<Job>,
+) {
+    let node_state = nodes.state();
+    let holdings: Vec<Holding> = cached
+        .iter()
+        .filter(|(uid, _)| !ledger.contains_key(*uid))
+        .map(|(_, h)| h.clone())
+        .chain(ledger.values().map(|e| e.holding.clone()))
+        .collect();
+    let selected = node_state
+        .iter()
+        .map(|n| &**n)
+        .filter(|n| selects(selector, n.metadata.labels.as_ref()));
+    let inv = inventory(selected, &holdings);
+    let requests: Vec<SessionRequest> = todo.iter().map(|j| j.request.clone()).collect();
+    let started = Instant::now();
+    let call = registry
+        .runtime()
+        .pool()
+        .run(plugin.limits().timeout, {
+            let plugin = plugin.clone();
+            move || plugin.place_batch(&requests, &inv)
+        })
+        .await;
+    let latency = duration_micros(started.elapsed()) / todo.len().max(1) as u64;
+    let record = |outcome: Outcome, message: String| {
+        DecisionRecord::new(
+            HookKind::Scheduler,
+            plugin.name(),
+            plugin.digest().to_string(),
+            outcome,
+            message,
+            latency,
+        )
+    };
+    let decisions = match call {
+        Ok(Ok(d)) if d.len() == todo.len() => d,
+        Ok(Ok(d)) => {
+            let why = format!("returned {} decisions for {} requests", d.len(), todo.len());
+            for job in todo {
+                let r = record(Outcome::Failed, why.clone());
+                let _ = job.reply.send(Placement::Unavailable(why.clone(), Some(r)));
+            }
+            return;
+        }
+        Ok(Err(e)) => {
+            let why = format!("scheduler plugin {} failed: {e}", plugin.name());
+            for job in todo {
+                let r = record(Outcome::Failed, e.to_string());
+                let _ = job.reply.send(Placement::Unavailable(why.clone(), Some(r)));
+            }
+            return;
+        }
+        Err(e) => {
+            for job in todo {
+                let _ = job.reply.send(Placement::Unavailable(e.to_string(), None));
+            }
+            return;
+        }
+    };
+    for (job, decision) in todo.into_iter().zip(decisions) {
+        let answer = match decision {
+            PlacementDecision::Placed(p) => {
+                ledger.insert(
+                    job.uid.clone(),
+                    LedgerEntry {
+                        holding: Holding {
+                            node: p.node.clone(),
+                            gpu: p.gpu,
+                            resources: job.resources,
+                        },
+                        reason: p.reason.clone(),
+                        at: Instant::now(),
+                    },
+                );
+                let r = record(Outcome::Placed, p.reason.clone());
+                Placement::Placed(
+                    Placed {
+                        node: p.node,
+                        gpu: p.gpu,
+                        reason: p.reason,
+                    },
+                    Some(r),
+                )
+            }
+            PlacementDecision::Unschedulable(reasons) => {
+                let why = reasons.join("; ");
+                Placement::Unschedulable(why.clone(), record(Outcome::Unschedulable, why))
+            }
+        };
+        let _ = job.reply.send(answer);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn a_node_selector_needs_every_label() {
+        let any = BTreeMap::new();
+        assert!(selects(&any, None), "no selector matches every node");
+        let local = labels(&[("vdi.dev/runtime", "process"), ("zone", "a")]);
+        let node = labels(&[("vdi.dev/runtime", "process"), ("zone", "a"), ("x", "y")]);
+        assert!(selects(&local, Some(&node)));
+        let partial = labels(&[("vdi.dev/runtime", "process")]);
+        assert!(!selects(&local, Some(&partial)), "a label missing");
+        let other = labels(&[("vdi.dev/runtime", "kubelet"), ("zone", "a")]);
+        assert!(!selects(&local, Some(&other)), "a different value");
+        assert!(!selects(&local, None), "a node without labels");
     }
 }

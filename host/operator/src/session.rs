@@ -10,6 +10,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt as _};
 use serde_json::json;
 use vdi_crd::phase::{Observed, PodView, SessionView, Step, next_step};
@@ -26,6 +27,8 @@ use crate::scheduler::Placement;
 use crate::wit;
 pub use vdi_crd::phase::{UNSCHEDULABLE_RETRY_MAX, UNSCHEDULABLE_RETRY_MIN, unschedulable_retry};
 
+mod running;
+
 /// How often a terminating session checks its objects are gone.
 pub const CLEANUP_POLL: Duration = Duration::from_secs(1);
 
@@ -36,6 +39,33 @@ pub async fn reconcile(session: Arc<VDISession>, ctx: Arc<Context>) -> Result<Ac
     ctx.metrics
         .observe_reconcile(started.elapsed(), result.is_err());
     result
+}
+
+/// Checks a running session again after its streamer's report changed (the first frame, new
+/// input): the same check a reconcile of a running session makes. Runs beside the controller,
+/// so a write may meet a concurrent one (409): it is then left to the next report or reconcile.
+pub(crate) async fn on_activity(ctx: &Context, session: &VDISession) {
+    let Some(mut status) = session.status.clone() else {
+        return;
+    };
+    let uid = session.uid().unwrap_or_default();
+    let rv = session.resource_version().unwrap_or_default();
+    if status.phase() != SessionPhase::Running
+        || session.metadata.deletion_timestamp.is_some()
+        || ctx.cache_is_behind(&uid, &rv)
+    {
+        return;
+    }
+    let mut pass = Pass {
+        ctx,
+        session,
+        api: Api::namespaced(ctx.client.clone(), &session.namespace().unwrap_or_default()),
+        name: session.name_any(),
+        rv,
+    };
+    if let Err(e) = pass.running(&mut status).await {
+        tracing::debug!(session = %session.name_any(), error = %e, "activity not recorded yet");
+    }
 }
 
 /// What to do after a failed reconcile.
@@ -87,7 +117,7 @@ async fn reconcile_inner(session: &VDISession, ctx: &Context) -> Result<Action> 
     let mut has_finalizer = session.finalizers().iter().any(|f| f == SESSION_FINALIZER);
     let deleting = session.metadata.deletion_timestamp.is_some();
     for _ in 0..8 {
-        let observed = observe(ctx, session, &status, deleting).await?;
+        let (observed, ready_at) = observe(ctx, session, &status, deleting).await?;
         let view = SessionView {
             deleting,
             has_finalizer,
@@ -160,7 +190,7 @@ async fn reconcile_inner(session: &VDISession, ctx: &Context) -> Result<Action> 
                 }
             }
             Step::MarkRunning => {
-                status.run(Timestamp::now());
+                status.run(Timestamp::now(), ready_at);
                 pass.write_status(before, &status).await?;
                 if let Some(created) = &session.metadata.creation_timestamp {
                     let secs = Timestamp::now().duration_since(created.0).as_secs_f64();
@@ -178,11 +208,7 @@ async fn reconcile_inner(session: &VDISession, ctx: &Context) -> Result<Action> 
             Step::Expire => {
                 let note = "the session's timeout passed".into();
                 ctx.event(session, false, "Expired", "Expire", note).await;
-                match pass.api.delete(&name, &DeleteParams::background()).await {
-                    Ok(_) => {}
-                    Err(kube::Error::Api(e)) if e.code == 404 => {}
-                    Err(e) => return Err(e.into()),
-                }
+                pass.delete_session().await?;
                 return Ok(Action::await_change());
             }
             Step::Cleanup => {
@@ -212,7 +238,15 @@ async fn reconcile_inner(session: &VDISession, ctx: &Context) -> Result<Action> 
                 ctx.wake_waiting();
                 return Ok(Action::await_change());
             }
-            Step::Wait(after) => {
+            Step::Wait(mut after) => {
+                if status.phase() == SessionPhase::Running && !deleting {
+                    match pass.running(&mut status).await? {
+                        running::Next::Ended => return Ok(Action::await_change()),
+                        running::Next::After(d) => {
+                            after = [after, d].into_iter().flatten().min();
+                        }
+                    }
+                }
                 return Ok(after.map_or_else(Action::await_change, |d| {
                     Action::requeue(d + Duration::from_millis(50))
                 }));
@@ -223,6 +257,19 @@ async fn reconcile_inner(session: &VDISession, ctx: &Context) -> Result<Action> 
 }
 
 impl Pass<'_> {
+    /// Deletes the session (its finalizer then removes its objects); gone already is fine.
+    async fn delete_session(&self) -> Result<()> {
+        match self
+            .api
+            .delete(&self.name, &DeleteParams::background())
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Writes the status if the session is still at `rv` (a stale read must not overwrite a
     /// newer status), and moves `rv` on. `before` is the phase the session was read in.
     async fn write_status(
@@ -291,8 +338,16 @@ impl Pass<'_> {
             return Err(Error::Other("scheduling before admission".into()));
         };
         let uid = session.uid().unwrap_or_default();
-        let (reason, message, decision) = match ctx.scheduler.place(&uid, request, resources).await
-        {
+        let template = status.admitted.as_ref().map(|a| a.template.as_str());
+        let node_selector = template
+            .and_then(|t| ctx.templates.get(&ObjectRef::new(t)))
+            .map(|t| t.spec.node_selector.clone())
+            .unwrap_or_default();
+        let placement = ctx
+            .scheduler
+            .place(&uid, request, resources, node_selector)
+            .await;
+        let (reason, message, decision) = match placement {
             Placement::Placed(p, decision) => {
                 let message = status.place(&p.node, p.gpu, &p.reason, decision, Timestamp::now());
                 self.write_status(before, status).await?;
@@ -341,19 +396,33 @@ async fn set_finalizers(
     Ok(patched.resource_version().unwrap_or_default())
 }
 
+/// When `pod` became Ready (its `Ready=True` condition's transition time).
+fn ready_since(pod: &Pod) -> Option<Timestamp> {
+    pod.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "Ready" && c.status == "True")?
+        .last_transition_time
+        .as_ref()
+        .map(|t| t.0)
+}
+
 /// What the phase machine needs to see: the desktop pod, and (while deleting) how many of the
-/// session's objects remain.
+/// session's objects remain; and when the pod became ready.
 async fn observe(
     ctx: &Context,
     session: &VDISession,
     status: &VDISessionStatus,
     deleting: bool,
-) -> Result<Observed> {
+) -> Result<(Observed, Option<Timestamp>)> {
     let ns = session.namespace().unwrap_or_default();
     let mut observed = Observed::default();
+    let mut ready_at = None;
     let phase = status.phase();
     if !(deleting || matches!(phase, SessionPhase::Provisioning | SessionPhase::Running)) {
-        return Ok(observed);
+        return Ok((observed, ready_at));
     }
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
     for o in &status.objects {
@@ -364,6 +433,7 @@ async fn observe(
                     .iter()
                     .any(|r| Some(&r.uid) == session.metadata.uid.as_ref());
                 if owned {
+                    ready_at = ready_since(&pod);
                     observed.pod = Some(PodView::of(&pod));
                     observed.objects_remaining += 1;
                 }
@@ -373,5 +443,5 @@ async fn observe(
             observed.objects_remaining += 1;
         }
     }
-    Ok(observed)
+    Ok((observed, ready_at))
 }

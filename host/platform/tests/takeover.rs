@@ -85,7 +85,7 @@ async fn a_session_named_after_someone_elses_service_fails_and_leaves_it_alone()
     assert!(pods.get_opt("alice-desktop").await.unwrap().is_none());
     assert!(
         claims
-            .get_opt("alice-desktop-home")
+            .get_opt("home-ubuntu-desktop")
             .await
             .unwrap()
             .is_none()

@@ -4,6 +4,15 @@
 //! PersistentVolumeClaim for the home directory, a Service for the streamer, a Traefik
 //! IngressRoute on a per-session path, and a NetworkPolicy that lets in only the ingress
 //! controller and the TURN server. The host adds owner references and checks the output.
+//!
+//! The home claim is named per template (`home-<template>`; the namespace is the user's) and
+//! annotated `vdi.dev/retain: "true"`: the operator creates it once and never deletes it, so a
+//! relaunch finds the user's files. Two live sessions of one template share it (a
+//! ReadWriteOnce claim is shared by pods on one node; on another node the second pod waits).
+//!
+//! The streamer gets the connect keys' public half from the ConfigMap the operator keeps in the
+//! namespace (`vdi-connect-keys`, mounted at `/etc/vdi/connect`), its namespace and session uid
+//! (downward API, from the label the operator puts on the pod), and TURN settings when set.
 
 use std::collections::BTreeMap;
 
@@ -25,6 +34,18 @@ pub const DEFAULT_PATH_PREFIX: &str = "/sessions";
 pub const DEFAULT_STREAMER_PORT: u16 = 8080;
 /// Default uid of the desktop user.
 pub const DEFAULT_RUN_AS_USER: u32 = 1000;
+/// The ConfigMap (kept by the operator in each session namespace) with the connect keys.
+pub const CONNECT_KEYS_CONFIGMAP: &str = "vdi-connect-keys";
+/// Where the streamer finds it.
+pub const CONNECT_KEYS_DIR: &str = "/etc/vdi/connect";
+/// Its entry: the public keys, PEM.
+pub const CONNECT_KEYS_FILE: &str = "keys.pem";
+/// Default entry of the TURN secret holding the shared secret.
+pub const DEFAULT_TURN_SECRET_KEY: &str = "secret";
+/// The annotation that keeps an object past its session (the operator never deletes it).
+pub const RETAIN_ANNOTATION: &str = "vdi.dev/retain";
+/// The pod label the operator sets to the session's uid.
+pub const SESSION_UID_LABEL: &str = "vdi.dev/session-uid";
 
 /// The plugin's settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -54,6 +75,16 @@ pub struct Settings {
     pub streamer_port: u16,
     /// uid (and gid) the containers run as; never 0.
     pub run_as_user: u32,
+    /// TURN server the streamer offers viewers (`turn:host:port` or `turns:...`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub turn_url: Option<String>,
+    /// Secret (in the session's namespace) with the TURN server's shared secret; the
+    /// template must list it in `spec.secrets`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub turn_secret_name: Option<String>,
+    /// Its entry holding the shared secret (default `secret`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub turn_secret_key: Option<String>,
 }
 
 impl Default for Settings {
@@ -77,6 +108,9 @@ impl Default for Settings {
             )]),
             streamer_port: DEFAULT_STREAMER_PORT,
             run_as_user: DEFAULT_RUN_AS_USER,
+            turn_url: None,
+            turn_secret_name: None,
+            turn_secret_key: None,
         }
     }
 }
@@ -115,6 +149,34 @@ impl PluginSettings for Settings {
             ));
         }
         check_quantity("homeSize", &self.home_size)?;
+        if let Some(url) = &self.turn_url
+            && !(url.starts_with("turn:") || url.starts_with("turns:"))
+        {
+            return Err(FieldError::new(
+                "turnUrl",
+                format!("{url:?} is not a TURN URL like turn:turn.example.com:3478"),
+            ));
+        }
+        if self.turn_secret_name.is_some() && self.turn_url.is_none() {
+            return Err(FieldError::new(
+                "turnSecretName",
+                "needs turnUrl (the server the secret is for)",
+            ));
+        }
+        if self.turn_secret_key.is_some() && self.turn_secret_name.is_none() {
+            return Err(FieldError::new(
+                "turnSecretKey",
+                "needs turnSecretName (the secret it is an entry of)",
+            ));
+        }
+        for (field, value) in [
+            ("turnSecretName", &self.turn_secret_name),
+            ("turnSecretKey", &self.turn_secret_key),
+        ] {
+            if value.as_deref().is_some_and(str::is_empty) {
+                return Err(FieldError::new(field, "must not be empty"));
+            }
+        }
         Ok(())
     }
 }
@@ -149,6 +211,34 @@ pub fn label_value(s: &str) -> String {
         .collect();
     v.trim_matches(|c: char| !c.is_ascii_alphanumeric())
         .to_owned()
+}
+
+/// The streamer's environment: display, session identity (name, namespace, uid from the pod
+/// label the operator sets), base path, listen address, the connect keys' file and TURN.
+fn streamer_env(s: &Settings, req: &SessionRequest, path: &str) -> Vec<Value> {
+    let mut env = vec![
+        json!({ "name": "DISPLAY", "value": ":0" }),
+        json!({ "name": "VDI_SESSION", "value": req.name }),
+        json!({ "name": "VDI_NAMESPACE", "value": req.namespace }),
+        json!({ "name": "VDI_SESSION_UID", "valueFrom": { "fieldRef": {
+            "fieldPath": format!("metadata.labels['{SESSION_UID_LABEL}']") } } }),
+        json!({ "name": "VDI_BASE_PATH", "value": path }),
+        json!({ "name": "VDI_LISTEN", "value": format!("0.0.0.0:{}", s.streamer_port) }),
+        json!({ "name": "VDI_TOKEN_PUBLIC_KEY",
+            "value": format!("{CONNECT_KEYS_DIR}/{CONNECT_KEYS_FILE}") }),
+    ];
+    if let Some(url) = &s.turn_url {
+        env.push(json!({ "name": "VDI_TURN", "value": url }));
+    }
+    if let Some(secret) = &s.turn_secret_name {
+        let key = s
+            .turn_secret_key
+            .as_deref()
+            .unwrap_or(DEFAULT_TURN_SECRET_KEY);
+        env.push(json!({ "name": "VDI_TURN_SECRET", "valueFrom": {
+            "secretKeyRef": { "name": secret, "key": key } } }));
+    }
+    env
 }
 
 /// The desktop renderer.
@@ -186,7 +276,7 @@ impl Desktop {
         let selector = json!({ "vdi.dev/session": label_value(name) });
         let meta = |n: String| json!({ "name": n, "namespace": ns, "labels": labels });
         let path = format!("{}/{}/{}", s.path_prefix, ns, name);
-        let home = format!("{name}-home");
+        let home = format!("home-{}", template.name);
 
         let mut limits =
             json!({ "cpu": format!("{}m", r.cpu_millis), "memory": format!("{}Mi", r.memory_mib) });
@@ -240,29 +330,30 @@ impl Desktop {
                     {
                         "name": "streamer",
                         "image": s.streamer_image,
-                        "env": [
-                            { "name": "DISPLAY", "value": ":0" },
-                            { "name": "VDI_SESSION", "value": name },
-                            { "name": "VDI_BASE_PATH", "value": path },
-                            { "name": "VDI_LISTEN", "value": format!("0.0.0.0:{}", s.streamer_port) },
-                        ],
+                        "env": streamer_env(s, req, &path),
                         "ports": [{ "name": "http", "containerPort": s.streamer_port, "protocol": "TCP" }],
                         "readinessProbe": { "httpGet": { "path": "/healthz", "port": "http" } },
                         "resources": { "requests": { "cpu": "250m", "memory": "256Mi" } },
                         "securityContext": container_security,
-                        "volumeMounts": [{ "name": "x11", "mountPath": "/tmp/.X11-unix" }],
+                        "volumeMounts": [
+                            { "name": "x11", "mountPath": "/tmp/.X11-unix" },
+                            { "name": "connect-keys", "mountPath": CONNECT_KEYS_DIR, "readOnly": true },
+                        ],
                     },
                 ],
                 "volumes": [
                     { "name": "home", "persistentVolumeClaim": { "claimName": home } },
                     { "name": "x11", "emptyDir": {} },
+                    { "name": "connect-keys", "configMap": { "name": CONNECT_KEYS_CONFIGMAP } },
                 ],
             },
         });
+        let mut pvc_meta = meta(home.clone());
+        pvc_meta["annotations"] = json!({ RETAIN_ANNOTATION: "true" });
         let pvc = json!({
             "apiVersion": "v1",
             "kind": "PersistentVolumeClaim",
-            "metadata": meta(home.clone()),
+            "metadata": pvc_meta,
             "spec": {
                 "accessModes": ["ReadWriteOnce"],
                 "storageClassName": s.storage_class,
@@ -341,3 +432,154 @@ impl Template for Desktop {
 }
 
 vdi_plugin_sdk::export_template!(Desktop);
+
+#[cfg(test)]
+mod tests {
+    use vdi_plugin_sdk::{Resources, SessionSpec, UserInfo};
+
+    use super::*;
+
+    fn request() -> SessionRequest {
+        SessionRequest {
+            name: "desk-1".into(),
+            namespace: "alice".into(),
+            spec: SessionSpec {
+                user: UserInfo {
+                    name: "alice".into(),
+                    groups: vec![],
+                },
+                template: "ubuntu".into(),
+                resources: Resources {
+                    cpu_millis: 1000,
+                    memory_mib: 2048,
+                    ..Resources::default()
+                },
+                ..SessionSpec::default()
+            },
+        }
+    }
+
+    fn render(settings: &str) -> Result<Vec<Value>, PluginError> {
+        let template = TemplateInfo {
+            name: "ubuntu".into(),
+            display_name: "Ubuntu".into(),
+            image: "ubuntu:24.04".into(),
+            settings: String::new(),
+        };
+        let placement = Placement {
+            node: "local".into(),
+            gpu: None,
+            reason: "test".into(),
+        };
+        let s = Settings::parse(settings).map_err(PluginError::from)?;
+        Desktop::objects(&s, &request(), &template, &placement)
+    }
+
+    fn streamer(objects: &[Value]) -> &Value {
+        objects
+            .iter()
+            .find(|o| o["kind"] == "Pod")
+            .and_then(|p| p["spec"]["containers"].as_array())
+            .and_then(|c| c.iter().find(|c| c["name"] == "streamer"))
+            .expect("a streamer container")
+    }
+
+    fn env<'a>(container: &'a Value, name: &str) -> Option<&'a Value> {
+        container["env"]
+            .as_array()
+            .and_then(|e| e.iter().find(|v| v["name"] == name))
+    }
+
+    #[test]
+    fn the_streamer_gets_keys_namespace_and_uid() {
+        let objects = render("{}").expect("renders");
+        let s = streamer(&objects);
+        assert_eq!(
+            env(s, "VDI_NAMESPACE").map(|v| &v["value"]),
+            Some(&json!("alice"))
+        );
+        assert_eq!(
+            env(s, "VDI_TOKEN_PUBLIC_KEY").map(|v| &v["value"]),
+            Some(&json!("/etc/vdi/connect/keys.pem"))
+        );
+        assert_eq!(
+            env(s, "VDI_SESSION_UID").map(|v| &v["valueFrom"]["fieldRef"]["fieldPath"]),
+            Some(&json!("metadata.labels['vdi.dev/session-uid']"))
+        );
+        assert!(env(s, "VDI_TURN").is_none() && env(s, "VDI_TURN_SECRET").is_none());
+        let mount = s["volumeMounts"]
+            .as_array()
+            .and_then(|m| m.iter().find(|m| m["name"] == "connect-keys"))
+            .expect("the keys are mounted");
+        assert_eq!(mount["mountPath"], CONNECT_KEYS_DIR);
+        assert_eq!(mount["readOnly"], true);
+        let pod = objects.iter().find(|o| o["kind"] == "Pod").expect("a pod");
+        let volume = pod["spec"]["volumes"]
+            .as_array()
+            .and_then(|v| v.iter().find(|v| v["name"] == "connect-keys"))
+            .expect("the keys volume");
+        assert_eq!(volume["configMap"]["name"], CONNECT_KEYS_CONFIGMAP);
+    }
+
+    #[test]
+    fn turn_settings_reach_the_streamer_through_a_secret_reference() {
+        let objects =
+            render(r#"{"turnUrl": "turn:turn.example.com:3478", "turnSecretName": "turn"}"#)
+                .expect("renders");
+        let s = streamer(&objects);
+        assert_eq!(
+            env(s, "VDI_TURN").map(|v| &v["value"]),
+            Some(&json!("turn:turn.example.com:3478"))
+        );
+        assert_eq!(
+            env(s, "VDI_TURN_SECRET").map(|v| &v["valueFrom"]["secretKeyRef"]),
+            Some(&json!({"name": "turn", "key": "secret"}))
+        );
+        let keyed = render(
+            r#"{"turnUrl": "turns:t:5349", "turnSecretName": "turn", "turnSecretKey": "k"}"#,
+        )
+        .expect("renders");
+        assert_eq!(
+            env(streamer(&keyed), "VDI_TURN_SECRET")
+                .map(|v| &v["valueFrom"]["secretKeyRef"]["key"]),
+            Some(&json!("k"))
+        );
+    }
+
+    #[test]
+    fn bad_turn_settings_name_their_field() {
+        let field = |settings: &str| Settings::parse(settings).err().map(|e| e.field);
+        assert_eq!(
+            field(r#"{"turnUrl": "http://x"}"#).as_deref(),
+            Some("turnUrl")
+        );
+        assert_eq!(
+            field(r#"{"turnSecretName": "turn"}"#).as_deref(),
+            Some("turnSecretName")
+        );
+        assert_eq!(
+            field(r#"{"turnUrl": "turn:x:1", "turnSecretKey": "k"}"#).as_deref(),
+            Some("turnSecretKey")
+        );
+        assert_eq!(
+            field(r#"{"turnUrl": "turn:x:1", "turnSecretName": ""}"#).as_deref(),
+            Some("turnSecretName")
+        );
+    }
+
+    #[test]
+    fn the_home_claim_is_per_template_and_retained() {
+        let objects = render("{}").expect("renders");
+        let pvc = objects
+            .iter()
+            .find(|o| o["kind"] == "PersistentVolumeClaim")
+            .expect("a claim");
+        assert_eq!(pvc["metadata"]["name"], "home-ubuntu");
+        assert_eq!(pvc["metadata"]["annotations"][RETAIN_ANNOTATION], "true");
+        let pod = objects.iter().find(|o| o["kind"] == "Pod").expect("a pod");
+        assert_eq!(
+            pod["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"],
+            "home-ubuntu"
+        );
+    }
+}
