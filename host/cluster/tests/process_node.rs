@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -516,4 +517,117 @@ async fn readiness_follows_an_http_probe() {
         .expect("endpoint");
     assert!(std::net::TcpStream::connect(endpoint).is_ok());
     env.node.expect("node").stop().await;
+}
+
+#[tokio::test]
+async fn a_missing_configmap_waits_until_it_appears() {
+    let env = start(600).await;
+    let pods = env.pods();
+    pods.create(
+        &PostParams::default(),
+        &pod("late", json!({"nodeName": "local", "restartPolicy": "Never",
+            "containers": [{"name": "sh", "image": "test/sh", "args": ["echo \"mode=$MODE\""],
+                "env": [{"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "mode"}}}]}]})),
+    )
+    .await
+    .expect("create");
+    let waiting = wait_pod(&pods, "late", "waiting on its ConfigMap", |p| {
+        container(p, "sh")["state"]["waiting"]["reason"] == "CreateContainerConfigError"
+    })
+    .await;
+    assert_eq!(
+        container(&waiting, "sh")["state"]["waiting"]["message"],
+        "configmap \"settings\" not found"
+    );
+    let cms: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::default_namespaced(env.client.clone());
+    cms.create(
+        &PostParams::default(),
+        &serde_json::from_value(
+            json!({"metadata": {"name": "settings"}, "data": {"mode": "fast"}}),
+        )
+        .expect("configmap"),
+    )
+    .await
+    .expect("create configmap");
+    wait_pod(&pods, "late", "Succeeded", |p| {
+        p["status"]["phase"] == "Succeeded"
+    })
+    .await;
+    assert_eq!(
+        logs(&pods, "late", &LogParams::default()).await,
+        "mode=fast\n"
+    );
+    env.node.expect("node").stop().await;
+}
+
+/// The start time (field 22 of /proc/<pid>/stat) of a process.
+fn start_time(pid: i32) -> String {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let rest = stat.rsplit_once(')').expect("comm").1.to_owned();
+    rest.split_whitespace()
+        .nth(19)
+        .expect("starttime")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn dropping_the_node_kills_its_pods_and_a_restart_ends_what_a_previous_run_left() {
+    let mut env = start(700).await;
+    let pods = env.pods();
+    pods.create(
+        &PostParams::default(),
+        &pod("sleeper", json!({"nodeName": "local",
+            "containers": [{"name": "sh", "image": "test/sh", "args": ["sleep 1000 & sleep 1000"]}]})),
+    )
+    .await
+    .expect("create");
+    let running = wait_pod(&pods, "sleeper", "Running", |p| {
+        p["status"]["phase"] == "Running"
+    })
+    .await;
+    let dir = pod_dir(&env, &running);
+    let groups = recorded_groups(&dir);
+    assert_eq!(groups.len(), 1);
+    wait_until("both sleeps run", || group_members(groups[0]).len() == 3).await;
+    drop(env.node.take());
+    wait_until("the dropped node's processes are gone", || {
+        group_members(groups[0]).is_empty() && !dir.exists()
+    })
+    .await;
+
+    // What a crashed agent leaves: a live group recorded in a pid file, and its directory.
+    let mut orphan = std::process::Command::new("sleep")
+        .arg("1000")
+        .process_group(0)
+        .spawn()
+        .expect("spawn");
+    let pid = i32::try_from(orphan.id()).expect("pid");
+    let left = env.data().join("pods/left-over-uid");
+    std::fs::create_dir_all(left.join("pids")).expect("dirs");
+    std::fs::write(left.join("pids/sh"), format!("{pid} {}\n", start_time(pid))).expect("pid file");
+    // A pid file whose start time does not match is someone else's process: left alone.
+    let mut stranger = std::process::Command::new("sleep")
+        .arg("1000")
+        .process_group(0)
+        .spawn()
+        .expect("spawn");
+    let stranger_pid = i32::try_from(stranger.id()).expect("pid");
+    std::fs::write(left.join("pids/other"), format!("{stranger_pid} 1\n")).expect("pid file");
+    let mut node = ProcessNode::new(env.data(), "/bin/false");
+    node.display_base = 700;
+    let again = node
+        .start(env._cluster.store().clone())
+        .await
+        .expect("restart");
+    let status = orphan.wait().expect("wait");
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9)
+    );
+    assert!(!left.exists());
+    assert!(alive(stranger_pid));
+    stranger.kill().expect("kill stranger");
+    let _ = stranger.wait();
+    again.stop().await;
 }

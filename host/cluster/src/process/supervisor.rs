@@ -30,6 +30,8 @@ pub(crate) struct PodRun {
     pub stop: Stop,
     restart: RestartPolicy,
     start_time: String,
+    /// (container, containerPort) → loopback port.
+    ports: HashMap<(String, u16), u16>,
     /// Running process groups by container (for a synchronous kill on drop).
     groups: Arc<Mutex<HashMap<String, i32>>>,
     containers: Mutex<Vec<Container>>,
@@ -130,6 +132,29 @@ fn allocate_display(agent: &Agent) -> Option<u32> {
     Some(n)
 }
 
+/// The plan of `pod`, reading ConfigMaps and Secrets from the store.
+fn make_plan(
+    agent: &Agent,
+    pod: &Value,
+    ns: &str,
+    dir: &Path,
+    display: u32,
+    ports: &HashMap<(String, u16), u16>,
+) -> PodPlan {
+    let lookup = |kind: &str, obj: &str| -> Option<Value> {
+        let rt = agent.store.registry.find("", "v1", kind)?;
+        agent.store.get(&rt, ns, obj).ok()
+    };
+    plan::plan(&PodContext {
+        pod,
+        node: &agent.config,
+        pod_dir: dir,
+        display,
+        ports,
+        lookup: &lookup,
+    })
+}
+
 /// Creates the plan's directories and files; an error is every container's waiting reason.
 fn prepare(dir: &Path, display: u32, plan: &PodPlan) -> Result<(), Waiting> {
     use std::os::unix::fs::PermissionsExt as _;
@@ -205,18 +230,7 @@ pub(crate) fn start(agent: &Arc<Agent>, pod: &Value) -> Option<PodHandle> {
             Err(e) => tracing::warn!(pod = %name, error = %e, "no free loopback port"),
         }
     }
-    let lookup = |kind: &str, obj: &str| -> Option<Value> {
-        let rt = agent.store.registry.find("", "v1", kind)?;
-        agent.store.get(&rt, &ns, obj).ok()
-    };
-    let mut plan = plan::plan(&PodContext {
-        pod,
-        node: &agent.config,
-        pod_dir: &dir,
-        display,
-        ports: &ports,
-        lookup: &lookup,
-    });
+    let mut plan = make_plan(agent, pod, &ns, &dir, display, &ports);
     if let Err(w) = prepare(&dir, display, &plan) {
         for c in &mut plan.containers {
             c.launch = Err(w.clone());
@@ -250,6 +264,7 @@ pub(crate) fn start(agent: &Arc<Agent>, pod: &Value) -> Option<PodHandle> {
         stop: stop_rx,
         restart: plan.restart,
         start_time: crate::store::now(),
+        ports,
         groups: groups.clone(),
         containers: Mutex::new(containers),
         changed: Notify::new(),
@@ -268,15 +283,22 @@ pub(crate) fn start(agent: &Arc<Agent>, pod: &Value) -> Option<PodHandle> {
 async fn supervise(run: Arc<PodRun>, plan: PodPlan) {
     let mut tasks = Vec::new();
     for (i, c) in plan.containers.into_iter().enumerate() {
-        if let Ok(launch) = c.launch {
-            tasks.push(tokio::spawn(container::run(
-                run.clone(),
-                i,
-                launch,
-                plan.restart,
-            )));
-        } else if let Err(w) = c.launch {
-            tracing::warn!(pod = %run.name, container = %c.name, reason = w.reason, message = %w.message, "container cannot start");
+        match c.launch {
+            Ok(launch) => {
+                tasks.push(tokio::spawn(container::run(
+                    run.clone(),
+                    i,
+                    launch,
+                    plan.restart,
+                )));
+            }
+            Err(w) => {
+                tracing::warn!(pod = %run.name, container = %c.name, reason = w.reason, message = %w.message, "container cannot start");
+                // Like the kubelet, try again: the ConfigMap or Secret may appear.
+                if w.reason == "CreateContainerConfigError" {
+                    tasks.push(tokio::spawn(retry_config(run.clone(), i, c.name)));
+                }
+            }
         }
     }
     let mut stop = run.stop.clone();
@@ -293,6 +315,50 @@ async fn supervise(run: Arc<PodRun>, plan: PodPlan) {
     }
     cleanup(&run.agent, &run.dir, run.display);
     tracing::info!(pod = %run.name, "pod stopped and cleaned up");
+}
+
+/// How often a container waiting on its configuration is planned again.
+const CONFIG_RETRY: Duration = Duration::from_secs(2);
+
+/// Plans container `index` again until its configuration resolves, then runs it.
+async fn retry_config(run: Arc<PodRun>, index: usize, name: String) {
+    let mut stop = run.stop.clone();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(CONFIG_RETRY) => {}
+            _ = container::stopped(&mut stop) => return,
+        }
+        let Ok(pod) = run.agent.store.get(&run.agent.pod_t, &run.ns, &run.name) else {
+            return;
+        };
+        if pod["metadata"]["uid"] != run.uid.as_str() {
+            return;
+        }
+        let plan = make_plan(&run.agent, &pod, &run.ns, &run.dir, run.display, &run.ports);
+        let Some(c) = plan.containers.iter().find(|c| c.name == name) else {
+            return;
+        };
+        let waiting = match c.launch.clone() {
+            Ok(launch) => match prepare(&run.dir, run.display, &plan) {
+                Ok(()) => {
+                    container::run(run.clone(), index, launch, run.restart).await;
+                    return;
+                }
+                Err(w) => w,
+            },
+            Err(w) => w,
+        };
+        let state = State::Waiting {
+            reason: waiting.reason.into(),
+            message: waiting.message,
+        };
+        let unchanged = lock(&run.containers)
+            .get(index)
+            .is_some_and(|c| c.state == state);
+        if !unchanged {
+            run.update(index, |c| c.state = state);
+        }
+    }
 }
 
 /// Removes a pod's directory and display files and frees its display number.
