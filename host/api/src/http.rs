@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
-use tower_http::cors::CorsLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::auth::{self, Caller};
 use crate::error::ApiError;
@@ -47,7 +47,8 @@ pub fn router(state: ApiState) -> Router {
     {
         Some(origin) => router.layer(
             CorsLayer::new()
-                .allow_origin(origin)
+                // A list (not `exact`): other origins get no Access-Control-Allow-Origin.
+                .allow_origin(AllowOrigin::list([origin]))
                 .allow_methods([Method::GET, Method::POST])
                 .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]),
         ),

@@ -61,6 +61,11 @@ impl Env {
     /// Starts everything; the API acts through the `vdi-system/vdi-api` service account with a
     /// TokenRequest token, under `deploy/rbac/api.yaml`.
     pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// [`Self::start`] with the API's configuration changed by `tweak`.
+    pub async fn start_with(tweak: impl FnOnce(&mut ApiConfig)) -> Self {
         let idp = DevIdp::start();
         let dir = tempfile::tempdir().unwrap();
         let platform = Platform::start(PlatformOptions {
@@ -94,7 +99,9 @@ impl Env {
             token: Some(token.into()),
             ..kube::config::AuthInfo::default()
         };
-        let state = ApiState::new(api_config(&idp), sa, KeySource::Cluster).unwrap();
+        let mut config = api_config(&idp);
+        tweak(&mut config);
+        let state = ApiState::new(config, sa, KeySource::Cluster).unwrap();
         assert!(state.prefetch().await, "the API reached the IdP");
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
@@ -165,6 +172,11 @@ impl Env {
     /// Opens `query` as a subscription over graphql-transport-ws, signed in with `token` in
     /// `connection_init`.
     pub async fn subscribe(&self, token: &str, query: &str) -> Subscription {
+        self.subscribe_with(token, query, json!({})).await
+    }
+
+    /// [`Self::subscribe`] with variables.
+    pub async fn subscribe_with(&self, token: &str, query: &str, variables: Value) -> Subscription {
         let mut roots = rustls::RootCertStore::empty();
         for cert in CertificateDer::pem_slice_iter(self.platform.cluster.ca_pem().as_bytes()) {
             roots.add(cert.unwrap()).unwrap();
@@ -192,7 +204,7 @@ impl Env {
             .expect("WebSocket handshake");
         let init = json!({"type": "connection_init", "payload": {"authorization": format!("Bearer {token}")}});
         ws.send(Message::text(init.to_string())).await.unwrap();
-        let sub = json!({"id": "1", "type": "subscribe", "payload": {"query": query}});
+        let sub = json!({"id": "1", "type": "subscribe", "payload": {"query": query, "variables": variables}});
         let mut s = Subscription { ws };
         let ack = s.next_message().await;
         assert_eq!(ack["type"], "connection_ack", "{ack}");
