@@ -631,3 +631,35 @@ async fn dropping_the_node_kills_its_pods_and_a_restart_ends_what_a_previous_run
     let _ = stranger.wait();
     again.stop().await;
 }
+
+#[tokio::test]
+async fn a_memory_limit_bounds_the_data_segment() {
+    let env = start(800).await;
+    let pods = env.pods();
+    pods.create(
+        &PostParams::default(),
+        &pod(
+            "limited",
+            json!({"nodeName": "local", "restartPolicy": "Never",
+            "containers": [{"name": "sh", "image": "test/sh", "args": ["ulimit -d"],
+                "resources": {"limits": {"memory": "64Mi"}}}]}),
+        ),
+    )
+    .await
+    .expect("create");
+    wait_pod(&pods, "limited", "Succeeded", |p| {
+        p["status"]["phase"] == "Succeeded"
+    })
+    .await;
+    let log = logs(&pods, "limited", &LogParams::default()).await;
+    if log == "unlimited\n" {
+        // The limit went to a delegated cgroup v2 instead.
+        assert!(
+            Path::new("/sys/fs/cgroup/cgroup.controllers").exists(),
+            "no limit at all"
+        );
+    } else {
+        assert_eq!(log, "65536\n", "RLIMIT_DATA in KiB");
+    }
+    env.node.expect("node").stop().await;
+}

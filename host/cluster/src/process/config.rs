@@ -107,6 +107,18 @@ impl RuntimeEntry {
         self.listen_env = Some(var.into());
         self
     }
+
+    /// Sets the image's home directory (`HOME` follows the volume mounted there).
+    pub fn with_home(mut self, path: impl Into<String>) -> Self {
+        self.home = Some(path.into());
+        self
+    }
+
+    /// Adds a variable under the container's own environment.
+    pub fn with_env(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.insert(name.into(), value.into());
+        self
+    }
 }
 
 /// Image repository (tag and digest ignored) → local command. `Default` maps the platform's
@@ -198,5 +210,24 @@ mod tests {
             Some(&RuntimeCommand::Desktop)
         );
         assert!(t.lookup("docker.io/library/nginx").is_none());
+    }
+
+    #[test]
+    fn entries_build_up() {
+        let e = RuntimeEntry::exec(["/bin/sh", "-c"])
+            .with_listen_env("LISTEN")
+            .with_home("/home/u")
+            .with_env("A", "1");
+        assert_eq!(
+            e.command,
+            RuntimeCommand::Exec(vec!["/bin/sh".into(), "-c".into()])
+        );
+        assert_eq!(
+            (e.listen_env.as_deref(), e.home.as_deref()),
+            (Some("LISTEN"), Some("/home/u"))
+        );
+        assert_eq!(e.env.get("A").map(String::as_str), Some("1"));
+        let t = RuntimeTable::default().with("x/y", e.clone());
+        assert_eq!(t.lookup("x/y:2"), Some(&e));
     }
 }
