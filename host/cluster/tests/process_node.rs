@@ -1,163 +1,20 @@
 //! The process node runs pods as local process groups: real status, logs (`follow`,
-//! `previous`), restarts, readiness probes, X desktops, and deletion that leaves nothing.
+//! `previous`), restarts, readiness probes, configuration from the store, memory limits and the
+//! streamer image's mapping. Cleanup: `process_node_cleanup.rs`.
 
 mod common;
-
-use std::os::unix::process::CommandExt as _;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+mod process;
 
 use futures::{AsyncBufReadExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::{DeleteParams, LogParams, PostParams};
-use kube::{Api, Client};
-use serde_json::{Value, json};
-use vdi_cluster::{Cluster, ProcessNode, ProcessNodeHandle, RuntimeEntry, RuntimeTable};
+use kube::Api;
+use kube::api::{LogParams, PostParams};
+use serde_json::json;
+use std::path::Path;
+use std::time::Duration;
+use vdi_cluster::ProcessNode;
 
-const DEADLINE: Duration = Duration::from_secs(20);
-
-struct Env {
-    dir: tempfile::TempDir,
-    _cluster: Cluster,
-    client: Client,
-    node: Option<ProcessNodeHandle>,
-}
-
-impl Env {
-    fn data(&self) -> PathBuf {
-        self.dir.path().join("node")
-    }
-
-    fn pods(&self) -> Api<Pod> {
-        Api::default_namespaced(self.client.clone())
-    }
-}
-
-/// A cluster and a process node whose runtime table maps `test/sh` to `sh -c` and `test/web`
-/// to `sh -c` with the mapped port in `LISTEN`.
-async fn start(display_base: u32) -> Env {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (cluster, client) = common::start(&dir.path().join("cluster")).await;
-    let mut node = ProcessNode::new(dir.path().join("node"), "/bin/false");
-    node.display_base = display_base;
-    node.runtime = RuntimeTable::default()
-        .with("test/sh", RuntimeEntry::exec(["/bin/sh", "-c"]))
-        .with(
-            "test/web",
-            RuntimeEntry::exec(["/bin/sh", "-c"]).with_listen_env("LISTEN"),
-        );
-    let node = node
-        .start(cluster.store().clone())
-        .await
-        .expect("process node");
-    Env {
-        dir,
-        _cluster: cluster,
-        client,
-        node: Some(node),
-    }
-}
-
-fn pod(name: &str, spec: Value) -> Pod {
-    serde_json::from_value(json!({"metadata": {"name": name}, "spec": spec})).expect("pod")
-}
-
-/// Polls the pod until `check` accepts it.
-async fn wait_pod(
-    pods: &Api<Pod>,
-    name: &str,
-    what: &str,
-    check: impl Fn(&Value) -> bool,
-) -> Value {
-    let deadline = Instant::now() + DEADLINE;
-    let mut last = Value::Null;
-    while Instant::now() < deadline {
-        if let Ok(p) = pods.get(name).await {
-            last = serde_json::to_value(p).expect("json");
-            if check(&last) {
-                return last;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{name}: never {what}; last seen {:#}", last["status"]);
-}
-
-/// Polls a condition of the machine.
-async fn wait_until(what: &str, check: impl Fn() -> bool) {
-    let deadline = Instant::now() + DEADLINE;
-    while Instant::now() < deadline {
-        if check() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("never {what}");
-}
-
-fn container<'a>(pod: &'a Value, name: &str) -> &'a Value {
-    pod["status"]["containerStatuses"]
-        .as_array()
-        .and_then(|cs| cs.iter().find(|c| c["name"] == name))
-        .unwrap_or(&Value::Null)
-}
-
-async fn logs(pods: &Api<Pod>, name: &str, lp: &LogParams) -> String {
-    pods.logs(name, lp).await.expect("logs")
-}
-
-/// Whether a process lives (and is not a zombie).
-fn alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rsplit_once(')')
-                .map(|(_, r)| r.trim_start().starts_with('Z'))
-        })
-        .is_some_and(|zombie| !zombie)
-}
-
-/// Live members of a process group, from /proc.
-fn group_members(pgid: i32) -> Vec<i32> {
-    std::fs::read_dir("/proc")
-        .expect("/proc")
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|s| {
-                    let rest = s.rsplit_once(')')?.1.to_owned();
-                    let f: Vec<&str> = rest.split_whitespace().collect();
-                    Some(f.first() != Some(&"Z") && f.get(2)?.parse::<i32>().ok()? == pgid)
-                })
-                .unwrap_or(false)
-        })
-        .collect()
-}
-
-fn pod_dir(env: &Env, pod: &Value) -> PathBuf {
-    env.data()
-        .join("pods")
-        .join(pod["metadata"]["uid"].as_str().expect("uid"))
-}
-
-/// The process groups a pod's directory records.
-fn recorded_groups(dir: &Path) -> Vec<i32> {
-    std::fs::read_dir(dir.join("pids"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|f| {
-            std::fs::read_to_string(f.path())
-                .ok()?
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()
-        })
-        .collect()
-}
+use process::*;
 
 #[tokio::test]
 async fn node_registers_and_shell_pod_logs_follows_restarts_and_keeps_previous() {
@@ -280,198 +137,6 @@ async fn node_registers_and_shell_pod_logs_follows_restarts_and_keeps_previous()
     env.node.expect("node").stop().await;
 }
 
-/// `X server ready on :N (pid P)` and `openbox (pid W) and xterm (pid T)` from the log.
-fn desktop_pids(log: &str) -> Option<(String, i32, i32, i32)> {
-    let ready = log
-        .lines()
-        .find_map(|l| l.strip_prefix("desktop: X server ready on "))?;
-    let (display, rest) = ready.split_once(" (pid ")?;
-    let x = rest.trim_end_matches(')').parse().ok()?;
-    let started = log
-        .lines()
-        .find_map(|l| l.strip_prefix("desktop: openbox (pid "))?;
-    let (wm, rest) = started.split_once(") and xterm (pid ")?;
-    let term = rest.split_once(')')?.0.parse().ok()?;
-    Some((display.to_owned(), x, wm.parse().ok()?, term))
-}
-
-async fn desktop_of(pods: &Api<Pod>, name: &str) -> (String, i32, i32, i32) {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        let lp = LogParams {
-            container: Some("desktop".into()),
-            ..LogParams::default()
-        };
-        if let Ok(log) = pods.logs(name, &lp).await
-            && let Some(found) = desktop_pids(&log)
-        {
-            return found;
-        }
-        assert!(Instant::now() < deadline, "{name}: desktop never started");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn xdpyinfo(display: &str) -> bool {
-    std::process::Command::new("xdpyinfo")
-        .args(["-display", display])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn comm(pid: i32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .unwrap_or_default()
-        .trim()
-        .to_owned()
-}
-
-#[tokio::test]
-async fn killing_a_desktops_x_server_fails_that_pod_only() {
-    let env = start(300).await;
-    let pods = env.pods();
-    for name in ["desk-a", "desk-b"] {
-        pods.create(
-            &PostParams::default(),
-            &pod(name, json!({"nodeName": "local", "restartPolicy": "Never",
-                "terminationGracePeriodSeconds": 5,
-                "containers": [{"name": "desktop", "image": "ghcr.io/vdi-platform/ubuntu-desktop:24.04",
-                    "env": [{"name": "DISPLAY", "value": ":0"}]}]})),
-        )
-        .await
-        .expect("create");
-    }
-    let (display_a, x_a, wm_a, term_a) = desktop_of(&pods, "desk-a").await;
-    let (display_b, x_b, wm_b, term_b) = desktop_of(&pods, "desk-b").await;
-    assert_ne!(display_a, display_b);
-    assert!(xdpyinfo(&display_a) && xdpyinfo(&display_b));
-    assert_eq!(
-        (comm(wm_a), comm(term_a)),
-        ("openbox".into(), "xterm".into())
-    );
-    assert!(alive(wm_b) && alive(term_b));
-
-    let killed = std::process::Command::new("kill")
-        .args(["-KILL", &x_a.to_string()])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
-    let failed = wait_pod(&pods, "desk-a", "Failed", |p| {
-        p["status"]["phase"] == "Failed"
-    })
-    .await;
-    let terminated = &container(&failed, "desktop")["state"]["terminated"];
-    assert_eq!(terminated["exitCode"], 137);
-    assert_eq!(terminated["reason"], "Error");
-    assert_eq!(
-        failed["status"]["message"],
-        "container desktop exited with 137 (Error)"
-    );
-    wait_until("desk-a's window manager and terminal end", || {
-        !alive(wm_a) && !alive(term_a)
-    })
-    .await;
-
-    let other = serde_json::to_value(pods.get("desk-b").await.expect("desk-b")).expect("json");
-    assert_eq!(other["status"]["phase"], "Running");
-    assert!(alive(x_b) && alive(wm_b) && alive(term_b));
-    assert!(xdpyinfo(&display_b));
-    env.node.expect("node").stop().await;
-    assert!(!alive(x_b), "stop ends every pod");
-}
-
-#[tokio::test]
-async fn deleting_a_pod_leaves_nothing_but_its_claim() {
-    let env = start(400).await;
-    let pods = env.pods();
-    let volumes = json!([{"name": "data", "persistentVolumeClaim": {"claimName": "home-claim"}},
-                         {"name": "x11", "emptyDir": {}}]);
-    pods.create(
-        &PostParams::default(),
-        &pod("writer", json!({"nodeName": "local", "terminationGracePeriodSeconds": 5,
-            "volumes": volumes,
-            "containers": [
-                {"name": "desktop", "image": "ghcr.io/vdi-platform/ubuntu-desktop:24.04",
-                 "volumeMounts": [{"name": "x11", "mountPath": "/tmp/.X11-unix"}]},
-                {"name": "web", "image": "test/web",
-                 "ports": [{"name": "http", "containerPort": 8080}],
-                 "env": [{"name": "NOTE", "value": "/data/note.txt"}],
-                 "volumeMounts": [{"name": "data", "mountPath": "/data"}],
-                 "args": ["echo hello > \"$NOTE\"; exec python3 -m http.server --bind 127.0.0.1 \"${LISTEN##*:}\""]},
-            ]})),
-    )
-    .await
-    .expect("create");
-    let running = wait_pod(
-        &pods,
-        "writer",
-        "announcing its endpoint and Running",
-        |p| {
-            p["status"]["phase"] == "Running"
-                && p["metadata"]["annotations"]["vdi.dev/local-endpoint"].is_string()
-        },
-    )
-    .await;
-    let endpoint = running["metadata"]["annotations"]["vdi.dev/local-endpoint"]
-        .as_str()
-        .expect("endpoint")
-        .to_owned();
-    let (display, _, _, _) = desktop_of(&pods, "writer").await;
-    let n: u32 = display.trim_start_matches(':').parse().expect("display");
-    wait_until("the web server listens", || {
-        std::net::TcpStream::connect(&endpoint).is_ok()
-    })
-    .await;
-    let dir = pod_dir(&env, &running);
-    let groups = recorded_groups(&dir);
-    assert_eq!(groups.len(), 2, "{groups:?}");
-    assert!(groups.iter().all(|g| !group_members(*g).is_empty()));
-    let x_files = [format!("/tmp/.X11-unix/X{n}"), format!("/tmp/.X{n}-lock")];
-    assert!(x_files.iter().all(|f| Path::new(f).exists()));
-    let note = env.data().join("volumes/default/home-claim/note.txt");
-    assert_eq!(std::fs::read_to_string(&note).expect("note"), "hello\n");
-
-    pods.delete("writer", &DeleteParams::default())
-        .await
-        .expect("delete");
-    wait_until(
-        "no process, display file, port or directory is left",
-        || {
-            groups.iter().all(|g| group_members(*g).is_empty())
-                && x_files.iter().all(|f| !Path::new(f).exists())
-                && std::net::TcpListener::bind(&endpoint).is_ok()
-                && !dir.exists()
-        },
-    )
-    .await;
-    assert!(note.exists(), "the claim's directory survives the pod");
-
-    pods.create(
-        &PostParams::default(),
-        &pod(
-            "reader",
-            json!({"nodeName": "local", "restartPolicy": "Never",
-            "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "home-claim"}}],
-            "containers": [{"name": "sh", "image": "test/sh", "args": ["cat \"$NOTE\""],
-                "volumeMounts": [{"name": "data", "mountPath": "/data"}],
-                "env": [{"name": "NOTE", "value": "/data/note.txt"}]}]}),
-        ),
-    )
-    .await
-    .expect("create");
-    wait_pod(&pods, "reader", "Succeeded", |p| {
-        p["status"]["phase"] == "Succeeded"
-    })
-    .await;
-    assert_eq!(
-        logs(&pods, "reader", &LogParams::default()).await,
-        "hello\n"
-    );
-    env.node.expect("node").stop().await;
-}
-
 #[tokio::test]
 async fn readiness_follows_an_http_probe() {
     let env = start(500).await;
@@ -561,77 +226,6 @@ async fn a_missing_configmap_waits_until_it_appears() {
     env.node.expect("node").stop().await;
 }
 
-/// The start time (field 22 of /proc/<pid>/stat) of a process.
-fn start_time(pid: i32) -> String {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
-    let rest = stat.rsplit_once(')').expect("comm").1.to_owned();
-    rest.split_whitespace()
-        .nth(19)
-        .expect("starttime")
-        .to_owned()
-}
-
-#[tokio::test]
-async fn dropping_the_node_kills_its_pods_and_a_restart_ends_what_a_previous_run_left() {
-    let mut env = start(700).await;
-    let pods = env.pods();
-    pods.create(
-        &PostParams::default(),
-        &pod("sleeper", json!({"nodeName": "local",
-            "containers": [{"name": "sh", "image": "test/sh", "args": ["sleep 1000 & sleep 1000"]}]})),
-    )
-    .await
-    .expect("create");
-    let running = wait_pod(&pods, "sleeper", "Running", |p| {
-        p["status"]["phase"] == "Running"
-    })
-    .await;
-    let dir = pod_dir(&env, &running);
-    let groups = recorded_groups(&dir);
-    assert_eq!(groups.len(), 1);
-    wait_until("both sleeps run", || group_members(groups[0]).len() == 3).await;
-    drop(env.node.take());
-    wait_until("the dropped node's processes are gone", || {
-        group_members(groups[0]).is_empty() && !dir.exists()
-    })
-    .await;
-
-    // What a crashed agent leaves: a live group recorded in a pid file, and its directory.
-    let mut orphan = std::process::Command::new("sleep")
-        .arg("1000")
-        .process_group(0)
-        .spawn()
-        .expect("spawn");
-    let pid = i32::try_from(orphan.id()).expect("pid");
-    let left = env.data().join("pods/left-over-uid");
-    std::fs::create_dir_all(left.join("pids")).expect("dirs");
-    std::fs::write(left.join("pids/sh"), format!("{pid} {}\n", start_time(pid))).expect("pid file");
-    // A pid file whose start time does not match is someone else's process: left alone.
-    let mut stranger = std::process::Command::new("sleep")
-        .arg("1000")
-        .process_group(0)
-        .spawn()
-        .expect("spawn");
-    let stranger_pid = i32::try_from(stranger.id()).expect("pid");
-    std::fs::write(left.join("pids/other"), format!("{stranger_pid} 1\n")).expect("pid file");
-    let mut node = ProcessNode::new(env.data(), "/bin/false");
-    node.display_base = 700;
-    let again = node
-        .start(env._cluster.store().clone())
-        .await
-        .expect("restart");
-    let status = orphan.wait().expect("wait");
-    assert_eq!(
-        std::os::unix::process::ExitStatusExt::signal(&status),
-        Some(9)
-    );
-    assert!(!left.exists());
-    assert!(alive(stranger_pid));
-    stranger.kill().expect("kill stranger");
-    let _ = stranger.wait();
-    again.stop().await;
-}
-
 #[tokio::test]
 async fn a_memory_limit_bounds_the_data_segment() {
     let env = start(800).await;
@@ -662,4 +256,64 @@ async fn a_memory_limit_bounds_the_data_segment() {
         assert_eq!(log, "65536\n", "RLIMIT_DATA in KiB");
     }
     env.node.expect("node").stop().await;
+}
+
+#[tokio::test]
+async fn the_streamer_image_runs_the_configured_binary_with_mapped_env_and_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cluster, client) = common::start(&dir.path().join("cluster")).await;
+    // A stand-in for vdi-streamer that reports what it was given.
+    let streamer = dir.path().join("fake-streamer");
+    std::fs::write(
+        &streamer,
+        "#!/bin/sh\necho \"listen=$VDI_LISTEN display=$DISPLAY args=$*\"\necho \"key=$(cat \"$VDI_TOKEN_PUBLIC_KEY\")\"\n",
+    )
+    .expect("script");
+    std::fs::set_permissions(
+        &streamer,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let mut node = ProcessNode::new(dir.path().join("node"), &streamer);
+    node.display_base = 900;
+    let node = node.start(cluster.store().clone()).await.expect("node");
+    let cms: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::default_namespaced(client.clone());
+    cms.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "vdi-connect-keys"},
+            "data": {"keys.pem": "PUBLIC KEY"}}))
+        .expect("configmap"),
+    )
+    .await
+    .expect("configmap");
+    let pods: Api<Pod> = Api::default_namespaced(client.clone());
+    pods.create(
+        &PostParams::default(),
+        &pod("streamer", json!({"nodeName": "local", "restartPolicy": "Never",
+            "volumes": [{"name": "x11", "emptyDir": {}},
+                        {"name": "connect-keys", "configMap": {"name": "vdi-connect-keys"}}],
+            "containers": [{"name": "streamer", "image": "ghcr.io/vdi-platform/vdi-streamer:0.1",
+                "args": ["--display", "$(DISPLAY)"],
+                "ports": [{"name": "http", "containerPort": 8080}],
+                "env": [{"name": "DISPLAY", "value": ":0"},
+                        {"name": "VDI_LISTEN", "value": "0.0.0.0:8080"},
+                        {"name": "VDI_TOKEN_PUBLIC_KEY", "value": "/etc/vdi/connect/keys.pem"}],
+                "volumeMounts": [{"name": "x11", "mountPath": "/tmp/.X11-unix"},
+                                 {"name": "connect-keys", "mountPath": "/etc/vdi/connect", "readOnly": true}]}]})),
+    )
+    .await
+    .expect("create");
+    let done = wait_pod(&pods, "streamer", "Succeeded", |p| {
+        p["status"]["phase"] == "Succeeded"
+    })
+    .await;
+    let endpoint = done["metadata"]["annotations"]["vdi.dev/local-endpoint"]
+        .as_str()
+        .expect("endpoint");
+    let log = logs(&pods, "streamer", &LogParams::default()).await;
+    assert_eq!(
+        log,
+        format!("listen={endpoint} display=:900 args=--display :900\nkey=PUBLIC KEY\n")
+    );
+    node.stop().await;
 }
