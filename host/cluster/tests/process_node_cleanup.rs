@@ -201,6 +201,29 @@ async fn dropping_the_node_kills_its_pods_and_a_restart_ends_what_a_previous_run
         .expect("spawn");
     let stranger_pid = i32::try_from(stranger.id()).expect("pid");
     std::fs::write(left.join("pids/other"), format!("{stranger_pid} 1\n")).expect("pid file");
+    // A group whose leader exited but whose child lives on.
+    let orphaned = std::process::Command::new("sh")
+        .args(["-c", "sleep 1000 >/dev/null 2>&1 & echo $!"])
+        .process_group(0)
+        .output()
+        .expect("spawn");
+    let child: i32 = String::from_utf8_lossy(&orphaned.stdout)
+        .trim()
+        .parse()
+        .expect("child pid");
+    let child_group = std::fs::read_to_string(format!("/proc/{child}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .nth(2)?
+                .parse::<i32>()
+                .ok()
+        })
+        .expect("child's group");
+    assert!(!alive(child_group), "the group's leader has exited");
+    std::fs::write(left.join("pids/orphaned"), format!("{child_group} 1\n")).expect("pid file");
     let mut node = ProcessNode::new(env.data(), "/bin/false");
     node.display_base = 700;
     let again = node
@@ -213,6 +236,7 @@ async fn dropping_the_node_kills_its_pods_and_a_restart_ends_what_a_previous_run
         Some(9)
     );
     assert!(!left.exists());
+    wait_until("the orphaned group's child is killed", || !alive(child)).await;
     assert!(alive(stranger_pid));
     stranger.kill().expect("kill stranger");
     let _ = stranger.wait();

@@ -84,7 +84,9 @@ pub(crate) fn write_pid_file(path: &Path, pgid: i32) -> std::io::Result<()> {
 }
 
 /// Kills the group a pid file names if its leader is still the process that was recorded
-/// (same start time) and runs as this user. Returns whether it did.
+/// (same start time) and runs as this user, or, when the leader is gone, if members of the
+/// group remain (the kernel does not hand out a group's id while the group exists, so they are
+/// the recorded group's). Returns whether it did.
 pub(crate) fn kill_recorded(path: &Path) -> bool {
     let Ok(text) = std::fs::read_to_string(path) else {
         return false;
@@ -99,10 +101,9 @@ pub(crate) fn kill_recorded(path: &Path) -> bool {
     let ours = std::fs::metadata(format!("/proc/{pgid}"))
         .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == rustix::process::getuid().as_raw())
         .unwrap_or(false);
-    if ours && start_time(pgid) == Some(start) {
-        signal_group(pgid, Signal::KILL)
-    } else {
-        false
+    match start_time(pgid) {
+        Some(t) => ours && t == start && signal_group(pgid, Signal::KILL),
+        None => !group_members(pgid).is_empty() && signal_group(pgid, Signal::KILL),
     }
 }
 
