@@ -419,7 +419,8 @@ fn bind(store: &Store, pod_t: &ResourceType, ns: &str, name: &str) -> Result<()>
         .find("", "v1", "nodes")
         .ok_or_else(|| ApiError::Internal("no nodes type".into()))?;
     let pod = store.get(pod_t, ns, name)?;
-    if !well_formed("pods", &pod) {
+    // Another agent may have bound it since this one saw the event.
+    if !well_formed("pods", &pod) || pod["spec"]["nodeName"].is_string() {
         return Ok(());
     }
     let (nodes, _, _) = store.list(&node_t, None, None, None, &|_| true);

@@ -317,3 +317,42 @@ async fn the_streamer_image_runs_the_configured_binary_with_mapped_env_and_files
     );
     node.stop().await;
 }
+
+#[tokio::test]
+async fn simulated_and_process_nodes_share_the_binder() {
+    let env = start(1000).await;
+    vdi_cluster::SimulatedNodes {
+        count: 1,
+        ..vdi_cluster::SimulatedNodes::default()
+    }
+    .start(env.cluster.store().clone())
+    .expect("simulated nodes");
+    let pods = env.pods();
+    for (name, selector) in [
+        ("here", json!({"vdi.dev/runtime": "process"})),
+        ("there", json!({"kubernetes.io/hostname": "sim-gpu-000"})),
+    ] {
+        pods.create(
+            &PostParams::default(),
+            &pod(
+                name,
+                json!({"nodeSelector": selector, "restartPolicy": "Never",
+                "containers": [{"name": "sh", "image": "test/sh", "args": ["echo ran"]}]}),
+            ),
+        )
+        .await
+        .expect("create");
+    }
+    let here = wait_pod(&pods, "here", "Succeeded", |p| {
+        p["status"]["phase"] == "Succeeded"
+    })
+    .await;
+    assert_eq!(here["spec"]["nodeName"], "local");
+    assert_eq!(logs(&pods, "here", &LogParams::default()).await, "ran\n");
+    let there = wait_pod(&pods, "there", "Running", |p| {
+        p["status"]["phase"] == "Running"
+    })
+    .await;
+    assert_eq!(there["spec"]["nodeName"], "sim-gpu-000");
+    env.node.expect("node").stop().await;
+}
