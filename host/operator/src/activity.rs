@@ -178,6 +178,18 @@ pub(crate) struct Activities {
 struct Seen {
     activity: Option<ActivityTimes>,
     next_poll: tokio::time::Instant,
+    /// Polls that failed in a row (each doubles the wait, up to [`MAX_POLL_BACKOFF`]).
+    failures: u32,
+}
+
+/// Longest wait between polls of a streamer that does not answer.
+pub const MAX_POLL_BACKOFF: Duration = Duration::from_secs(60);
+
+/// The wait before the next poll after `failures` failed polls in a row at interval `every`.
+fn backoff(every: Duration, failures: u32) -> Duration {
+    every
+        .saturating_mul(2u32.saturating_pow(failures.min(16)))
+        .min(MAX_POLL_BACKOFF.max(every))
 }
 
 /// The times of an activity report the operator acts on.
@@ -215,6 +227,7 @@ impl Activities {
             Seen {
                 activity: Some(a),
                 next_poll,
+                failures: 0,
             },
         );
         old.and_then(|o| o.activity) != Some(a)
@@ -226,15 +239,17 @@ impl Activities {
             .is_none_or(|s| s.next_poll <= tokio::time::Instant::now())
     }
 
-    fn postpone(&self, uid: &str, by: Duration) {
+    /// A poll of session `uid` failed: the next one waits longer each time.
+    fn postpone(&self, uid: &str, every: Duration) {
         let mut seen = self.lock();
-        let next_poll = tokio::time::Instant::now() + by;
-        seen.entry(uid.to_owned())
-            .and_modify(|s| s.next_poll = next_poll)
-            .or_insert(Seen {
-                activity: None,
-                next_poll,
-            });
+        let now = tokio::time::Instant::now();
+        let s = seen.entry(uid.to_owned()).or_insert(Seen {
+            activity: None,
+            next_poll: now,
+            failures: 0,
+        });
+        s.next_poll = now + backoff(every, s.failures);
+        s.failures = s.failures.saturating_add(1);
     }
 
     fn forget_all_but(&self, live: &std::collections::HashSet<String>) {
@@ -411,6 +426,16 @@ mod tests {
         assert!(parse(b"{\"startedAt\": 5}").is_err());
         assert!(parse(b"\xff\xfe").is_err());
         assert!(parse(br#"{"startedAt":"2026-12-01T12:00:00Z","viewers":-1}"#).is_err());
+    }
+
+    #[test]
+    fn an_unanswering_streamer_is_polled_less_and_less() {
+        let every = FIRST_FRAME_POLL;
+        assert_eq!(backoff(every, 0), every);
+        assert_eq!(backoff(every, 1), every * 2);
+        assert_eq!(backoff(every, 3), every * 8);
+        assert_eq!(backoff(every, 40), MAX_POLL_BACKOFF);
+        assert_eq!(backoff(Duration::from_secs(90), 2), Duration::from_secs(90));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::Node as KubeNode;
 use kube::ResourceExt as _;
 use kube::runtime::reflector::Store;
 use tokio::sync::{mpsc, oneshot};
-use vdi_crd::{DecisionRecord, EffectiveResources, HookKind, Outcome, VDISession};
+use vdi_crd::{DecisionRecord, EffectiveResources, HookKind, Outcome, RUNTIME_LABEL, VDISession};
 use vdi_plugin_host::Plugin;
 use vdi_plugin_host::types::{PlacementDecision, SessionRequest};
 
@@ -210,15 +210,27 @@ fn by_selector(jobs: Vec<Job>) -> Vec<(BTreeMap<String, String>, Vec<Job>)> {
     groups
 }
 
-/// Whether a node with `labels` carries every label of `selector`.
+/// Whether a node with `labels` carries every label of `selector`. A node that runs pods as
+/// local processes (`vdi.dev/runtime=process`) is only for templates that ask for it by that
+/// label: a desktop image meant for a container must not land there by chance.
 pub fn selects(
     selector: &BTreeMap<String, String>,
     labels: Option<&BTreeMap<String, String>>,
 ) -> bool {
+    let process_node = labels
+        .and_then(|l| l.get(RUNTIME_LABEL))
+        .map(String::as_str)
+        == Some(PROCESS_RUNTIME);
+    if process_node && !selector.contains_key(RUNTIME_LABEL) {
+        return false;
+    }
     selector
         .iter()
         .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
 }
+
+/// The value of [`RUNTIME_LABEL`] on the local process node.
+pub const PROCESS_RUNTIME: &str = "process";
 
 /// Places one group of jobs with the same node selector in one plugin call.
 async fn place_group(
@@ -345,5 +357,11 @@ mod tests {
         let other = labels(&[("vdi.dev/runtime", "kubelet"), ("zone", "a")]);
         assert!(!selects(&local, Some(&other)), "a different value");
         assert!(!selects(&local, None), "a node without labels");
+        let process = labels(&[("vdi.dev/runtime", "process"), ("zone", "a")]);
+        assert!(
+            !selects(&labels(&[("zone", "a")]), Some(&process)),
+            "the process node only for templates that ask for it"
+        );
+        assert!(!selects(&any, Some(&process)));
     }
 }
