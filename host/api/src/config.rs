@@ -18,6 +18,10 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 pub const DEFAULT_MUTATION_BURST: u32 = 20;
 /// Mutations a user may make per minute, sustained.
 pub const DEFAULT_MUTATIONS_PER_MINUTE: u32 = 60;
+/// Largest module `uploadModule` takes (the operator's upload store's limit).
+pub const DEFAULT_MAX_UPLOAD_BYTES: usize = vdi_operator::modules::MAX_MODULE_BYTES;
+/// Where uploaded modules are stored (the operator's namespace).
+pub const DEFAULT_MODULE_NAMESPACE: &str = "vdi-system";
 /// Users whose impersonating clients are kept (beyond it the cache starts over).
 pub const DEFAULT_CLIENT_CACHE: usize = 1024;
 
@@ -66,6 +70,13 @@ pub struct ApiConfig {
     /// Mutations one user may make per minute once the burst is spent.
     #[serde(default = "default_mutations_per_minute")]
     pub mutations_per_minute: u32,
+    /// Largest module `uploadModule` takes (a multipart request may be this large; other
+    /// requests stay under `maxBodyBytes`).
+    #[serde(default = "default_max_upload_bytes")]
+    pub max_upload_bytes: usize,
+    /// The operator's namespace, where its upload store keeps modules.
+    #[serde(default = "default_module_namespace")]
+    pub module_namespace: String,
     /// ICE servers returned by `connectSession`.
     #[serde(default)]
     pub ice_servers: Vec<IceServer>,
@@ -85,6 +96,12 @@ fn default_max_page_size() -> usize {
 }
 fn default_max_body_bytes() -> usize {
     DEFAULT_MAX_BODY_BYTES
+}
+fn default_max_upload_bytes() -> usize {
+    DEFAULT_MAX_UPLOAD_BYTES
+}
+fn default_module_namespace() -> String {
+    DEFAULT_MODULE_NAMESPACE.to_owned()
 }
 fn default_mutation_burst() -> u32 {
     DEFAULT_MUTATION_BURST
@@ -106,6 +123,8 @@ impl ApiConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             mutation_burst: DEFAULT_MUTATION_BURST,
             mutations_per_minute: DEFAULT_MUTATIONS_PER_MINUTE,
+            max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
+            module_namespace: DEFAULT_MODULE_NAMESPACE.to_owned(),
             ice_servers: Vec::new(),
         }
     }

@@ -2,7 +2,7 @@
 //! (graphql-transport-ws, authenticated in `connection_init`), the body cap and CORS.
 
 use async_graphql::Data;
-use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
+use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource, MultipartOptions};
 use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::Router;
 use axum::body::Bytes;
@@ -24,6 +24,9 @@ pub const GRAPHQL_PATH: &str = "/graphql";
 /// The path of subscriptions.
 pub const WS_PATH: &str = "/graphql/ws";
 
+/// Room for a multipart request's `operations`, `map` and part headers beside the file.
+const MULTIPART_OVERHEAD: usize = 64 * 1024;
+
 #[derive(Clone)]
 struct App {
     state: ApiState,
@@ -38,7 +41,11 @@ pub fn router(state: ApiState) -> Router {
     let router = Router::new()
         .route(GRAPHQL_PATH, get(graphiql).post(execute))
         .route(WS_PATH, get(subscribe))
-        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        // Multipart uploads may be as large as a module (plus the form's own bytes); the
+        // handler holds other requests to `max_body_bytes`.
+        .layer(DefaultBodyLimit::max(config.max_body_bytes.max(
+            config.max_upload_bytes.saturating_add(MULTIPART_OVERHEAD),
+        )))
         .with_state(app);
     match config
         .dashboard_origin
@@ -81,26 +88,51 @@ async fn execute(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let limit = app.state.config().max_body_bytes;
+    let config = app.state.config();
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let multipart = content_type
+        .to_ascii_lowercase()
+        .starts_with("multipart/form-data");
+    let limit = if multipart {
+        config.max_upload_bytes.saturating_add(MULTIPART_OVERHEAD)
+    } else {
+        config.max_body_bytes
+    };
+    let too_large = || {
+        error_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PAYLOAD_TOO_LARGE",
+            &format!("the request body is larger than {limit} bytes"),
+        )
+    };
     let body = match body {
+        Ok(b) if b.len() > limit => return too_large(),
         Ok(b) => b,
-        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return error_response(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "PAYLOAD_TOO_LARGE",
-                &format!("the request body is larger than {limit} bytes"),
-            );
-        }
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => return too_large(),
         Err(e) => return error_response(e.status(), "BAD_REQUEST", &e.body_text()),
     };
-    let request: async_graphql::Request = match serde_json::from_slice(&body) {
+    let request = if multipart {
+        let options = MultipartOptions::default()
+            .max_file_size(config.max_upload_bytes)
+            .max_num_files(1);
+        async_graphql::http::receive_body(
+            Some(content_type),
+            futures::io::Cursor::new(body),
+            options,
+        )
+        .await
+        .map_err(|e| format!("the multipart request is malformed: {e}"))
+    } else {
+        serde_json::from_slice::<async_graphql::Request>(&body)
+            .map_err(|e| format!("the body is not a GraphQL request (JSON with `query`): {e}"))
+    };
+    let request = match request {
         Ok(r) => r,
-        Err(e) => {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                "BAD_REQUEST",
-                &format!("the body is not a GraphQL request (JSON with `query`): {e}"),
-            );
+        Err(message) => {
+            return error_response(StatusCode::BAD_REQUEST, "BAD_REQUEST", &message);
         }
     };
     let authorization = headers

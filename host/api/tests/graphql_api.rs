@@ -323,6 +323,64 @@ async fn users_act_through_the_api_as_themselves() {
     assert_eq!(p2["pageInfo"]["hasNextPage"], false, "{p2}");
     assert_ne!(p1["edges"][0]["node"]["id"], p2["edges"][0]["node"]["id"]);
 
+    // An admin uploads a module and upserts a plugin with it; `plugins` shows it Ready.
+    // alice may do neither.
+    let upload = "mutation($file: Upload!) { uploadModule(file: $file) { sha256 size new } }";
+    let module = vdi_testkit::wasm("vdi_quota");
+    let (status, answer) = env.post_file(&alice, upload, &module).await;
+    assert_eq!(
+        (status, codes(&answer)),
+        (200, vec!["FORBIDDEN".to_owned()]),
+        "{answer}"
+    );
+    let (status, answer) = env.post_file(&admin, upload, &module).await;
+    assert_eq!(status, 200, "{answer}");
+    let uploaded = &answer["data"]["uploadModule"];
+    assert_eq!(uploaded["size"], module.len(), "{answer}");
+    let sha256 = uploaded["sha256"].as_str().unwrap().to_owned();
+    assert_eq!(sha256, vdi_plugin_host::Digest::of(&module).to_string());
+    let upsert_plugin = "mutation($n: String!, $s: JSON!) { upsertPlugin(name: $n, spec: $s) }";
+    let plugin = json!({"hook": "admission", "source": {"upload": {}}, "sha256": sha256,
+        "order": 50, "settings": {"maxSessionsPerUser": 10}});
+    let answer = env
+        .gql(
+            &alice,
+            upsert_plugin,
+            json!({"n": "quota-uploaded", "s": plugin}),
+        )
+        .await;
+    assert_eq!(codes(&answer), ["FORBIDDEN"], "{answer}");
+    let answer = env
+        .gql(
+            &admin,
+            upsert_plugin,
+            json!({"n": "quota-uploaded", "s": plugin}),
+        )
+        .await;
+    assert_eq!(answer["data"]["upsertPlugin"], "quota-uploaded", "{answer}");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let plugins = env
+            .gql(
+                &admin,
+                "{ plugins { name phase sha256 message } }",
+                json!({}),
+            )
+            .await;
+        let ours = plugins["data"]["plugins"]
+            .as_array()
+            .and_then(|ps| ps.iter().find(|p| p["name"] == "quota-uploaded").cloned());
+        if ours.as_ref().is_some_and(|p| p["phase"] == "Ready") {
+            assert_eq!(ours.unwrap()["sha256"], sha256.as_str());
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never Ready: {plugins}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     // alice ends her second session.
     let ended = env
         .gql(

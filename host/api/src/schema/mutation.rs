@@ -3,7 +3,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use async_graphql::{Context, ID, Json, Object, SimpleObject};
+use async_graphql::{Context, ID, Json, Object, SimpleObject, Upload};
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
 };
@@ -11,7 +11,9 @@ use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt as _};
 use serde_json::json;
 use vdi_crd::{SessionPhase, VDIPlugin, VDIPluginSpec, VDISession, VDITemplate, VDITemplateSpec};
+use vdi_operator::ModuleStore;
 use vdi_operator::connect::CONNECT_WINDOW_SECS;
+use vdi_operator::modules::FetchError;
 
 use super::ctx;
 use super::types::{Resources, Session};
@@ -34,6 +36,17 @@ pub struct ConnectInfo {
     pub expires_at: String,
     /// ICE servers for the browser's peer connection.
     pub ice_servers: Vec<IceServer>,
+}
+
+/// A module in the upload store.
+#[derive(SimpleObject)]
+pub struct UploadedModule {
+    /// Its digest (`sha256:<hex>`), for `VDIPlugin.spec.sha256`.
+    pub sha256: String,
+    /// Its size in bytes.
+    pub size: usize,
+    /// Whether it was stored now (false: it was there already).
+    pub new: bool,
 }
 
 /// Mutations.
@@ -111,7 +124,9 @@ impl Mutation {
             .get(&name)
             .await
             .map_err(ApiError::from)?;
-        if session.spec.user.name != caller.user && !may_update_sessions(&client, &ns).await? {
+        if session.spec.user.name != caller.user
+            && !may(&client, "update", "vdisessions", Some(&ns)).await?
+        {
             return Err(ApiError::Forbidden(format!(
                 "only the session's owner or an admin may connect to {ns}/{name}"
             ))
@@ -207,6 +222,41 @@ impl Mutation {
         Ok(name)
     }
 
+    /// Stores a WebAssembly module in the operator's upload store (GraphQL multipart request;
+    /// for those who may create plugins); name its digest in `upsertPlugin` with
+    /// `source: {upload: {}}`.
+    async fn upload_module(
+        &self,
+        ctx: &Context<'_>,
+        file: Upload,
+    ) -> async_graphql::Result<UploadedModule> {
+        let (_, client) = ctx::mutation(ctx)?;
+        if !may(&client, "create", "vdiplugins", None).await? {
+            return Err(ApiError::Forbidden(
+                "only those who may create VDIPlugins may upload modules".into(),
+            )
+            .into());
+        }
+        let value = file
+            .value(ctx)
+            .map_err(|e| ApiError::bad_input("file", e.to_string()))?;
+        let state = ctx::state(ctx)?;
+        if value.content.is_empty() {
+            return Err(ApiError::bad_input("file", "is empty").into());
+        }
+        let store = ModuleStore::new(state.service.clone(), &state.config.module_namespace);
+        let stored = store.put(&value.content).await.map_err(|e| match e {
+            FetchError::Invalid(reason) => ApiError::bad_input("file", reason),
+            FetchError::Store(k) => ApiError::from(k),
+            other => ApiError::internal(other),
+        })?;
+        Ok(UploadedModule {
+            sha256: stored.digest.to_string(),
+            size: value.content.len(),
+            new: stored.new,
+        })
+    }
+
     /// Deletes a plugin (admins); returns its name.
     async fn delete_plugin(
         &self,
@@ -238,15 +288,15 @@ where
     Ok(())
 }
 
-/// Whether the client's identity may update sessions in `namespace` (an admin there).
-async fn may_update_sessions(client: &Client, namespace: &str) -> Result<bool> {
+/// Whether the client's identity may `verb` the platform's `resource` (in `namespace`).
+async fn may(client: &Client, verb: &str, resource: &str, namespace: Option<&str>) -> Result<bool> {
     let review = SelfSubjectAccessReview {
         spec: SelfSubjectAccessReviewSpec {
             resource_attributes: Some(ResourceAttributes {
                 group: Some(vdi_crd::GROUP.into()),
-                resource: Some("vdisessions".into()),
-                verb: Some("update".into()),
-                namespace: Some(namespace.into()),
+                resource: Some(resource.into()),
+                verb: Some(verb.into()),
+                namespace: namespace.map(str::to_owned),
                 ..ResourceAttributes::default()
             }),
             ..SelfSubjectAccessReviewSpec::default()

@@ -161,6 +161,39 @@ impl Env {
         )
     }
 
+    /// Runs `query` as a GraphQL multipart request (the spec's `operations`, `map` and one
+    /// file part) with `file` as the variable `file`.
+    pub async fn post_file(&self, token: &str, query: &str, file: &[u8]) -> (u16, Value) {
+        let boundary = "vdi-test-boundary-7d1e";
+        let operations = json!({"query": query, "variables": {"file": null}});
+        let mut body = format!(
+            "--{boundary}\r\ncontent-disposition: form-data; name=\"operations\"\r\n\r\n{operations}\r\n\
+             --{boundary}\r\ncontent-disposition: form-data; name=\"map\"\r\n\r\n{{\"0\": [\"variables.file\"]}}\r\n\
+             --{boundary}\r\ncontent-disposition: form-data; name=\"0\"; filename=\"module.wasm\"\r\ncontent-type: application/wasm\r\n\r\n"
+        )
+        .into_bytes();
+        body.extend_from_slice(file);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let res = self
+            .http
+            .post(self.url())
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .bearer_auth(token)
+            .body(body)
+            .send()
+            .await
+            .expect("the API answered");
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
     /// Runs one operation as `token`.
     pub async fn gql(&self, token: &str, query: &str, variables: Value) -> Value {
         let body = json!({"query": query, "variables": variables}).to_string();
