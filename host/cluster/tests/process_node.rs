@@ -356,3 +356,48 @@ async fn simulated_and_process_nodes_share_the_binder() {
     assert_eq!(there["spec"]["nodeName"], "sim-gpu-000");
     env.node.expect("node").stop().await;
 }
+
+#[tokio::test]
+async fn a_program_that_cannot_start_fails_the_pod_and_its_log_ends() {
+    let env = start(1100).await;
+    let pods = env.pods();
+    pods.create(
+        &PostParams::default(),
+        &pod(
+            "broken",
+            json!({"nodeName": "local", "restartPolicy": "Never",
+            "containers": [{"name": "c", "image": "test/missing"}]}),
+        ),
+    )
+    .await
+    .expect("create");
+    let failed = wait_pod(&pods, "broken", "Failed", |p| {
+        p["status"]["phase"] == "Failed"
+    })
+    .await;
+    let terminated = &container(&failed, "c")["state"]["terminated"];
+    assert_eq!(terminated["reason"], "StartError");
+    assert_eq!(terminated["exitCode"], 128);
+    assert!(
+        terminated["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("/nonexistent/program")),
+        "{terminated}"
+    );
+    let follow = pods
+        .log_stream(
+            "broken",
+            &LogParams {
+                follow: true,
+                ..LogParams::default()
+            },
+        )
+        .await
+        .expect("follow");
+    let lines: Vec<String> = tokio::time::timeout(DEADLINE, follow.lines().try_collect())
+        .await
+        .expect("the follow ends at once")
+        .expect("lines");
+    assert!(lines.is_empty(), "{lines:?}");
+    env.node.expect("node").stop().await;
+}

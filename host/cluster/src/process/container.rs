@@ -233,13 +233,24 @@ async fn start(run: &PodRun, name: &str, instance: u32, launch: &Launch) -> Resu
             None => sys::limit_data(&mut cmd, limit),
         }
     }
-    let mut child = cmd
+    let spawned = cmd
         .spawn()
-        .map_err(|e| format!("cannot run {:?}: {e}", launch.program))?;
-    let pid = child
-        .id()
-        .ok_or("the process ended before it was recorded")?;
-    let pgid = i32::try_from(pid).map_err(|_| format!("pid {pid} out of range"))?;
+        .map_err(|e| format!("cannot run {:?}: {e}", launch.program))
+        .and_then(|child| {
+            let pid = child
+                .id()
+                .ok_or("the process ended before it was recorded")?;
+            let pgid = i32::try_from(pid).map_err(|_| format!("pid {pid} out of range"))?;
+            Ok((child, pid, pgid))
+        });
+    let (mut child, pid, pgid) = match spawned {
+        Ok(s) => s,
+        Err(e) => {
+            // Nothing will be written: a follower must not wait for more.
+            writer.finish();
+            return Err(e);
+        }
+    };
     if let Some(g) = &cgroup
         && let Err(e) = g.add(pid)
     {

@@ -235,7 +235,8 @@ impl NodeLogs for Reader {
                     Ok(_) => {}
                     Err(e) => return Some((Err(e), Follow { ended: true, ..st })),
                 }
-                if finished {
+                // Done, or the pod and its logs were removed.
+                if finished || !st.done.parent().is_some_and(Path::exists) {
                     return None;
                 }
                 tokio::time::sleep(FOLLOW_POLL).await;

@@ -32,8 +32,9 @@ impl Env {
     }
 }
 
-/// A cluster and a process node whose runtime table maps `test/sh` to `sh -c` and `test/web`
-/// to `sh -c` with the mapped port in `LISTEN`.
+/// A cluster and a process node whose runtime table maps `test/sh` to `sh -c`, `test/web`
+/// to `sh -c` with the mapped port in `LISTEN`, and `test/missing` to a program that does not
+/// exist.
 pub async fn start(display_base: u32) -> Env {
     let dir = tempfile::tempdir().expect("tempdir");
     let (cluster, client) = common::start(&dir.path().join("cluster")).await;
@@ -41,6 +42,7 @@ pub async fn start(display_base: u32) -> Env {
     node.display_base = display_base;
     node.runtime = RuntimeTable::default()
         .with("test/sh", RuntimeEntry::exec(["/bin/sh", "-c"]))
+        .with("test/missing", RuntimeEntry::exec(["/nonexistent/program"]))
         .with(
             "test/web",
             RuntimeEntry::exec(["/bin/sh", "-c"]).with_listen_env("LISTEN"),
