@@ -215,20 +215,36 @@ async fn subscribe(
 /// Browsers cannot set headers on a WebSocket: the token comes in `connection_init`'s payload
 /// as `authorization` (`Bearer …`) or `token`.
 async fn connection_init(state: ApiState, params: Value) -> async_graphql::Result<Data> {
-    let header = match (params.get("authorization"), params.get("token")) {
-        (Some(Value::String(a)), _) => a.clone(),
-        (_, Some(Value::String(t))) => format!("Bearer {t}"),
-        _ => String::new(),
-    };
-    let caller = sign_in(&state, (!header.is_empty()).then_some(header.as_str())).await?;
+    let header = init_authorization(&params);
+    let caller = sign_in(&state, header.as_deref()).await?;
     let mut data = Data::default();
     data.insert(caller);
     Ok(data)
 }
 
+/// The `Authorization` value a `connection_init` payload carries: `authorization` as is, or
+/// `token` as a bearer token.
+fn init_authorization(params: &Value) -> Option<String> {
+    match (params.get("authorization"), params.get("token")) {
+        (Some(Value::String(a)), _) => Some(a.clone()),
+        (_, Some(Value::String(t))) => Some(format!("Bearer {t}")),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_websocket_signs_in_with_its_init_payload() {
+        let header = init_authorization(&json!({"authorization": "Bearer abc"}));
+        assert_eq!(header.as_deref(), Some("Bearer abc"));
+        let header = init_authorization(&json!({"token": "abc"}));
+        assert_eq!(header.as_deref(), Some("Bearer abc"));
+        assert_eq!(init_authorization(&json!({"token": 7})), None);
+        assert_eq!(init_authorization(&Value::Null), None);
+    }
 
     #[test]
     fn refused_operations_get_a_code_and_a_400() {

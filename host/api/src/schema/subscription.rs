@@ -6,10 +6,11 @@
 //! they are now (`SYNC`), and the watch goes on from the list.
 
 use async_graphql::{Context, Enum, ID, SimpleObject, Subscription};
-use futures::channel::mpsc;
-use futures::{SinkExt as _, Stream, TryStreamExt as _};
+use futures::{Stream, TryStreamExt as _};
 use kube::api::{ListParams, WatchEvent, WatchParams};
 use kube::{Api, ResourceExt as _};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
 use vdi_crd::VDISession;
 
 use super::ctx;
@@ -82,14 +83,14 @@ impl Subscription {
         api.list(&list).await.map_err(ApiError::from)?;
         let (tx, rx) = mpsc::channel(BUFFER);
         tokio::spawn(pump(api, fields, resource_version, tx));
-        Ok(rx)
+        Ok(ReceiverStream::new(rx))
     }
 }
 
 type Sender = mpsc::Sender<async_graphql::Result<SessionEvent>>;
 
 /// Sends every change until the subscriber goes or an error ends the watch.
-async fn pump(api: Api<VDISession>, fields: Option<String>, from: Option<String>, mut tx: Sender) {
+async fn pump(api: Api<VDISession>, fields: Option<String>, from: Option<String>, tx: Sender) {
     // A client resuming from its own version has seen the sessions: a relist is a SYNC.
     let mut listed = from.is_some();
     let mut version = from;
@@ -99,7 +100,7 @@ async fn pump(api: Api<VDISession>, fields: Option<String>, from: Option<String>
             None => {
                 let first = !listed;
                 listed = true;
-                match relist(&api, fields.as_deref(), &mut tx, first).await {
+                match relist(&api, fields.as_deref(), &tx, first).await {
                     Some(rv) => rv,
                     None => return,
                 }
@@ -119,7 +120,12 @@ async fn pump(api: Api<VDISession>, fields: Option<String>, from: Option<String>
         let mut stream = std::pin::pin!(stream);
         let mut next = Some(rv);
         loop {
-            let event = match stream.try_next().await {
+            // A subscriber that goes ends its watch at once, not at the next change.
+            let next_event = tokio::select! {
+                () = tx.closed() => return,
+                e = stream.try_next() => e,
+            };
+            let event = match next_event {
                 Ok(Some(event)) => event,
                 // The watch timed out: renew it from the last version.
                 Ok(None) => break,
@@ -150,7 +156,7 @@ async fn pump(api: Api<VDISession>, fields: Option<String>, from: Option<String>
             };
             let rv = session.resource_version().unwrap_or_default();
             next = Some(rv.clone());
-            if !send(&mut tx, kind, rv, session).await {
+            if !send(&tx, kind, rv, session).await {
                 return;
             }
         }
@@ -165,7 +171,7 @@ async fn pump(api: Api<VDISession>, fields: Option<String>, from: Option<String>
 async fn relist(
     api: &Api<VDISession>,
     fields: Option<&str>,
-    tx: &mut Sender,
+    tx: &Sender,
     first: bool,
 ) -> Option<String> {
     let mut params = ListParams::default();
@@ -195,7 +201,7 @@ async fn relist(
     list.metadata.resource_version
 }
 
-async fn send(tx: &mut Sender, kind: ChangeType, rv: String, s: VDISession) -> bool {
+async fn send(tx: &Sender, kind: ChangeType, rv: String, s: VDISession) -> bool {
     tx.send(Ok(SessionEvent {
         type_: kind,
         resource_version: rv,
