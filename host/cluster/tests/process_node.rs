@@ -401,3 +401,27 @@ async fn a_program_that_cannot_start_fails_the_pod_and_its_log_ends() {
     assert!(lines.is_empty(), "{lines:?}");
     env.node.expect("node").stop().await;
 }
+
+#[tokio::test]
+async fn a_failing_liveness_probe_restarts_the_container() {
+    let env = start(1200).await;
+    let pods = env.pods();
+    pods.create(
+        &PostParams::default(),
+        &pod("unhealthy", json!({"nodeName": "local",
+            "containers": [{"name": "c", "image": "test/sh", "args": ["exec sleep 1000"],
+                "ports": [{"name": "http", "containerPort": 8080}],
+                "livenessProbe": {"tcpSocket": {"port": "http"}, "periodSeconds": 1, "failureThreshold": 1}}]})),
+    )
+    .await
+    .expect("create");
+    let restarted = wait_pod(&pods, "unhealthy", "restarted by its liveness probe", |p| {
+        container(p, "c")["restartCount"].as_u64() >= Some(1)
+    })
+    .await;
+    let last = &container(&restarted, "c")["lastState"]["terminated"];
+    assert_eq!(last["exitCode"], 143);
+    assert_eq!(last["reason"], "Error");
+    assert_eq!(last["message"], "killed by signal SIGTERM");
+    env.node.expect("node").stop().await;
+}
