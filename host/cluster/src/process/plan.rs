@@ -301,7 +301,10 @@ fn volumes(
             // per-pod directory.
             (per_pod, v.get("emptyDir").is_some())
         };
-        dirs.push(dir.clone());
+        // A hostPath is the machine's own: used as it is, never created.
+        if v["hostPath"].is_null() {
+            dirs.push(dir.clone());
+        }
         out.insert(name.to_owned(), (dir, is_empty_dir));
     }
     Ok(out)

@@ -237,6 +237,18 @@ fn volume_problems_name_the_field() {
 }
 
 #[test]
+fn host_paths_are_used_not_created() {
+    let pod = json!({"metadata": {"name": "p", "namespace": "ns", "uid": "u"}, "spec": {
+        "volumes": [{"name": "shm", "hostPath": {"path": "/dev/shm"}}],
+        "containers": [{"name": "c", "image": "test/sh", "args": ["/mnt/shm/x"],
+            "volumeMounts": [{"name": "shm", "mountPath": "/mnt/shm"}]}]}});
+    let p = plan_of(&pod, &HashMap::new());
+    assert!(!p.dirs.contains(&PathBuf::from("/dev/shm")));
+    let launch = p.containers[0].launch.as_ref().expect("plan");
+    assert_eq!(launch.args, ["-c", "/dev/shm/x"]);
+}
+
+#[test]
 fn expansion_follows_kubelet_rules() {
     let var = |k: &str| (k == "A").then(|| "1".to_owned());
     assert_eq!(env::expand("x$(A)y", &var), "x1y");
