@@ -93,6 +93,47 @@ async fn limits_hold_and_subscriptions_resume() {
     let me = env.gql(&alice, "{ me { user } }", json!({})).await;
     assert_eq!(me["data"]["me"]["user"], "oidc:alice", "{me}");
 
+    // An admin's inventory follows placements: bob's GPU desktop takes a slice. bob may not
+    // watch the inventory.
+    let admin = env.token("admin").await;
+    let inventory = "subscription { inventory { name gpus { slicesUsed sessions } } }";
+    let used = |msg: &serde_json::Value| -> u64 {
+        msg["payload"]["data"]["inventory"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{msg}"))
+            .iter()
+            .flat_map(|n| n["gpus"].as_array().cloned().unwrap_or_default())
+            .map(|g| g["slicesUsed"].as_u64().unwrap_or(0))
+            .sum()
+    };
+    let mut watch_inventory = env.subscribe(&admin, inventory).await;
+    let before = used(&watch_inventory.next_message().await);
+    let gpu = env
+        .gql(
+            &bob,
+            "mutation { launchSession(template: \"ubuntu-desktop\") { id } }",
+            json!({}),
+        )
+        .await;
+    assert!(gpu["errors"].is_null(), "{gpu}");
+    let gpu_id = gpu["data"]["launchSession"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    loop {
+        let msg = watch_inventory.next_message().await;
+        if used(&msg) == before + 1 {
+            assert!(msg.to_string().contains(&gpu_id), "{msg}");
+            break;
+        }
+    }
+    let mut refused = env.subscribe(&bob, inventory).await;
+    let msg = refused.next_message().await;
+    assert_eq!(
+        msg["payload"]["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "{msg}"
+    );
+
     // Introspection is off.
     let (status, answer) = env
         .post_raw(

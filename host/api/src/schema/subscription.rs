@@ -6,14 +6,17 @@
 //! they are now (`SYNC`), and the watch goes on from the list.
 
 use async_graphql::{Context, Enum, ID, SimpleObject, Subscription};
-use futures::{Stream, TryStreamExt as _};
+use futures::{FutureExt as _, Stream, StreamExt as _, TryStreamExt as _};
+use k8s_openapi::api::core::v1::Node as KubeNode;
 use kube::api::{ListParams, WatchEvent, WatchParams};
-use kube::{Api, ResourceExt as _};
+use kube::runtime::{WatchStreamExt as _, watcher};
+use kube::{Api, Client, ResourceExt as _};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use vdi_crd::VDISession;
 
 use super::ctx;
+use super::inventory::{NodeInventory, node_inventory};
 use super::types::Session;
 use crate::error::ApiError;
 use crate::ids;
@@ -84,6 +87,67 @@ impl Subscription {
         let (tx, rx) = mpsc::channel(BUFFER);
         tokio::spawn(pump(api, fields, resource_version, tx));
         Ok(ReceiverStream::new(rx))
+    }
+
+    /// The GPU inventory (admins): now, then again after every change of a node or session
+    /// (changes that arrive together give one inventory).
+    async fn inventory(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<Vec<NodeInventory>>> + use<>>
+    {
+        let (_, client) = ctx::acting(ctx)?;
+        // Checked before the stream starts, so a refusal is the subscription's error.
+        let first = node_inventory(&client).await?;
+        let (tx, rx) = mpsc::channel(BUFFER);
+        tokio::spawn(inventory_pump(client, first, tx));
+        Ok(ReceiverStream::new(rx))
+    }
+}
+
+type InventorySender = mpsc::Sender<async_graphql::Result<Vec<NodeInventory>>>;
+
+/// Sends the inventory after every batch of node and session changes until the subscriber
+/// goes.
+async fn inventory_pump(client: Client, first: Vec<NodeInventory>, tx: InventorySender) {
+    if tx.send(Ok(first)).await.is_err() {
+        return;
+    }
+    let sessions = watcher(
+        Api::<VDISession>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .map_ok(|_| ())
+    .boxed();
+    let nodes = watcher(
+        Api::<KubeNode>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .map_ok(|_| ())
+    .boxed();
+    let mut changes = futures::stream::select(sessions, nodes);
+    loop {
+        let change = tokio::select! {
+            () = tx.closed() => return,
+            c = changes.next() => c,
+        };
+        match change {
+            None => return,
+            Some(Err(e)) => {
+                // The watcher retries with backoff; the subscriber learns nothing new.
+                tracing::debug!(error = %e, "inventory watch");
+                continue;
+            }
+            Some(Ok(())) => {}
+        }
+        // Take every change already here, then send one inventory for all of them.
+        while let Some(Some(_)) = changes.next().now_or_never() {}
+        let inventory = node_inventory(&client).await.map_err(Into::into);
+        if tx.send(inventory).await.is_err() {
+            return;
+        }
     }
 }
 
