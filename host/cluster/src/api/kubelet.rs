@@ -81,9 +81,7 @@ impl LogOptions {
         }
         Ok(options)
     }
-}
 
-impl LogOptions {
     /// What a node agent is asked for.
     fn request(&self) -> Result<LogRequest> {
         let since = match (&self.since_time, self.since_seconds) {
