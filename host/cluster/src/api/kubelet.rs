@@ -294,6 +294,29 @@ mod tests {
     }
 
     #[test]
+    fn agents_get_an_absolute_since() {
+        let at = LogOptions::parse(&query(&[("sinceTime", "2026-01-01T00:00:00Z")]))
+            .and_then(|o| o.request())
+            .expect("request");
+        assert_eq!(
+            at.since,
+            Some("2026-01-01T00:00:00Z".parse().expect("time"))
+        );
+        let before = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(60);
+        let ago = LogOptions::parse(&query(&[("sinceSeconds", "60"), ("tailLines", "3")]))
+            .and_then(|o| o.request())
+            .expect("request");
+        let since = ago.since.expect("since");
+        assert!(
+            since >= before && since <= jiff::Timestamp::now(),
+            "{since}"
+        );
+        assert_eq!(ago.tail_lines, Some(3));
+        let none = LogOptions::parse(&query(&[])).and_then(|o| o.request());
+        assert_eq!(none.expect("request").since, None);
+    }
+
+    #[test]
     fn a_container_that_has_not_started_is_waiting() {
         let pod = json!({"status": {"containerStatuses": [
             {"name": "a", "state": {"waiting": {"reason": "ImagePullBackOff"}}},
