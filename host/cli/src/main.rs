@@ -1,5 +1,6 @@
 //! The `vdi` command. Parses arguments and calls into the subcommands; all work lives there.
 
+mod api_cmd;
 mod bench;
 mod cluster_bench;
 mod cluster_cmd;
@@ -63,6 +64,9 @@ enum Command {
     /// Manage the platform's users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Serve the GraphQL API against a cluster (in-cluster service account or KUBECONFIG),
+    /// acting as each signed-in user by impersonation.
+    Api(api_cmd::ApiArgs),
 }
 
 #[derive(Subcommand)]
@@ -123,6 +127,7 @@ fn main() -> ExitCode {
         Command::Login(args) => login::run(&args),
         Command::Token(args) => token_cmd::run(&args),
         Command::Connect(args) => connect_cmd::run(&args),
+        Command::Api(args) => api_cmd::run(&args),
     };
     match result {
         Ok(code) => code,

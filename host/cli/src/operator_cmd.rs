@@ -146,7 +146,7 @@ fn uuid_like() -> String {
     format!("{:x}", std::process::id())
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut s) => {
