@@ -76,9 +76,10 @@ fn add(t: Timestamp, d: Duration) -> Timestamp {
 
 /// Decides what an idle timeout means for the session now.
 pub fn decide(input: IdleInput, now: Timestamp) -> IdleAction {
+    // The report comes from inside the desktop: input "in the future" counts as now.
     let idle_since = input
         .last_input_at
-        .map_or(input.ready_at, |t| t.max(input.ready_at));
+        .map_or(input.ready_at, |t| t.min(now).max(input.ready_at));
     let ends_at = add(idle_since, input.idle_timeout);
     let warn_at = add(
         idle_since,
@@ -232,6 +233,14 @@ mod tests {
             IdleAction::Terminate {
                 idle_since: t(1000)
             }
+        );
+    }
+
+    #[test]
+    fn input_reported_in_the_future_counts_as_now() {
+        assert_eq!(
+            decide(input(Some(1_000_000), false), t(1000)),
+            IdleAction::Keep { next: t(2500) }
         );
     }
 

@@ -44,6 +44,8 @@ pub const CONNECT_KEYS_FILE: &str = "keys.pem";
 pub const DEFAULT_TURN_SECRET_KEY: &str = "secret";
 /// The annotation that keeps an object past its session (the operator never deletes it).
 pub const RETAIN_ANNOTATION: &str = "vdi.dev/retain";
+/// Longest object name Kubernetes accepts (a DNS subdomain).
+pub const MAX_NAME_LEN: usize = 253;
 /// The pod label the operator sets to the session's uid.
 pub const SESSION_UID_LABEL: &str = "vdi.dev/session-uid";
 
@@ -277,6 +279,13 @@ impl Desktop {
         let meta = |n: String| json!({ "name": n, "namespace": ns, "labels": labels });
         let path = format!("{}/{}/{}", s.path_prefix, ns, name);
         let home = format!("home-{}", template.name);
+        if home.len() > MAX_NAME_LEN {
+            return Err(FieldError::new(
+                "template.name",
+                format!("too long for the home claim's name {home:?} (at most {MAX_NAME_LEN})"),
+            )
+            .into());
+        }
 
         let mut limits =
             json!({ "cpu": format!("{}m", r.cpu_millis), "memory": format!("{}Mi", r.memory_mib) });
@@ -564,6 +573,27 @@ mod tests {
         assert_eq!(
             field(r#"{"turnUrl": "turn:x:1", "turnSecretName": ""}"#).as_deref(),
             Some("turnSecretName")
+        );
+    }
+
+    #[test]
+    fn a_template_name_too_long_for_the_claim_is_refused() {
+        let template = TemplateInfo {
+            name: "t".repeat(250),
+            display_name: "T".into(),
+            image: "i".into(),
+            settings: String::new(),
+        };
+        let placement = Placement {
+            node: "n".into(),
+            gpu: None,
+            reason: "test".into(),
+        };
+        let err = Desktop::objects(&Settings::default(), &request(), &template, &placement)
+            .expect_err("too long");
+        assert!(
+            matches!(&err, PluginError::Invalid(f) if f.field == "template.name"),
+            "{err:?}"
         );
     }
 

@@ -100,8 +100,12 @@ impl PublishedKeys {
     }
 
     /// Reads the keys again; when they changed (a rotation), rewrites the ConfigMap of every
-    /// namespace with a session. Failures are logged and retried on the next call.
+    /// namespace with a session (and publishes to namespaces that lack it). Nothing while there
+    /// is no session. Failures are logged and retried on the next call.
     pub async fn resync(&self, client: &Client, sessions: &Store<VDISession>) {
+        if sessions.state().is_empty() {
+            return; // nothing to publish to (and no reason to create keys yet)
+        }
         let pem = match ConnectKeys::load_or_create(client).await {
             Ok(keys) => keys_pem(&keys),
             Err(e) => {
