@@ -132,6 +132,7 @@ impl Query {
 
     /// The caller's sessions, or with `allUsers` everyone's (admins), `first` at a time after
     /// the cursor `after`, ordered by namespace and name.
+    #[graphql(complexity = "page_cost(first, child_complexity)")]
     async fn sessions(
         &self,
         ctx: &Context<'_>,
@@ -226,6 +227,12 @@ impl Query {
     }
 }
 
+/// What a page costs against the complexity limit: its fields once per session asked for.
+fn page_cost(first: Option<i32>, child_complexity: usize) -> usize {
+    let n = first.map_or(DEFAULT_PAGE_SIZE, |f| usize::try_from(f).unwrap_or(0));
+    n.max(1).saturating_mul(child_complexity).saturating_add(1)
+}
+
 /// The page size asked for, within `1..=max`.
 pub(crate) fn page_size(first: Option<i32>, max: usize) -> Result<usize> {
     match first {
@@ -267,6 +274,13 @@ fn matches(filter: &SessionFilter, s: &Session) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_page_costs_its_fields_per_session() {
+        assert_eq!(page_cost(Some(10), 5), 51);
+        assert_eq!(page_cost(None, 5), DEFAULT_PAGE_SIZE * 5 + 1);
+        assert_eq!(page_cost(Some(-3), 5), 6);
+    }
 
     #[test]
     fn page_sizes_are_capped_and_name_the_argument() {

@@ -256,7 +256,9 @@ impl Session {
             })
             .unwrap_or_default()
     }
-    /// Its Kubernetes Events, newest last (at most 50).
+    /// Its Kubernetes Events, newest last (at most 50). Costs a request: 10 against the
+    /// complexity limit.
+    #[graphql(complexity = "10 + child_complexity")]
     async fn events(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<SessionEventRecord>> {
         let (_, client) = ctx::acting(ctx)?;
         let ns = self.0.namespace().unwrap_or_default();

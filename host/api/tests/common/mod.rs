@@ -84,6 +84,7 @@ impl Env {
                 ..OperatorConfig::default()
             }),
             admission_hook: true,
+            process_node: None,
             oidc: vec![oidc(&idp)],
         })
         .await
