@@ -197,6 +197,22 @@ mod tests {
     }
 
     #[test]
+    fn a_node_without_gpus_is_listed_for_cpu_only_sessions() {
+        let mut n = node("local", "True");
+        n.metadata.labels = Some(BTreeMap::from([(
+            "vdi.dev/runtime".into(),
+            "process".into(),
+        )]));
+        if let Some(alloc) = n.status.as_mut().and_then(|s| s.allocatable.as_mut()) {
+            alloc.remove(GPU_RESOURCE);
+        }
+        let inv = inventory([&n], &[]);
+        let local = inv.first().expect("the node is listed");
+        assert!(local.gpus.is_empty(), "{:?}", local.gpus);
+        assert_eq!(local.cpu_millis_free, 64_000);
+    }
+
+    #[test]
     fn absurd_or_malformed_node_values_count_as_little_or_nothing() {
         let mut n = node("big", "True");
         let labels = n.metadata.labels.get_or_insert_default();
