@@ -186,6 +186,21 @@ async fn users_act_through_the_api_as_themselves() {
         assert_eq!(codes(&answer), ["FORBIDDEN"], "{query}: {answer}");
         assert!(answer.to_string().contains("oidc:bob"), "{answer}");
     }
+    let mut spy = env
+        .subscribe_with(
+            &bob,
+            "subscription($id: ID) { sessionEvents(id: $id) { type } }",
+            json!({"id": first_id}),
+        )
+        .await;
+    let refused = spy.next_message().await;
+    assert_eq!(
+        refused["payload"]["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "{refused}"
+    );
+    let garbled = env.gql(&bob, SESSION, json!({"id": "not-an-id"})).await;
+    assert_eq!(codes(&garbled), ["BAD_USER_INPUT"], "{garbled}");
+    assert_eq!(garbled["errors"][0]["extensions"]["field"], "id");
     let still = env.gql(&alice, SESSION, json!({"id": first_id})).await;
     assert_eq!(still["data"]["session"]["phase"], "RUNNING", "{still}");
     let bobs = env.gql(&bob, COUNT, json!({})).await;
