@@ -74,6 +74,22 @@ pub async fn authenticate(oidc: &OidcAuthenticator, token: &str) -> Result<Calle
     }
 }
 
+/// When a subscription's token expires (unix seconds): its subscriptions end then, as the
+/// token would stop working for any other request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenExpiry(pub u64);
+
+/// The `exp` claim of a JWT that has already been verified (so its payload is trusted).
+pub fn token_expiry(token: &str) -> Option<TokenExpiry> {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    claims.get("exp")?.as_u64().map(TokenExpiry)
+}
+
 /// The service account's configuration with impersonation of `caller` added.
 pub fn impersonating(base: &kube::Config, caller: &Caller) -> kube::Config {
     let mut config = base.clone();
@@ -132,6 +148,23 @@ mod tests {
         }
         let long = format!("Bearer {}", "a".repeat(MAX_TOKEN_BYTES + 1));
         assert!(bearer(Some(&long)).is_err());
+    }
+
+    #[test]
+    fn the_expiry_is_read_from_the_payload() {
+        use base64::Engine as _;
+        let b64 = |v: serde_json::Value| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+        };
+        let token = format!(
+            "{}.{}.sig",
+            b64(serde_json::json!({"alg": "RS256"})),
+            b64(serde_json::json!({"sub": "alice", "exp": 1_900_000_000u64}))
+        );
+        assert_eq!(token_expiry(&token), Some(TokenExpiry(1_900_000_000)));
+        assert_eq!(token_expiry("no-dots"), None);
+        let no_exp = format!("a.{}.c", b64(serde_json::json!({"sub": "alice"})));
+        assert_eq!(token_expiry(&no_exp), None);
     }
 
     #[test]

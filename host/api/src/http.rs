@@ -219,6 +219,12 @@ async fn connection_init(state: ApiState, params: Value) -> async_graphql::Resul
     let caller = sign_in(&state, header.as_deref()).await?;
     let mut data = Data::default();
     data.insert(caller);
+    if let Some(exp) = auth::bearer(header.as_deref())
+        .ok()
+        .and_then(auth::token_expiry)
+    {
+        data.insert(exp);
+    }
     Ok(data)
 }
 

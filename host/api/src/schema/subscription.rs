@@ -5,6 +5,8 @@
 //! the server no longer has that version (410 Gone), the sessions are listed again and sent as
 //! they are now (`SYNC`), and the watch goes on from the list.
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 use async_graphql::{Context, Enum, ID, SimpleObject, Subscription};
 use futures::{FutureExt as _, Stream, StreamExt as _, TryStreamExt as _};
 use k8s_openapi::api::core::v1::Node as KubeNode;
@@ -18,6 +20,7 @@ use vdi_crd::VDISession;
 use super::ctx;
 use super::inventory::{NodeInventory, node_inventory};
 use super::types::Session;
+use crate::auth::TokenExpiry;
 use crate::error::ApiError;
 use crate::ids;
 
@@ -85,7 +88,13 @@ impl Subscription {
         }
         api.list(&list).await.map_err(ApiError::from)?;
         let (tx, rx) = mpsc::channel(BUFFER);
-        tokio::spawn(pump(api, fields, resource_version, tx));
+        let ends = token_deadline(ctx);
+        tokio::spawn(async move {
+            tokio::select! {
+                () = pump(api, fields, resource_version, tx.clone()) => {}
+                () = until(ends) => expired(&tx).await,
+            }
+        });
         Ok(ReceiverStream::new(rx))
     }
 
@@ -100,7 +109,13 @@ impl Subscription {
         // Checked before the stream starts, so a refusal is the subscription's error.
         let first = node_inventory(&client).await?;
         let (tx, rx) = mpsc::channel(BUFFER);
-        tokio::spawn(inventory_pump(client, first, tx));
+        let ends = token_deadline(ctx);
+        tokio::spawn(async move {
+            tokio::select! {
+                () = inventory_pump(client, first, tx.clone()) => {}
+                () = until(ends) => expired(&tx).await,
+            }
+        });
         Ok(ReceiverStream::new(rx))
     }
 }
@@ -149,6 +164,27 @@ async fn inventory_pump(client: Client, first: Vec<NodeInventory>, tx: Inventory
             return;
         }
     }
+}
+
+/// When the subscriber's token expires, as a deadline on this process's clock.
+fn token_deadline(ctx: &Context<'_>) -> Option<tokio::time::Instant> {
+    let TokenExpiry(exp) = *ctx.data_opt::<TokenExpiry>()?;
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs();
+    Some(tokio::time::Instant::now() + Duration::from_secs(exp.saturating_sub(now)))
+}
+
+/// Waits for `deadline`; forever without one.
+async fn until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Tells the subscriber its token expired (the subscription ends with it).
+async fn expired<T>(tx: &mpsc::Sender<async_graphql::Result<T>>) {
+    let e = ApiError::Unauthenticated("the token expired: subscribe again with a fresh one".into());
+    let _ = tx.send(Err(e.into())).await;
 }
 
 type Sender = mpsc::Sender<async_graphql::Result<SessionEvent>>;
