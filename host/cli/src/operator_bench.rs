@@ -82,6 +82,7 @@ async fn bench(args: &BenchArgs) -> Result<ExitCode> {
             ..OperatorConfig::default()
         }),
         admission_hook: true,
+        process_node: None,
         oidc: Vec::new(),
     })
     .await?;

@@ -1,13 +1,14 @@
 //! `vdi up`: the whole platform on this machine: the embedded control plane with simulated GPU
-//! nodes, the CRDs, default templates and plugins, and the operator, until Ctrl-C. Then
-//! `kubectl apply -f examples/session.yaml` gives a Running session.
+//! nodes and a local process node that runs real desktops, the CRDs, default templates and
+//! plugins, the operator and the session proxy, until Ctrl-C. Then `kubectl apply -f
+//! examples/session.yaml` gives a desktop on this machine and `vdi connect` the URL to open.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use vdi_cluster::SimulatedNodes;
+use vdi_cluster::{ProcessNode, SimulatedNodes};
 use vdi_operator::OperatorConfig;
 use vdi_platform::{DEFAULT_PLUGINS, Platform, PlatformOptions};
 
@@ -24,12 +25,10 @@ pub(crate) struct UpArgs {
     /// Address of the operator's metrics, health and webhook endpoints.
     #[arg(long, default_value = "127.0.0.1:9443")]
     operator_listen: SocketAddr,
-    /// URL of a running session (`{namespace}` and `{name}` are replaced).
-    #[arg(
-        long,
-        default_value = "https://localhost:8443/sessions/{namespace}/{name}/"
-    )]
-    url_template: String,
+    /// URL of a running session (`{namespace}` and `{name}` are replaced); default: the session
+    /// proxy's, `https://localhost:<proxy port>/sessions/{namespace}/{name}/`.
+    #[arg(long)]
+    url_template: Option<String>,
     /// Where the session proxy serves `/sessions/{namespace}/{name}/` over HTTPS (the URL
     /// template's port).
     #[arg(long, default_value = "127.0.0.1:8443")]
@@ -44,6 +43,14 @@ pub(crate) struct UpArgs {
     /// The development OpenID Provider's directory (with its node_modules).
     #[arg(long, default_value = "tools/dev-idp")]
     dev_idp_dir: PathBuf,
+    /// Run no local process node (then sessions only land on the simulated nodes, which run
+    /// nothing).
+    #[arg(long)]
+    no_local_node: bool,
+    /// The `vdi-streamer` binary the local node runs for the streamer image (default: beside
+    /// this `vdi`).
+    #[arg(long, env = "VDI_STREAMER_BIN")]
+    streamer_bin: Option<PathBuf>,
     /// The control plane's settings (data directory, port, kubeconfig, simulated nodes).
     #[command(flatten)]
     cluster: crate::cluster_cmd::ClusterArgs,
@@ -57,7 +64,6 @@ pub(crate) fn run(args: &UpArgs) -> Result<ExitCode> {
             http_listen: Some(args.operator_listen),
             ..OperatorConfig::default()
         };
-        config.session.url_template = args.url_template.clone();
         let cache_dir = crate::plugin_cmd::cache_dir();
         let mut oidc: Vec<_> = c.oidc.config()?.into_iter().collect();
         let idp = if args.dev_idp {
@@ -73,6 +79,24 @@ pub(crate) fn run(args: &UpArgs) -> Result<ExitCode> {
         } else {
             None
         };
+        let process_node = if args.no_local_node {
+            None
+        } else {
+            let streamer = match &args.streamer_bin {
+                Some(path) => path.clone(),
+                None => std::env::current_exe()
+                    .context("find this executable")?
+                    .with_file_name("vdi-streamer"),
+            };
+            if !streamer.is_file() {
+                eprintln!(
+                    "warning: {} is missing: desktops on the local node will fail to start \
+                     (cargo build -p vdi-streamer, or --streamer-bin)",
+                    streamer.display()
+                );
+            }
+            Some(ProcessNode::new(c.data_dir.join("process-node"), streamer))
+        };
         let mut platform = Platform::start(PlatformOptions {
             data_dir: c.data_dir.clone(),
             listen: c.listen,
@@ -84,12 +108,21 @@ pub(crate) fn run(args: &UpArgs) -> Result<ExitCode> {
             },
             plugins_dir: Some(args.plugins_dir.clone()),
             cache_dir,
-            operator: Some(config),
+            // Started below, once the proxy's port (in the sessions' URL) is known.
+            operator: None,
             admission_hook: true,
+            process_node,
             oidc,
         })
         .await?;
         let proxy = platform.start_proxy(args.proxy_listen)?;
+        config.session.url_template = args.url_template.clone().unwrap_or_else(|| {
+            format!(
+                "https://localhost:{}/sessions/{{namespace}}/{{name}}/",
+                proxy.port()
+            )
+        });
+        platform.start_operator(config).await?;
         let mut users = Vec::new();
         if idp.is_some() {
             for user in ["oidc:alice", "oidc:bob"] {
@@ -104,6 +137,11 @@ pub(crate) fn run(args: &UpArgs) -> Result<ExitCode> {
             "nodes           {} simulated, {} GPU(s) x {} slices each",
             c.sim_nodes, c.sim_gpus, c.sim_slices
         );
+        if let Some(node) = platform.process_node() {
+            println!(
+                "                {node}: this machine, runs desktops as processes (template local-desktop)"
+            );
+        }
         for p in DEFAULT_PLUGINS {
             let digest = set
                 .admission
@@ -139,14 +177,27 @@ pub(crate) fn run(args: &UpArgs) -> Result<ExitCode> {
         }
         println!();
         println!("export KUBECONFIG={}", c.kubeconfig.display());
-        println!("kubectl apply -f examples/session.yaml && kubectl get vds -w");
+        println!("kubectl apply -f examples/session.yaml && kubectl wait --for=jsonpath='{{.status.phase}}'=Running vds/alice-desktop");
+        if platform.process_node().is_some() {
+            println!("vdi connect alice-desktop    # prints the URL to open in a browser: the live desktop");
+        }
         println!(
             "(Ctrl-C stops everything; state stays in {})",
             c.data_dir.display()
         );
-        tokio::signal::ctrl_c().await.context("wait for Ctrl-C")?;
+        stop_signal().await?;
         platform.stop().await;
         drop(idp);
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Waits for Ctrl-C (SIGINT) or SIGTERM (a service manager's or a test's stop).
+async fn stop_signal() -> Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("listen for SIGTERM")?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.context("wait for Ctrl-C"),
+        _ = term.recv() => Ok(()),
+    }
 }

@@ -25,7 +25,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client};
 use serde_json::json;
-use vdi_cluster::{Cluster, ClusterConfig, SimulatedNodes};
+use vdi_cluster::{Cluster, ClusterConfig, ProcessNode, ProcessNodeHandle, SimulatedNodes};
 use vdi_operator::{Fetcher, ModuleStore, Operator, OperatorConfig, Registry};
 use vdi_plugin_host::{Runtime, RuntimeConfig};
 
@@ -54,6 +54,9 @@ pub struct PlatformOptions {
     pub listen: SocketAddr,
     /// Simulated nodes (count 0 for none).
     pub nodes: SimulatedNodes,
+    /// The local process node, which runs the pods bound to it as processes of this machine
+    /// (real desktops); `None` for none.
+    pub process_node: Option<ProcessNode>,
     /// Directory of the built default plugins; `None` installs no plugins or templates.
     pub plugins_dir: Option<PathBuf>,
     /// Compile cache of the plugin runtime.
@@ -83,6 +86,7 @@ pub struct Platform {
     /// The operator, while running.
     pub operator: Option<Operator>,
     nodes: Option<tokio::task::JoinHandle<()>>,
+    process_node: Option<ProcessNodeHandle>,
     proxy: Option<(SocketAddr, tokio::task::JoinHandle<()>)>,
 }
 
@@ -115,6 +119,14 @@ impl Platform {
             )
         } else {
             None
+        };
+        let process_node = match options.process_node {
+            Some(node) => Some(
+                node.start(cluster.store().clone())
+                    .await
+                    .context("start the process node")?,
+            ),
+            None => None,
         };
         let client = client_for(&cluster).await?;
         install_crds(&client, true).await?;
@@ -175,18 +187,16 @@ impl Platform {
             registry,
             operator: None,
             nodes,
+            process_node,
             proxy: None,
         };
         if let Some(config) = options.operator {
             platform.start_operator(config).await?;
-            tokio::time::timeout(Duration::from_secs(60), platform.registry.wait_synced())
-                .await
-                .context("the plugins did not load within a minute")?;
         }
         Ok(platform)
     }
 
-    /// Starts (or restarts) the operator.
+    /// Starts (or restarts) the operator, and waits for the plugins to load (at most a minute).
     pub async fn start_operator(&mut self, config: OperatorConfig) -> Result<()> {
         if let Some(old) = self.operator.take() {
             old.abort();
@@ -194,6 +204,9 @@ impl Platform {
         let op =
             Operator::start(self.operator_client.clone(), self.registry.clone(), config).await?;
         self.operator = Some(op);
+        tokio::time::timeout(Duration::from_secs(60), self.registry.wait_synced())
+            .await
+            .context("the plugins did not load within a minute")?;
         Ok(())
     }
 
@@ -225,6 +238,11 @@ impl Platform {
         self.proxy.as_ref().map(|(addr, _)| *addr)
     }
 
+    /// The process node's name, when it runs.
+    pub fn process_node(&self) -> Option<&str> {
+        self.process_node.as_ref().map(ProcessNodeHandle::node_name)
+    }
+
     /// A kubeconfig for this platform.
     pub fn kubeconfig(&self) -> String {
         self.cluster.kubeconfig()
@@ -237,6 +255,10 @@ impl Platform {
         }
         if let Some(n) = self.nodes.take() {
             n.abort();
+        }
+        // Before the control plane goes: the node writes its pods' last states through it.
+        if let Some(n) = self.process_node.take() {
+            n.stop().await;
         }
         if let Some((_, p)) = self.proxy.take() {
             p.abort();

@@ -203,6 +203,7 @@ async fn every_identity_gets_exactly_what_rbac_grants() {
         cache_dir: Some(compile_cache()),
         operator: Some(operator_config()),
         admission_hook: true,
+        process_node: None,
         oidc: vec![oidc],
     })
     .await

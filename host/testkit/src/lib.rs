@@ -1,8 +1,9 @@
 //! What every host test suite needs from the repository: its root, the guest plugins in
 //! `plugins/` built from source for wasm32-wasip2 (once per test process; cargo makes repeat
 //! builds a no-op), with the compile cache the suites share, and the development OpenID Provider
-//! (`tools/dev-idp`) with a scripted browser for its login ([`DevIdp`]), and a real OCI
-//! Distribution registry on loopback ([`DistributionRegistry`]).
+//! (`tools/dev-idp`) with a scripted browser for its login ([`DevIdp`]), a real OCI
+//! Distribution registry on loopback ([`DistributionRegistry`]), and the `vdi-streamer` binary
+//! the local process node runs ([`streamer_binary`]).
 //!
 //! A dev-dependency only, of any host crate (it depends on none of them, so it makes no cycle).
 //! It must not hold fixtures of one crate's types: those stay in that crate's `tests/common`.
@@ -44,6 +45,36 @@ pub fn guests() -> &'static PathBuf {
             .expect("run cargo to build the guest plugins");
         assert!(status.success(), "building the guest plugins failed");
         target.join("wasm32-wasip2/release")
+    })
+}
+
+/// Builds the `vdi-streamer` binary (a no-op when the workspace build made it) and returns its
+/// path: what the local process node runs for the streamer image. It lands beside the test
+/// binaries' `deps/` directory, in the profile directory every workspace binary shares.
+pub fn streamer_binary() -> &'static PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "vdi-streamer",
+                "--bin",
+                "vdi-streamer",
+            ])
+            .current_dir(repo_root())
+            .status()
+            .expect("run cargo to build vdi-streamer");
+        assert!(status.success(), "building vdi-streamer failed");
+        let exe = std::env::current_exe().expect("the test binary's path");
+        let profile_dir = exe
+            .parent()
+            .and_then(|deps| deps.parent())
+            .expect("the test binary lives in <target>/<profile>/deps");
+        let bin = profile_dir.join("vdi-streamer");
+        assert!(bin.is_file(), "{} was not built", bin.display());
+        bin
     })
 }
 

@@ -32,8 +32,8 @@ try {
     // The input channel opens with the media; a pointer message goes through once it is up.
     await page.waitForFunction(() => window.vdi.send({ type: "pointer-abs", x: 0, y: 0 }), null, { timeout: 10000 });
     const box = await page.locator("video").boundingBox();
-    // The terminal fills the screen (the desktop runtime starts it maximized): click inside it.
-    await page.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
+    // The desktop runtime opens its terminal at the top left (+20+20, 100x30): click inside it.
+    await page.mouse.click(box.x + box.width * 0.15, box.y + box.height * 0.15);
     await page.waitForTimeout(300);
     for (const ch of text) {
       await page.keyboard.press(ch === " " ? "Space" : ch);

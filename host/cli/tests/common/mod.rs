@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub use vdi_testkit::repo_root;
-use vdi_testkit::{compile_cache, guests};
+use vdi_testkit::{compile_cache, guests, streamer_binary};
 
 /// A `vdi cluster` process and its kubeconfig.
 pub struct ClusterProcess {
@@ -60,6 +60,8 @@ impl ClusterProcess {
                     .join("tools/dev-idp")
                     .to_str()
                     .expect("utf-8 path"),
+                "--streamer-bin",
+                streamer_binary().to_str().expect("utf-8 path"),
             ],
             &[("VDI_CACHE_DIR", cache.to_str().expect("utf-8 path"))],
         )
@@ -99,7 +101,24 @@ impl ClusterProcess {
 }
 
 impl Drop for ClusterProcess {
+    /// Asks the process to stop (SIGTERM: `vdi up` then ends the local node's desktops and
+    /// removes their files), and SIGKILLs it after 20 s.
     fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            return; // already reaped (`kill`)
+        }
+        let pid = self.child.id().to_string();
+        let asked = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .is_ok_and(|s| s.success());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while asked && Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

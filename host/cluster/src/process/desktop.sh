@@ -18,6 +18,7 @@ need() {
 }
 need openbox "the window manager" openbox
 need xterm "the terminal" xterm
+need xprop "to wait for the window manager" x11-utils
 case "$server" in
     xvnc)
         need Xvnc "the X server" tigervnc-standalone-server
@@ -58,6 +59,17 @@ echo "desktop: X server ready on $DISPLAY (pid $x)"
 
 openbox &
 wm=$!
+# A window mapped before the window manager manages the screen is adopted without focus: wait
+# (at most 5 s) for openbox to announce itself, so the terminal opens focused and typing from the
+# first connection reaches it.
+i=0
+while ! xprop -root _NET_SUPPORTING_WM_CHECK 2>/dev/null | grep -q 'window id'; do
+    i=$((i + 1))
+    [ "$i" -gt 100 ] && break
+    sleep 0.05
+done
+# The terminal starts in the home directory (the session's home volume).
+cd "${HOME:-.}" || true
 xterm -geometry 100x30+20+20 &
 term=$!
 echo "desktop: openbox (pid $wm) and xterm (pid $term) started"

@@ -73,6 +73,7 @@ pub async fn start_with(
         cache_dir: Some(compile_cache()),
         operator,
         admission_hook: hook,
+        process_node: None,
         oidc: Vec::new(),
     })
     .await
