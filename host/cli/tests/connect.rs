@@ -72,7 +72,11 @@ async fn vdi_connect_prints_the_session_url_with_a_token_the_platform_key_verifi
         .rsplit_once("token=")
         .expect("a token in the URL");
     let url = status.url.clone().expect("url");
-    assert_eq!(base, format!("{url}#"), "the token travels in the fragment: {printed}");
+    assert_eq!(
+        base,
+        format!("{url}#"),
+        "the token travels in the fragment: {printed}"
+    );
 
     let secret = Api::<Secret>::namespaced(client.clone(), KEYS_NAMESPACE)
         .get(KEYS_SECRET)
