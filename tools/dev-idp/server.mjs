@@ -16,6 +16,8 @@ import { parseArgs } from 'node:util';
 
 import Provider from 'oidc-provider';
 
+import { allowDashboardLoopback, clientBasedCORS } from './dashboard.mjs';
+
 // oidc-provider prints its notices with console.info (stdout); stdout carries only READY.
 console.info = console.error;
 
@@ -29,7 +31,10 @@ const USERS = {
 const passwordOf = (user) => `${user}-password`;
 
 // Public clients of the platform: the CLI and the dashboard, both on loopback redirects (a
-// native client's loopback redirect URI matches on any port, RFC 8252 section 7.3).
+// native client's loopback redirect URI matches on any port, RFC 8252 section 7.3). The
+// dashboard, served by `vdi up` over HTTPS on a loopback origin, is also let in on
+// `https://localhost:<port>/callback` and `https://127.0.0.1:<port>/callback` (see
+// dashboardLoopback below).
 const CLIENTS = [
   {
     client_id: 'vdi-cli',
@@ -70,6 +75,7 @@ function signingKeys() {
 function configuration() {
   return {
     clients: CLIENTS,
+    clientBasedCORS,
     jwks: signingKeys(),
     cookies: { keys: [randomBytes(32).toString('base64url')] },
     // Claims travel in the ID token even when an access token is issued too: kube-apiserver's
@@ -207,6 +213,7 @@ const server = createServer({ cert: readFileSync(args.cert), key: readFileSync(a
 server.listen(Number(args.port), '127.0.0.1', () => {
   const issuer = `https://127.0.0.1:${server.address().port}`;
   const provider = new Provider(issuer, configuration());
+  allowDashboardLoopback(provider);
   const oidc = provider.callback();
   server.on('request', (req, res) => {
     const path = new URL(req.url, issuer).pathname.match(/^\/interaction\/([^/]+)(?:\/(login))?\/?$/);
