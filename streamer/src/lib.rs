@@ -1,8 +1,8 @@
 //! The session streamer: captures the X11 desktop, encodes it (NVENC when an NVIDIA GPU is
 //! there, x264 or VP8 otherwise, chosen at run time) and sends it to the browser over WebRTC.
 //!
-//! One media pipeline per viewer (`webrtc`: capture → encoder → RTP → webrtcbin, trickle ICE, an
-//! `input` data channel), the HTTP server (`server`: web player, WebSocket signalling with the
+//! One encode per session (`media`: capture → encoder → RTP → tee) with one branch per viewer
+//! (`webrtc`: queue → webrtcbin, trickle ICE, an `input` data channel), the HTTP server (`server`: web player, WebSocket signalling with the
 //! session token checked first within a timeout, capped sockets and viewers, one controlling
 //! viewer, `/healthz`, `/metrics`, `/activity` for the operator), XTest input
 //! injection (`input`), and the pieces they use: settings, signalling types, tokens, TURN
@@ -16,6 +16,7 @@ pub mod gpu;
 pub mod harness;
 pub mod input;
 pub mod keyfile;
+pub mod media;
 pub mod protocol;
 pub mod resize;
 pub mod server;

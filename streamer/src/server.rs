@@ -1,8 +1,10 @@
 //! The streamer's HTTP server: the web player, WebSocket signalling (session token checked
 //! before any offer, within `--auth-timeout-seconds`; at most `--max-connections` sockets and
-//! `--max-viewers` viewers; one controlling viewer, others view-only or refused), `/healthz`,
+//! `--max-viewers` viewers; one controlling viewer, others view-only or refused; all of them
+//! branches of one shared encode), `/healthz`,
 //! `/metrics` and `/activity`. Every route is served at the root and under `--base-path`.
 
+mod media;
 mod metrics;
 mod viewer;
 
@@ -40,7 +42,10 @@ pub struct Streamer {
     verifier: Option<Verifier>,
     ice: IceConfig,
     controller: AtomicBool,
-    active_pipelines: AtomicU64,
+    /// Shared encodes running (one, or two for a moment while one replaces the other).
+    active_pipelines: Arc<AtomicU64>,
+    media: std::sync::Mutex<media::MediaState>,
+    generation: tokio::sync::watch::Sender<u64>,
     /// Open WebSockets, authenticated or not.
     sockets: Arc<AtomicU32>,
     /// Authenticated viewers.
@@ -86,12 +91,14 @@ impl Streamer {
         };
         let (metrics, registry) = StreamMetrics::new();
         Arc::new(Self {
+            media: std::sync::Mutex::new(media::MediaState::new(settings.clone())),
+            generation: tokio::sync::watch::Sender::new(0),
             settings,
             encoder: CurrentEncoder::new(encoder),
             verifier,
             ice,
             controller: AtomicBool::new(false),
-            active_pipelines: AtomicU64::new(0),
+            active_pipelines: Arc::new(AtomicU64::new(0)),
             sockets: Arc::new(AtomicU32::new(0)),
             viewers: Arc::new(AtomicU32::new(0)),
             activity: ActivityClock::new(jiff::Timestamp::now()),

@@ -1,21 +1,19 @@
-//! One viewer's media path: X11 capture → encoder → RTP → `webrtcbin`, the SDP offer, trickle
-//! ICE both ways, and the `input` data channel. Everything the browser must hear comes out as
-//! [`PeerEvent`]s on a channel; the signalling server forwards them.
+//! One viewer's branch on the session's shared encode ([`crate::media::Encode`]): tee → leaky
+//! queue → `webrtcbin`, the SDP offer, trickle ICE both ways, and the `input` data channel.
+//! Everything the browser must hear comes out as [`PeerEvent`]s on a channel; the signalling
+//! server forwards them.
 
 use gstreamer as gst;
 use gstreamer::glib;
 use gstreamer::prelude::*;
 use gstreamer_sdp as gst_sdp;
 use gstreamer_webrtc as gst_webrtc;
-use std::collections::VecDeque;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::encoder::Encoder;
-use crate::settings::Settings;
+use crate::media::{BRANCH_PREFIX, Encode};
 
 /// What a peer tells the signalling side.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,8 +32,10 @@ pub enum PeerEvent {
     /// The first encoded frame went out to the browser: the first RTP buffer that reached
     /// `webrtcbin` once its peer connection was `connected` (sent once per pipeline).
     FrameSent,
-    /// The pipeline failed; the viewer should be told and dropped.
+    /// This viewer's branch failed; the viewer should be told and dropped.
     Failed(String),
+    /// The shared encode failed: every viewer hears it and moves to a new one.
+    EncodeFailed(String),
 }
 
 /// ICE servers in GStreamer's form.
@@ -65,47 +65,28 @@ pub struct PeerStats {
     pub packets_lost: Option<i64>,
 }
 
-/// Encode times measured between the encoder's sink and source pads.
-#[derive(Debug, Default)]
-struct EncodeClock {
-    started: VecDeque<Instant>,
-    done: Vec<Duration>,
-    frames: u64,
-}
-
-/// A running media pipeline for one viewer.
+/// One viewer's branch on a running [`Encode`].
 pub struct Peer {
-    pipeline: gst::Pipeline,
+    encode: Arc<Encode>,
+    id: u64,
+    tee_pad: gst::Pad,
+    queue: gst::Element,
     webrtc: gst::Element,
-    encoder: gst::Element,
-    kind: Encoder,
     channel: gst_webrtc::WebRTCDataChannel,
-    clock: Arc<Mutex<EncodeClock>>,
 }
 
-fn rtp_caps(encoder: Encoder) -> &'static str {
-    match encoder {
-        Encoder::Nvenc | Encoder::X264 => {
-            "application/x-rtp,media=video,encoding-name=H264,payload=96,clock-rate=90000"
-        }
-        Encoder::Vp8 => {
-            "application/x-rtp,media=video,encoding-name=VP8,payload=96,clock-rate=90000"
-        }
-    }
-}
+/// How much a slow viewer's queue holds before it drops (the others never wait for it).
+const BRANCH_QUEUE_NS: u64 = 500_000_000;
 
-/// The whole pipeline description for one viewer.
-pub fn pipeline_description(settings: &Settings, encoder: Encoder) -> String {
-    let chaos = if settings.drop_probability > 0.0 {
-        format!(" ! identity drop-probability={}", settings.drop_probability)
-    } else {
-        String::new()
-    };
-    format!(
-        "{capture}{chaos} ! {caps} ! webrtcbin name=webrtc bundle-policy=max-bundle latency=0",
-        capture = crate::capture_pipeline(settings, encoder),
-        caps = rtp_caps(encoder),
-    )
+/// The upstream event that asks an encoder for a key frame with its headers (GstVideo's
+/// `GstForceKeyUnit`, built by hand: the video library's helper is not bound here).
+fn force_key_unit() -> gst::Event {
+    let s = gst::Structure::builder("GstForceKeyUnit")
+        .field("running-time", u64::MAX)
+        .field("all-headers", true)
+        .field("count", 0u32)
+        .build();
+    gst::event::CustomUpstream::new(s)
 }
 
 /// Sends [`PeerEvent::FrameSent`] for the first RTP buffer that reaches `webrtc` after its peer
@@ -119,8 +100,14 @@ fn watch_first_frame(
     let flag = connected.clone();
     webrtc.connect_notify(Some("connection-state"), move |element, _| {
         let state = element.property::<gst_webrtc::WebRTCPeerConnectionState>("connection-state");
-        if state == gst_webrtc::WebRTCPeerConnectionState::Connected {
-            flag.store(true, Ordering::Release);
+        if state == gst_webrtc::WebRTCPeerConnectionState::Connected
+            && !flag.swap(true, Ordering::AcqRel)
+        {
+            // The shared encoder's next frame may be far from a key frame: ask for one, so
+            // a viewer joining a running encode sees a picture at once.
+            if let Some(pad) = element.sink_pads().first() {
+                let _ = pad.push_event(force_key_unit());
+            }
         }
     });
     let pad = webrtc
@@ -139,19 +126,53 @@ fn watch_first_frame(
 }
 
 impl Peer {
-    /// Builds the pipeline, creates the `input` data channel and starts it; the offer follows
-    /// as a [`PeerEvent::Offer`].
-    pub fn start(
-        settings: &Settings,
-        encoder: Encoder,
+    /// Hangs a branch on `encode`, creates the `input` data channel and starts it; the offer
+    /// follows as a [`PeerEvent::Offer`].
+    pub fn attach(
+        encode: &Arc<Encode>,
         ice: &IceConfig,
         events: UnboundedSender<PeerEvent>,
     ) -> Result<Self, String> {
-        let pipeline = gst::parse::launch(&pipeline_description(settings, encoder))
-            .map_err(|e| format!("pipeline: {e}"))?
-            .downcast::<gst::Pipeline>()
-            .map_err(|_| "pipeline: not a pipeline".to_owned())?;
-        let webrtc = pipeline.by_name("webrtc").ok_or("pipeline: no webrtcbin")?;
+        let id = encode.register(events.clone());
+        let name = format!("{BRANCH_PREFIX}{id}");
+        let built = Self::build(encode, id, &name, ice, events);
+        if built.is_err() {
+            encode.unregister(id);
+            for suffix in ["", "-queue"] {
+                if let Some(e) = encode.pipeline.by_name(&format!("{name}{suffix}")) {
+                    let _ = e.set_state(gst::State::Null);
+                    let _ = encode.pipeline.remove(&e);
+                }
+            }
+        }
+        built
+    }
+
+    fn build(
+        encode: &Arc<Encode>,
+        id: u64,
+        name: &str,
+        ice: &IceConfig,
+        events: UnboundedSender<PeerEvent>,
+    ) -> Result<Self, String> {
+        let queue = gst::ElementFactory::make("queue")
+            .name(format!("{name}-queue"))
+            .property_from_str("leaky", "downstream")
+            .property("max-size-buffers", 0u32)
+            .property("max-size-bytes", 0u32)
+            .property("max-size-time", BRANCH_QUEUE_NS)
+            .build()
+            .map_err(|e| format!("queue: {e}"))?;
+        let webrtc = gst::ElementFactory::make("webrtcbin")
+            .name(name)
+            .property_from_str("bundle-policy", "max-bundle")
+            .property("latency", 0u32)
+            .build()
+            .map_err(|e| format!("webrtcbin: {e}"))?;
+        encode
+            .pipeline
+            .add_many([&queue, &webrtc])
+            .map_err(|e| format!("branch: {e}"))?;
         if let Some(stun) = &ice.stun {
             webrtc.set_property("stun-server", stun);
         }
@@ -166,9 +187,7 @@ impl Peer {
         }
         let tx = events.clone();
         webrtc.connect("on-negotiation-needed", false, move |values| {
-            let Ok(webrtc) = values[0].get::<gst::Element>() else {
-                return None;
-            };
+            let webrtc = values.first()?.get::<gst::Element>().ok()?;
             let tx = tx.clone();
             let element = webrtc.clone();
             let promise = gst::Promise::with_change_func(move |reply| {
@@ -199,14 +218,17 @@ impl Peer {
         });
         let tx = events.clone();
         webrtc.connect("on-ice-candidate", false, move |values| {
-            let mline = values[1].get::<u32>().ok()?;
-            let candidate = values[2].get::<String>().ok()?;
+            let mline = values.get(1)?.get::<u32>().ok()?;
+            let candidate = values.get(2)?.get::<String>().ok()?;
             let _ = tx.send(PeerEvent::Ice { mline, candidate });
             None
         });
-        pipeline
+        queue
+            .link(&webrtc)
+            .map_err(|e| format!("queue to webrtcbin: {e}"))?;
+        webrtc
             .set_state(gst::State::Ready)
-            .map_err(|e| format!("pipeline to Ready: {e}"))?;
+            .map_err(|e| format!("webrtcbin to Ready: {e}"))?;
         let channel = webrtc.emit_by_name::<gst_webrtc::WebRTCDataChannel>(
             "create-data-channel",
             &[&"input", &None::<gst::Structure>],
@@ -217,59 +239,28 @@ impl Peer {
                 let _ = tx.send(PeerEvent::Input(text.to_owned()));
             }
         });
-        let bus = pipeline.bus().ok_or("pipeline: no bus")?;
-        let events_for_frames = events.clone();
-        let tx = events;
-        bus.set_sync_handler(move |_, msg| {
-            if let gst::MessageView::Error(e) = msg.view() {
-                let _ = tx.send(PeerEvent::Failed(format!(
-                    "{}: {}",
-                    e.src().map(|s| s.name().to_string()).unwrap_or_default(),
-                    e.error()
-                )));
-            }
-            gst::BusSyncReply::Drop
-        });
-        watch_first_frame(&webrtc, events_for_frames)?;
-        let encoder_element = pipeline.by_name("encoder").ok_or("pipeline: no encoder")?;
-        let clock = Arc::new(Mutex::new(EncodeClock::default()));
-        for (pad, entering) in [("sink", true), ("src", false)] {
-            let clock = clock.clone();
-            let pad = encoder_element
-                .static_pad(pad)
-                .ok_or_else(|| format!("encoder has no {pad} pad"))?;
-            pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-                let mut c = clock
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                if entering {
-                    if c.started.len() > 64 {
-                        c.started.pop_front();
-                    }
-                    c.started.push_back(Instant::now());
-                } else {
-                    c.frames += 1;
-                    // Latency-tuned encoders emit frames in order, one per input (their output
-                    // timestamps may be shifted, so order, not PTS, pairs them).
-                    if let Some(at) = c.started.pop_front()
-                        && c.done.len() < 1024
-                    {
-                        c.done.push(at.elapsed());
-                    }
-                }
-                gst::PadProbeReturn::Ok
-            });
+        watch_first_frame(&webrtc, events)?;
+        for element in [&webrtc, &queue] {
+            element
+                .sync_state_with_parent()
+                .map_err(|e| format!("branch to Playing: {e}"))?;
         }
-        pipeline
-            .set_state(gst::State::Playing)
-            .map_err(|e| format!("pipeline to Playing: {e}"))?;
+        let tee_pad = encode
+            .tee
+            .request_pad_simple("src_%u")
+            .ok_or("tee: no source pad")?;
+        let queue_sink = queue.static_pad("sink").ok_or("queue: no sink pad")?;
+        if let Err(e) = tee_pad.link(&queue_sink) {
+            encode.tee.release_request_pad(&tee_pad);
+            return Err(format!("tee to queue: {e:?}"));
+        }
         Ok(Self {
-            pipeline,
+            encode: encode.clone(),
+            id,
+            tee_pad,
+            queue,
             webrtc,
-            encoder: encoder_element,
-            kind: encoder,
             channel,
-            clock,
         })
     }
 
@@ -299,18 +290,9 @@ impl Peer {
             .map_err(|e| e.to_string())
     }
 
-    /// Encode times since the last call, and frames encoded in total.
-    pub fn take_encode_times(&self) -> (Vec<Duration>, u64) {
-        let mut c = self
-            .clock
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        (std::mem::take(&mut c.done), c.frames)
-    }
-
-    /// Changes the encoder's bitrate while it runs.
-    pub fn set_bitrate(&self, kbps: u32) {
-        self.kind.set_bitrate(&self.encoder, kbps);
+    /// The encode this branch hangs on.
+    pub fn encode(&self) -> &Arc<Encode> {
+        &self.encode
     }
 
     /// Asks webrtcbin for its statistics.
@@ -347,16 +329,22 @@ impl Peer {
         }
         out
     }
-
-    /// Stops the pipeline (it cannot be restarted).
-    pub fn stop(&self) {
-        let _ = self.pipeline.set_state(gst::State::Null);
-    }
 }
 
 impl Drop for Peer {
     fn drop(&mut self) {
-        // A pipeline must reach Null before it is dropped.
-        let _ = self.pipeline.set_state(gst::State::Null);
+        // Off the tee first (releasing the pad unlinks it), so no buffer reaches elements on
+        // their way out.
+        self.encode.tee.release_request_pad(&self.tee_pad);
+        // Downstream first: until it is negotiated webrtcbin blocks its sink pad, and the queue
+        // pushing into it could not stop while it holds the buffer.
+        for element in [&self.webrtc, &self.queue] {
+            let _ = element.set_state(gst::State::Null);
+        }
+        let _ = self
+            .encode
+            .pipeline
+            .remove_many([&self.queue, &self.webrtc]);
+        self.encode.unregister(self.id);
     }
 }

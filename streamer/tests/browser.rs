@@ -475,3 +475,46 @@ fn the_browser_resizes_the_display_where_the_x_server_can() {
     );
     assert!(find(&events, "stats")["framesDecoded"].as_u64().unwrap() > 0);
 }
+
+#[test]
+fn a_view_only_viewer_shares_the_controllers_encode() {
+    let x = Xvfb::start(640, 480).expect("start Xvfb");
+    let keys = keys();
+    let served = serve(&x.display, &keys, &["--width", "640", "--height", "480"]);
+    let url = player_url(&served, &keys, "");
+    let mut while_both = None;
+    let events = drive(&url, "shared", |e| {
+        if e["event"] == "both-playing" {
+            // Let the encoder run a couple of seconds with both viewers on it.
+            std::thread::sleep(Duration::from_secs(2));
+            while_both = Some((health(&served), get(&served, "/metrics")));
+        }
+    });
+    let (health_both, metrics) = while_both.expect("read while both played");
+    assert_eq!(health_both["viewers"], 2, "{health_both}");
+    assert_eq!(
+        health_both["pipelines"], 1,
+        "one encode for both: {health_both}"
+    );
+    let fps = sample(&metrics, "vdi_streamer_fps");
+    assert!(
+        (20.0..=40.0).contains(&fps),
+        "one encoder at about 30 fps, not one per viewer: {fps}"
+    );
+    let joined = find(&events, "both-playing");
+    assert!(
+        joined["secondFirstFrameMs"].as_u64().unwrap() < 10_000,
+        "{joined}"
+    );
+    let shared = find(&events, "shared");
+    assert_eq!(shared["roles"], serde_json::json!(["controller", "viewer"]));
+    for fps in shared["fps"].as_array().unwrap() {
+        assert!(fps.as_f64().unwrap() >= 20.0, "{shared}");
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        health(&served)["pipelines"],
+        0,
+        "the encode stopped with its viewers"
+    );
+}

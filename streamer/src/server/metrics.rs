@@ -125,12 +125,12 @@ impl StreamMetrics {
         );
         r.register(
             "fps",
-            "Frames encoded per second (latest viewer)",
+            "Frames the shared encoder encodes per second",
             m.fps.clone(),
         );
         r.register(
             "target_bitrate_kbps",
-            "Encoder bitrate the adaptation chose",
+            "Encoder bitrate the adaptation chose (from the controller's link)",
             m.target_bitrate_kbps.clone(),
         );
         r.register(

@@ -12,10 +12,10 @@ use tokio::sync::mpsc;
 
 use super::{Refusal, Slot, Streamer};
 use crate::adapt::Adaptation;
-use crate::encoder::GstProbe;
 use crate::input::Injector;
+use crate::media::Encode;
 use crate::protocol::{ChannelMessage, ClientMessage, Role, ServerMessage, parse};
-use crate::settings::{ExtraViewers, Settings};
+use crate::settings::ExtraViewers;
 use crate::token::{Claims, stream_time_left};
 use crate::webrtc::{IceConfig, Peer, PeerEvent};
 
@@ -138,47 +138,44 @@ pub(super) async fn viewer(s: Arc<Streamer>, socket: WebSocket, _open: Slot) {
     tracing::info!(user = %claims.sub, "viewer left");
 }
 
-/// Starts a media pipeline with the current encoder, falling back (NVENC → CPU) when it cannot
-/// start; `renegotiate` sends a fresh `welcome` first so the browser builds a new connection.
+/// Hangs this viewer's branch on `encode` (the running one when `None`); `renegotiate` sends a
+/// fresh `welcome` first so the browser builds a new connection.
 async fn start_peer(
     s: &Arc<Streamer>,
-    settings: &Settings,
+    encode: Option<Arc<Encode>>,
     ice: &IceConfig,
     user: &str,
+    controls: bool,
     sink: &mut Sink,
     renegotiate: bool,
 ) -> Option<(Peer, mpsc::UnboundedReceiver<PeerEvent>)> {
-    loop {
-        let encoder = s.encoder.get();
-        let (tx, events) = mpsc::unbounded_channel();
-        match Peer::start(settings, encoder, ice, tx) {
-            Ok(peer) => {
-                if renegotiate {
-                    let welcome = ServerMessage::Welcome {
-                        role: if s.controller.load(Ordering::Acquire) {
-                            Role::Controller
-                        } else {
-                            Role::Viewer
-                        },
-                        ice_servers: s.ice_servers(user),
-                    };
-                    let _ = sink.send(text(&welcome)).await;
-                }
-                return Some((peer, events));
+    let encode = match encode.map_or_else(|| s.acquire_encode(), Ok) {
+        Ok(e) => e,
+        Err(e) => {
+            let _ = sink.send(text(&ServerMessage::error("pipeline", e))).await;
+            return None;
+        }
+    };
+    let (tx, events) = mpsc::unbounded_channel();
+    match Peer::attach(&encode, ice, tx) {
+        Ok(peer) => {
+            if renegotiate {
+                let welcome = ServerMessage::Welcome {
+                    role: if controls {
+                        Role::Controller
+                    } else {
+                        Role::Viewer
+                    },
+                    ice_servers: s.ice_servers(user),
+                };
+                let _ = sink.send(text(&welcome)).await;
             }
-            Err(e) => {
-                s.metrics.pipeline_failures.inc();
-                match encoder.fallback(&GstProbe) {
-                    Some(next) => {
-                        tracing::warn!(error = %e, from = encoder.element(), to = next.element(), "encoder cannot start; falling back");
-                        s.encoder.set(next);
-                    }
-                    None => {
-                        let _ = sink.send(text(&ServerMessage::error("pipeline", e))).await;
-                        return None;
-                    }
-                }
-            }
+            Some((peer, events))
+        }
+        Err(e) => {
+            s.metrics.pipeline_failures.inc();
+            let _ = sink.send(text(&ServerMessage::error("pipeline", e))).await;
+            None
         }
     }
 }
@@ -195,13 +192,12 @@ async fn run_viewer(
 ) {
     let mut ice = s.ice.clone();
     ice.turns.extend(s.turn_url(user));
-    // This viewer's own settings: a resize changes its frame size.
-    let mut settings = s.settings.clone();
-    let Some((mut peer, mut events)) = start_peer(s, &settings, &ice, user, sink, false).await
+    let mut changes = s.media_changes();
+    changes.borrow_and_update();
+    let Some((mut peer, mut events)) = start_peer(s, None, &ice, user, controls, sink, false).await
     else {
         return;
     };
-    s.active_pipelines.fetch_add(1, Ordering::Relaxed);
     let mut injector = if controls {
         match Injector::connect(&s.settings.display) {
             Ok(i) => Some(i),
@@ -226,7 +222,7 @@ async fn run_viewer(
         .target_bitrate_kbps
         .set(i64::from(adaptation.current()));
     let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let mut last = (Instant::now(), 0u64, 0u64);
+    let mut last = (Instant::now(), 0u64);
     let mut encode_ms = 0.0;
     // No `stream_exp`: the stream lasts as long as the viewer stays.
     let stream_end = async {
@@ -246,18 +242,20 @@ async fn run_viewer(
             }
             _ = tick.tick() => {
                 let stats = peer.stats().await;
-                let (times, frames) = peer.take_encode_times();
-                for t in &times {
-                    s.metrics.encode_seconds.observe(t.as_secs_f64());
-                }
-                if !times.is_empty() {
-                    encode_ms = times.iter().map(Duration::as_secs_f64).sum::<f64>() * 1e3 / times.len() as f64;
+                // Whichever viewer asks first after a second reports the shared encoder.
+                if let Some(sample) = peer.encode().sample(Duration::from_secs(1)) {
+                    for t in &sample.times {
+                        s.metrics.encode_seconds.observe(t.as_secs_f64());
+                    }
+                    if !sample.times.is_empty() {
+                        encode_ms = sample.times.iter().map(Duration::as_secs_f64).sum::<f64>() * 1e3 / sample.times.len() as f64;
+                    }
+                    s.metrics.frames_encoded.inc_by(sample.frames);
+                    s.metrics.fps.set(sample.fps);
                 }
                 let elapsed = last.0.elapsed().as_secs_f64().max(1e-3);
-                s.metrics.frames_encoded.inc_by(frames.saturating_sub(last.2));
-                s.metrics.fps.set(frames.saturating_sub(last.2) as f64 / elapsed);
                 s.metrics.sent_bitrate_kbps.set(stats.bytes_sent.saturating_sub(last.1) as f64 * 8.0 / 1000.0 / elapsed);
-                last = (Instant::now(), stats.bytes_sent, frames);
+                last = (Instant::now(), stats.bytes_sent);
                 if let Some(rtt) = stats.rtt_ms {
                     s.metrics.rtt_ms.set(rtt);
                 }
@@ -274,9 +272,10 @@ async fn run_viewer(
                         }
                     }
                 }
-                if let Some(kbps) = stats.fraction_lost.and_then(|f| adaptation.update(f, stats.rtt_ms)) {
+                // One encoder for everyone: its bitrate follows the controller's link.
+                if let Some(kbps) = stats.fraction_lost.filter(|_| controls).and_then(|f| adaptation.update(f, stats.rtt_ms)) {
                     tracing::debug!(kbps, "bitrate adapted");
-                    peer.set_bitrate(kbps);
+                    peer.encode().set_bitrate(kbps);
                     s.metrics.target_bitrate_kbps.set(i64::from(kbps));
                 }
             }
@@ -320,13 +319,20 @@ async fn run_viewer(
                             Ok(()) => {
                                 // The capture and the stream take the new size: renegotiate.
                                 tracing::info!(width, height, "display resized");
-                                settings.width = u32::from(width & !1);
-                                settings.height = u32::from(height & !1);
-                                peer.stop();
-                                match start_peer(s, &settings, &ice, user, sink, true).await {
+                                let encode = s.resize_encode(u32::from(width & !1), u32::from(height & !1));
+                                changes.borrow_and_update();
+                                let encode = match encode {
+                                    Ok(e) => e,
+                                    Err(e) => {
+                                        let _ = sink.send(text(&ServerMessage::error("pipeline", e))).await;
+                                        break;
+                                    }
+                                };
+                                match start_peer(s, Some(encode), &ice, user, controls, sink, true).await {
                                     Some((p, ev)) => (peer, events) = (p, ev),
                                     None => break,
                                 }
+                                adaptation = Adaptation::new(s.settings.min_bitrate_kbps, s.settings.max_bitrate_kbps);
                             }
                             Err(e) => {
                                 tracing::info!(error = %e, "resize refused");
@@ -353,17 +359,26 @@ async fn run_viewer(
                     Err(e) => tracing::debug!(error = %e, "data channel message dropped"),
                 },
                 Some(PeerEvent::Failed(e)) => {
+                    // This viewer's branch alone: the others go on; this one reconnects.
                     s.metrics.pipeline_failures.inc();
-                    let failed = s.encoder.get();
-                    let Some(next) = failed.fallback(&GstProbe) else {
-                        let _ = sink.send(text(&ServerMessage::error("pipeline", e))).await;
-                        break;
+                    let _ = sink.send(text(&ServerMessage::error("pipeline", e))).await;
+                    break;
+                }
+                Some(PeerEvent::EncodeFailed(e)) => {
+                    // Keep the viewer: move to the replacement (NVENC → CPU) and negotiate afresh
+                    // on the same socket.
+                    let failed = peer.encode().clone();
+                    let next = s.recover_encode(&failed, &e);
+                    drop(failed);
+                    changes.borrow_and_update();
+                    let encode = match next {
+                        Ok(encode) => encode,
+                        Err(e) => {
+                            let _ = sink.send(text(&ServerMessage::error("pipeline", e))).await;
+                            break;
+                        }
                     };
-                    // Keep the viewer: switch encoder and negotiate afresh on the same socket.
-                    tracing::warn!(error = %e, from = failed.element(), to = next.element(), "encoder failed; falling back");
-                    s.encoder.set(next);
-                    peer.stop();
-                    match start_peer(s, &settings, &ice, user, sink, true).await {
+                    match start_peer(s, Some(encode), &ice, user, controls, sink, true).await {
                         Some((p, ev)) => (peer, events) = (p, ev),
                         None => break,
                     }
@@ -371,6 +386,17 @@ async fn run_viewer(
                 }
                 None => break,
             },
+            Ok(()) = changes.changed() => {
+                // Another viewer replaced the shared encode (resize, fallback): follow it.
+                changes.borrow_and_update();
+                let Ok(current) = s.acquire_encode() else { break };
+                if !Arc::ptr_eq(&current, peer.encode()) {
+                    match start_peer(s, Some(current), &ice, user, controls, sink, true).await {
+                        Some((p, ev)) => (peer, events) = (p, ev),
+                        None => break,
+                    }
+                }
+            }
             msg = stream.next() => match msg {
                 Some(Ok(Message::Text(t))) => match parse(&t) {
                     Ok(ClientMessage::Answer { sdp }) => {
@@ -393,5 +419,4 @@ async fn run_viewer(
         inj.release_all();
     }
     drop(peer);
-    s.active_pipelines.fetch_sub(1, Ordering::Relaxed);
 }

@@ -3,6 +3,7 @@
 //   watch   wait for the first frame, then report stats after 3 s
 //   input   also move the pointer to the video's centre and hold the "a" key for 1.5 s
 //   refused expect the player to be refused; report the error code
+//   shared  a second, view-only page joins the first's stream; report both pages' frame rates
 // The Rust tests (streamer/tests/browser.rs) start Xvfb, the streamer and this script, and check
 // the X server's side themselves.
 import { chromium } from "playwright-core";
@@ -34,6 +35,19 @@ try {
       return got;
     });
     out({ event: "replies", replies });
+  } else if (scenario === "shared") {
+    const playing = (p) => p.waitForFunction(() => window.vdi && window.vdi.state.framesDecoded > 0, null, { timeout: 30000, polling: 20 });
+    await playing(page);
+    const second = await browser.newPage({ viewport: { width: 640, height: 480 } });
+    const joined = Date.now();
+    await second.goto(url);
+    await playing(second);
+    out({ event: "both-playing", secondFirstFrameMs: Date.now() - joined });
+    const pages = [page, second];
+    const before = await Promise.all(pages.map((p) => p.evaluate(() => window.vdi.state.framesDecoded)));
+    await page.waitForTimeout(3000);
+    const after = await Promise.all(pages.map((p) => p.evaluate(() => ({ ...window.vdi.state }))));
+    out({ event: "shared", roles: after.map((a) => a.role), fps: after.map((a, i) => (a.framesDecoded - before[i]) / 3) });
   } else if (scenario === "refused") {
     await page.waitForFunction(() => window.vdi && window.vdi.state.error, null, { timeout: 15000 });
     out({ event: "refused", code: await page.evaluate(() => window.vdi.state.error) });
