@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use vdi_cluster::{ProcessNode, SimulatedNodes};
 use vdi_operator::OperatorConfig;
+use vdi_platform::front::{DashboardConfig, Front};
 use vdi_platform::{DEFAULT_PLUGINS, Platform, PlatformOptions};
 
 /// Arguments of `vdi up`.
@@ -43,6 +44,13 @@ pub(crate) struct UpArgs {
     /// The development OpenID Provider's directory (with its node_modules).
     #[arg(long, default_value = "tools/dev-idp")]
     dev_idp_dir: PathBuf,
+    /// The dashboard's OAuth client: the API accepts the ID tokens its users sign in with.
+    #[arg(long, default_value = "vdi-dashboard")]
+    dashboard_client_id: String,
+    /// The dashboard's built assets (`npm run build` in dashboard/), served at `/` beside the API
+    /// and the sessions.
+    #[arg(long, default_value = "dashboard/dist")]
+    dashboard_dir: PathBuf,
     /// Run no local process node (then sessions only land on the simulated nodes, which run
     /// nothing).
     #[arg(long)]
@@ -97,6 +105,8 @@ pub(crate) fn run(args: &UpArgs) -> Result<ExitCode> {
             }
             Some(ProcessNode::new(c.data_dir.join("process-node"), streamer))
         };
+        // Users sign in with the last issuer given (the dev IdP when it runs).
+        let user_issuer = oidc.last().cloned();
         let mut platform = Platform::start(PlatformOptions {
             data_dir: c.data_dir.clone(),
             listen: c.listen,
@@ -115,7 +125,30 @@ pub(crate) fn run(args: &UpArgs) -> Result<ExitCode> {
             oidc,
         })
         .await?;
-        let proxy = platform.start_proxy(args.proxy_listen)?;
+        let assets = args
+            .dashboard_dir
+            .join("index.html")
+            .is_file()
+            .then(|| args.dashboard_dir.clone());
+        let front = match user_issuer {
+            Some(mut issuer) => {
+                issuer.client_id = args.dashboard_client_id.clone();
+                let dashboard = DashboardConfig::new(&issuer.issuer_url, &issuer.client_id);
+                let api = platform.api_state(vdi_api::ApiConfig::new(issuer)).await?;
+                Front {
+                    api: Some(api),
+                    dashboard: Some(dashboard),
+                    assets,
+                }
+            }
+            None => Front {
+                assets,
+                ..Front::default()
+            },
+        };
+        let serves_api = front.api.is_some();
+        let serves_dashboard = front.assets.is_some();
+        let proxy = platform.start_front(args.proxy_listen, front)?;
         config.session.url_template = args.url_template.clone().unwrap_or_else(|| {
             format!(
                 "https://localhost:{}/sessions/{{namespace}}/{{name}}/",
@@ -155,6 +188,17 @@ pub(crate) fn run(args: &UpArgs) -> Result<ExitCode> {
                     |x| x.digest().to_string(),
                 );
             println!("plugin          {:<12} {:<10} {digest}", p.name, p.hook);
+        }
+        if serves_dashboard {
+            println!("dashboard       https://localhost:{}/", proxy.port());
+        } else {
+            println!(
+                "dashboard       not built ({} has no index.html: npm run build in dashboard/)",
+                args.dashboard_dir.display()
+            );
+        }
+        if serves_api {
+            println!("graphql         https://localhost:{}/graphql", proxy.port());
         }
         println!(
             "sessions        https://localhost:{}/sessions/{{namespace}}/{{name}}/ (session proxy)",

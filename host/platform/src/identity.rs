@@ -25,6 +25,8 @@ pub const USER_RBAC: &str = include_str!("../../../deploy/rbac/users.yaml");
 pub const API_RBAC: &str = include_str!("../../../deploy/rbac/api.yaml");
 /// The operator's ServiceAccount (in [`crate::SYSTEM_NAMESPACE`]).
 pub const OPERATOR_ACCOUNT: &str = "vdi-operator";
+/// The GraphQL API's service account (in the system namespace; `deploy/rbac/api.yaml`).
+pub const API_ACCOUNT: &str = "vdi-api";
 /// How long an operator token is valid; it is renewed at half of it.
 pub const OPERATOR_TOKEN_SECONDS: i64 = 3600;
 
@@ -144,6 +146,11 @@ impl AccountToken {
     /// A client of the cluster whose admin kubeconfig is `admin_kubeconfig`, authenticating
     /// with this token instead.
     pub async fn client(&self, admin_kubeconfig: &str) -> Result<Client> {
+        Client::try_from(self.config(admin_kubeconfig).await?).context("build the client")
+    }
+
+    /// The client configuration behind [`Self::client`].
+    pub async fn config(&self, admin_kubeconfig: &str) -> Result<kube::Config> {
         let mut kc = Kubeconfig::from_yaml(admin_kubeconfig).context("parse the kubeconfig")?;
         for named in &mut kc.auth_infos {
             if let Some(auth) = named.auth_info.as_mut() {
@@ -151,10 +158,9 @@ impl AccountToken {
                 auth.token_file = Some(self.path.display().to_string());
             }
         }
-        let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
             .await
-            .context("read the kubeconfig")?;
-        Client::try_from(config).context("build the client")
+            .context("read the kubeconfig")
     }
 }
 

@@ -10,6 +10,7 @@
 //! platform runs on a real cluster, where the operator runs alone (`vdi operator`) behind the
 //! admission webhooks.
 
+pub mod front;
 mod hook;
 mod identity;
 mod install;
@@ -32,8 +33,8 @@ use vdi_plugin_host::{Runtime, RuntimeConfig};
 use crate::hook::SessionAdmission;
 use crate::identity::AccountToken;
 pub use crate::identity::{
-    API_RBAC, OPERATOR_ACCOUNT, OPERATOR_RBAC, OPERATOR_TOKEN_SECONDS, USER_RBAC, add_user,
-    apply_rbac, mint_token,
+    API_ACCOUNT, API_RBAC, OPERATOR_ACCOUNT, OPERATOR_RBAC, OPERATOR_TOKEN_SECONDS, USER_RBAC,
+    add_user, apply_rbac, mint_token,
 };
 use crate::install::apply;
 pub use crate::install::{
@@ -81,6 +82,10 @@ pub struct Platform {
     pub operator_client: Client,
     /// The operator's token, renewed while the platform runs (held for its renewal task).
     _operator_token: AccountToken,
+    /// The API's token, once [`Platform::api_state`] made one.
+    _api_token: Option<AccountToken>,
+    /// The data directory (tokens live there).
+    cluster_data_dir: PathBuf,
     /// The plugins in force (shared by the operator and the in-process admission).
     pub registry: Arc<Registry>,
     /// The operator, while running.
@@ -184,6 +189,8 @@ impl Platform {
             client,
             operator_client,
             _operator_token: operator_token,
+            _api_token: None,
+            cluster_data_dir: options.data_dir.clone(),
             registry,
             operator: None,
             nodes,
@@ -217,20 +224,47 @@ impl Platform {
         }
     }
 
-    /// Starts the session proxy ([`proxy`]) over HTTPS with the control plane's certificate on
-    /// `listen` (`127.0.0.1:8443` gives the operator's default `status.url`); returns its address.
+    /// Starts the session proxy ([`proxy`]) alone over HTTPS with the control plane's
+    /// certificate on `listen` (`127.0.0.1:8443` gives the operator's default `status.url`);
+    /// returns its address.
     pub fn start_proxy(&mut self, listen: SocketAddr) -> Result<SocketAddr> {
+        self.start_front(listen, front::Front::default())
+    }
+
+    /// Starts the platform's one HTTPS origin ([`front`]) on `listen`: the session proxy and what
+    /// `front` adds (the GraphQL API, the dashboard); returns its address.
+    pub fn start_front(&mut self, listen: SocketAddr, front: front::Front) -> Result<SocketAddr> {
         if let Some((_, old)) = self.proxy.take() {
             old.abort();
         }
-        let (addr, task) = proxy::serve(
-            self.cluster.store().clone(),
-            listen,
-            self.cluster.tls_config(),
-        )
-        .with_context(|| format!("start the session proxy on {listen}"))?;
+        let app = front::router(self.cluster.store().clone(), front);
+        let (addr, task) = front::serve(app, listen, self.cluster.tls_config())
+            .with_context(|| format!("serve HTTPS on {listen}"))?;
         self.proxy = Some((addr, task));
         Ok(addr)
+    }
+
+    /// The GraphQL API's state for this platform: it acts as the `vdi-system/vdi-api` service
+    /// account (`deploy/rbac/api.yaml`), with a token the platform renews, and impersonates the
+    /// users whose OIDC tokens `config` accepts.
+    pub async fn api_state(&mut self, config: vdi_api::ApiConfig) -> Result<vdi_api::ApiState> {
+        let token = AccountToken::start(
+            self.client.clone(),
+            SYSTEM_NAMESPACE,
+            API_ACCOUNT,
+            &self.cluster_data_dir.join("api.token"),
+        )
+        .await?;
+        let service = token.config(&self.cluster.kubeconfig()).await?;
+        self._api_token = Some(token);
+        let state = vdi_api::ApiState::new(config, service, vdi_api::KeySource::Cluster)
+            .context("configure the API")?;
+        if !state.prefetch().await {
+            tracing::warn!(
+                "the API could not reach its OpenID Provider yet; it retries per request"
+            );
+        }
+        Ok(state)
     }
 
     /// The session proxy's address, while it runs.

@@ -23,7 +23,6 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
-use axum_server::tls_rustls::RustlsConfig;
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use vdi_cluster::{ApiError, LabelSelector, SIMULATED_LABEL, Store};
@@ -319,27 +318,6 @@ async fn proxy(State(store): State<Arc<Store>>, mut req: Request) -> Response {
     let (mut parts, body) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers, false);
     Response::from_parts(parts, Body::new(body))
-}
-
-/// Serves [`router`] over HTTPS with `tls` on `listen` until the task is aborted; returns the
-/// bound address.
-pub(crate) fn serve(
-    store: Arc<Store>,
-    listen: SocketAddr,
-    tls: Arc<rustls::ServerConfig>,
-) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    let listener = std::net::TcpListener::bind(listen)?;
-    listener.set_nonblocking(true)?;
-    let addr = listener.local_addr()?;
-    let server = axum_server::from_tcp_rustls(listener, RustlsConfig::from_config(tls))?;
-    let app = router(store);
-    let task = tokio::spawn(async move {
-        if let Err(e) = server.serve(app.into_make_service()).await {
-            tracing::error!(error = %e, "session proxy stopped");
-        }
-    });
-    tracing::info!(%addr, "session proxy listening");
-    Ok((addr, task))
 }
 
 #[cfg(test)]
