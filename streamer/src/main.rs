@@ -16,6 +16,8 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_env("VDI_LOG")
                 .unwrap_or_else(|_| "info".into()),
         )
+        // Colours only on a terminal: under a node agent the output is a log file.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
     let settings = Settings::parse();
     if let Err(e) = settings.validate() {
