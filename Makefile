@@ -19,6 +19,7 @@ up: plugins
 test: lint plugins
 	cd plugins && CARGO_TARGET_DIR=$(VDI_PLUGINS_TARGET_DIR) $(CARGO) test --quiet
 	$(CARGO) nextest run --workspace --no-fail-fast
+	cd dashboard && npm test
 
 setup:
 	bash scripts/setup.sh

@@ -70,6 +70,20 @@ if [ ! -d tools/dev-idp/node_modules/oidc-provider ] \
   npm ci --prefix tools/dev-idp --no-audit --no-fund --loglevel=error
 fi
 
+# The dashboard (dashboard/): its packages, pinned by package-lock.json, then the build that
+# `vdi up` serves (dashboard/dist), skipped while dist is newer than every source.
+if [ ! -d dashboard/node_modules/vite ] \
+   || [ dashboard/package-lock.json -nt dashboard/node_modules/.package-lock.json ]; then
+  log "npm ci (dashboard)"
+  (cd dashboard && npm ci --no-audit --no-fund --loglevel=error)
+fi
+if [ ! -f dashboard/dist/index.html ] || [ -n "$(find dashboard/src dashboard/index.html \
+     dashboard/package-lock.json dashboard/vite.config.ts dashboard/tsconfig.json \
+     dashboard/schema.graphql -newer dashboard/dist/index.html -print -quit)" ]; then
+  log "npm run build (dashboard)"
+  (cd dashboard && npm run build --silent)
+fi
+
 # Python plugins: componentize-py in a private virtual environment.
 venv="$tools_dir/venv"
 if [[ "$("$venv/bin/componentize-py" --version 2>/dev/null)" != *"$componentize_py_version"* ]]; then

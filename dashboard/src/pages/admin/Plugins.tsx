@@ -1,0 +1,168 @@
+// Plugins: state, digest and errors; upload a module (digest shown before it is used) and
+// create or replace a VDIPlugin from it.
+import { type DragEvent, useCallback, useState } from 'react';
+import { useAuth } from 'react-oidc-context';
+import { useMutation, useQuery } from 'urql';
+
+import { DeletePluginMutation, PluginsQuery, UpsertPluginMutation } from '../../api/documents';
+import { uploadModule } from '../../client';
+import { useConfig } from '../../configContext';
+import { ConfirmButton, Empty, ErrorBox, Loading, errorText, usePolling } from '../../components/ui';
+import { parseSpec } from '../../domain/spec';
+
+const REFRESH_MS = 3000;
+
+type Uploaded = { sha256: string; size: number; new: boolean; name: string };
+
+function pluginTemplate(sha256: string): string {
+  return JSON.stringify(
+    { hook: 'admission', source: { upload: {} }, sha256, order: 10, failurePolicy: 'Fail', settings: {} },
+    null,
+    2,
+  );
+}
+
+export function Plugins() {
+  const config = useConfig();
+  const auth = useAuth();
+  const [plugins, refetch] = useQuery({ query: PluginsQuery, requestPolicy: 'cache-and-network' });
+  const [, upsert] = useMutation(UpsertPluginMutation);
+  const [, remove] = useMutation(DeletePluginMutation);
+  const [uploaded, setUploaded] = useState<Uploaded | null>(null);
+  const [uploading, setUploading] = useState(false);
+  const [notice, setNotice] = useState<{ error: boolean; text: string } | null>(null);
+  const [name, setName] = useState('');
+  const [spec, setSpec] = useState(pluginTemplate('sha256:…'));
+  const [dragging, setDragging] = useState(false);
+  const refresh = useCallback(() => refetch({ requestPolicy: 'network-only' }), [refetch]);
+  usePolling(refresh, REFRESH_MS);
+
+  async function upload(file: File | undefined) {
+    const token = auth.user?.id_token;
+    if (!file || !token) return;
+    setUploading(true);
+    setNotice(null);
+    try {
+      const m = await uploadModule(config, token, file);
+      setUploaded({ ...m, name: file.name });
+      setSpec(pluginTemplate(m.sha256));
+      if (!name) setName(file.name.replace(/\.wasm$/, '').replace(/[^a-z0-9-]/gi, '-').toLowerCase());
+    } catch (e) {
+      setNotice({ error: true, text: `Upload: ${e instanceof Error ? e.message : String(e)}` });
+    } finally {
+      setUploading(false);
+    }
+  }
+
+  function onDrop(e: DragEvent) {
+    e.preventDefault();
+    setDragging(false);
+    void upload(e.dataTransfer.files[0]);
+  }
+
+  const parsed = parseSpec(spec);
+  const list = plugins.data?.plugins ?? [];
+  return (
+    <section aria-labelledby="plugins-title">
+      <h1 id="plugins-title">Plugins</h1>
+      <div aria-live="polite" className="notice-slot">
+        {notice && <p className={notice.error ? 'error' : 'ok'}>{notice.text}</p>}
+      </div>
+      {plugins.fetching && !plugins.data ? (
+        <Loading what="plugins" />
+      ) : plugins.error && !plugins.data ? (
+        <ErrorBox error={plugins.error} title="Plugins unavailable" />
+      ) : list.length === 0 ? (
+        <Empty>No plugins.</Empty>
+      ) : (
+        <table className="responsive">
+          <thead>
+            <tr>
+              <th scope="col">Name</th>
+              <th scope="col">Hook</th>
+              <th scope="col">Digest</th>
+              <th scope="col">Status</th>
+              <th scope="col">Actions</th>
+            </tr>
+          </thead>
+          <tbody>
+            {list.map((p) => (
+              <tr key={p.name} data-plugin={p.name}>
+                <td data-label="Name">{p.name}</td>
+                <td data-label="Hook">{p.hook}</td>
+                <td data-label="Digest" className="digest" title={p.sha256}>
+                  {p.sha256.slice(0, 19)}…
+                </td>
+                <td data-label="Status">
+                  <span className={`status status-${(p.phase ?? 'unknown').toLowerCase()}`}>{p.phase ?? 'waiting'}</span>
+                  {p.message && <div className="reason">{p.message}</div>}
+                </td>
+                <td data-label="Actions">
+                  <button type="button" onClick={() => setName(p.name)}>
+                    Edit
+                  </button>{' '}
+                  <ConfirmButton
+                    label="Delete"
+                    question={`Delete ${p.name}?`}
+                    confirmLabel="Yes, delete"
+                    onConfirm={async () => {
+                      const res = await remove({ name: p.name });
+                      setNotice(res.error ? { error: true, text: errorText(res.error) } : { error: false, text: `${p.name} deleted.` });
+                      refresh();
+                    }}
+                  />
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+
+      <h2>Upload a module</h2>
+      <div
+        className={dragging ? 'dropzone dragging' : 'dropzone'}
+        onDragOver={(e) => {
+          e.preventDefault();
+          setDragging(true);
+        }}
+        onDragLeave={() => setDragging(false)}
+        onDrop={onDrop}
+      >
+        <label htmlFor="module-file">Drop a .wasm component here or choose one</label>
+        <input id="module-file" type="file" accept=".wasm,application/wasm" disabled={uploading} onChange={(e) => void upload(e.target.files?.[0])} />
+        {uploading && <p role="status">Uploading…</p>}
+        {uploaded && (
+          <p className="ok" data-testid="uploaded-digest">
+            {uploaded.name}: <code>{uploaded.sha256}</code> ({uploaded.size} bytes{uploaded.new ? ', stored now' : ', already stored'})
+          </p>
+        )}
+      </div>
+
+      <h2>Create or replace a plugin</h2>
+      <form
+        onSubmit={async (e) => {
+          e.preventDefault();
+          if (!parsed.ok || !name.trim()) return;
+          const res = await upsert({ name: name.trim(), spec: parsed.value });
+          setNotice(res.error ? { error: true, text: `Save: ${errorText(res.error)}` } : { error: false, text: `${name.trim()} saved; the operator loads it.` });
+          refresh();
+        }}
+      >
+        <div className="field">
+          <label htmlFor="plugin-name">Name</label>
+          <input id="plugin-name" required pattern="[a-z0-9]([a-z0-9-]*[a-z0-9])?" value={name} onChange={(e) => setName(e.target.value)} />
+        </div>
+        <div className="field">
+          <label htmlFor="plugin-spec">Spec (JSON: hook, source, sha256, order, failurePolicy, settings)</label>
+          <textarea id="plugin-spec" rows={10} spellCheck={false} value={spec} onChange={(e) => setSpec(e.target.value)} aria-invalid={!parsed.ok} aria-describedby="plugin-spec-err" />
+          <span id="plugin-spec-err" className="field-error">
+            {parsed.ok ? '' : parsed.error}
+          </span>
+        </div>
+        <button type="submit" className="primary" disabled={!parsed.ok || !name.trim()}>
+          Save plugin
+        </button>
+      </form>
+    </section>
+  );
+}
