@@ -1,6 +1,8 @@
 # The two commands a newcomer needs:
-#   make up    builds the default plugins and runs the platform: each hook deciding a sample
-#              session, then the embedded control plane with 4 simulated GPU nodes (Ctrl-C stops)
+#   make up    builds the default plugins and the streamer and runs the platform: the embedded
+#              control plane with 4 simulated GPU nodes and this machine as a local node that
+#              runs real desktops, the dashboard, API and sessions on https://localhost:8443/
+#              (Ctrl-C stops)
 #   make test  runs every check and test (what CI runs)
 # Both run scripts/setup.sh first, which installs what is missing.
 
@@ -14,6 +16,7 @@ PLUGINS_OUT := $(VDI_PLUGINS_TARGET_DIR)/wasm32-wasip2/release
 .PHONY: up test setup plugins lint unit bench
 
 up: plugins
+	$(CARGO) build --quiet -p vdi-streamer
 	$(CARGO) run --quiet -p vdi-cli -- up --dev-idp --plugins-dir $(PLUGINS_OUT)
 
 test: lint plugins
@@ -46,5 +49,6 @@ bench: plugins
 	$(CARGO_TARGET_DIR_OR_DEFAULT)/release/vdi bench-cluster
 	$(CARGO_TARGET_DIR_OR_DEFAULT)/release/vdi bench-operator --plugins-dir $(PLUGINS_OUT)
 	$(CARGO_TARGET_DIR_OR_DEFAULT)/release/vdi-streamer-bench
+	$(CARGO_TARGET_DIR_OR_DEFAULT)/release/vdi bench-startup --plugins-dir $(PLUGINS_OUT)
 
 CARGO_TARGET_DIR_OR_DEFAULT := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)

@@ -16,6 +16,7 @@ mod plugin_cmd;
 mod plugin_new;
 mod plugin_oci;
 mod samples;
+mod startup_bench;
 mod token_cache;
 mod token_cmd;
 mod up;
@@ -49,6 +50,9 @@ enum Command {
     BenchCluster(cluster_bench::BenchArgs),
     /// Measure the operator: many sessions at once on many simulated GPU nodes.
     BenchOperator(operator_bench::BenchArgs),
+    /// Time to desktop on the local process node: sessions created one at a time, each timed to
+    /// the first frame decoded by headless Chromium, split by stage, against a by-hand baseline.
+    BenchStartup(startup_bench::BenchArgs),
     /// Work with plugin components.
     #[command(subcommand)]
     Plugin(PluginCommand),
@@ -117,6 +121,7 @@ fn main() -> ExitCode {
         Command::Crds => operator_cmd::crds(),
         Command::BenchCluster(args) => cluster_bench::run(&args),
         Command::BenchOperator(args) => operator_bench::run(&args),
+        Command::BenchStartup(args) => startup_bench::run(&args),
         Command::Plugin(PluginCommand::New(args)) => plugin_new::new(&args),
         Command::Plugin(PluginCommand::Build(args)) => plugin_new::build(&args),
         Command::Plugin(PluginCommand::Inspect { wasm, json }) => plugin_cmd::inspect(&wasm, json),

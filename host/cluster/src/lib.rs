@@ -37,8 +37,8 @@ pub use error::{ApiError, Result};
 pub use input::{MAX_BODY_BYTES, MAX_NESTING_DEPTH, MAX_STORED_DEPTH};
 pub use nodes::{SIMULATED_LABEL, SimulatedNodes};
 pub use process::{
-    DEFAULT_NODE_NAME, DESKTOP_IMAGE, ProcessNode, ProcessNodeHandle, RuntimeCommand, RuntimeEntry,
-    RuntimeTable, STREAMER_IMAGE, repository,
+    DEFAULT_NODE_NAME, DESKTOP_IMAGE, DESKTOP_SCRIPT, ProcessNode, ProcessNodeHandle,
+    RuntimeCommand, RuntimeEntry, RuntimeTable, STREAMER_IMAGE, repository,
 };
 pub use resources::{Registry, ResourceType};
 pub use selectors::{FieldSelector, LabelSelector};

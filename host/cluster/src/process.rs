@@ -26,6 +26,8 @@ use rustix::process::Signal;
 use serde_json::Value;
 use tokio::task::JoinHandle;
 
+pub use plan::DESKTOP_SCRIPT;
+
 pub use config::{
     DEFAULT_NODE_NAME, DESKTOP_IMAGE, ProcessNode, RuntimeCommand, RuntimeEntry, RuntimeTable,
     STREAMER_IMAGE, repository,

@@ -15,8 +15,8 @@ use super::config::{MAX_GRACE, ProcessNode, RuntimeCommand};
 
 pub(crate) use env::Lookup;
 
-/// The desktop launcher, written into each desktop pod's directory.
-pub(crate) const DESKTOP_SCRIPT: &str = include_str!("desktop.sh");
+/// The desktop launcher script (`desktop.sh`): what the process node writes into each desktop pod's directory and runs for the desktop image.
+pub const DESKTOP_SCRIPT: &str = include_str!("desktop.sh");
 /// Where X servers keep their sockets; the `x11` emptyDir mounted there maps to it.
 pub(crate) const X11_DIR: &str = "/tmp/.X11-unix";
 
