@@ -20,6 +20,7 @@ export function session(name: string, over: Partial<SessionRow> = {}): SessionRo
     startedAt: null,
     expiresAt: null,
     requested: null,
+    timings: { admitted: null, placed: null, objectsApplied: null, podReady: null, firstFrame: null },
   };
   return { ...base, ...over } as SessionRow;
 }

@@ -27,6 +27,13 @@ export const SessionFields = graphql(`
       gpuMemoryMib
       videoEncoder
     }
+    timings {
+      admitted
+      placed
+      objectsApplied
+      podReady
+      firstFrame
+    }
   }
 `);
 

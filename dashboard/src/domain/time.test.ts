@@ -44,10 +44,14 @@ describe('timeline', () => {
     expect(timeline(s)[2]?.warning).toBe(true);
   });
   it('times each startup step from creation; unreached steps are null', () => {
-    expect(startupTimings(s)).toEqual([
+    const timings = { admitted: '2026-12-01T10:00:00.5Z', placed: '2026-12-01T10:00:01Z', objectsApplied: null, podReady: '2026-12-01T10:00:04Z', firstFrame: undefined };
+    expect(startupTimings({ ...s, timings })).toEqual([
       { label: 'admitted', sinceCreatedMs: 500 },
-      { label: 'placed', sinceCreatedMs: null },
-      { label: 'ready', sinceCreatedMs: 4000 },
+      { label: 'placed', sinceCreatedMs: 1000 },
+      { label: 'objects applied', sinceCreatedMs: null },
+      { label: 'pod ready', sinceCreatedMs: 4000 },
+      { label: 'first frame', sinceCreatedMs: null },
     ]);
+    expect(startupTimings({ createdAt: null, timings }).every((t) => t.sinceCreatedMs === null)).toBe(true);
   });
 });

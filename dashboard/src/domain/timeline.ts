@@ -37,12 +37,14 @@ export function timeline(s: Pick<Detail, 'createdAt' | 'conditions' | 'events'>)
   return out.sort((a, b) => Date.parse(a.time) - Date.parse(b.time));
 }
 
-/** The startup steps, in order, with the conditions that mark them. */
-export const STARTUP_STEPS: readonly { label: string; condition: string }[] = [
-  { label: 'admitted', condition: 'Admitted' },
-  { label: 'placed', condition: 'Scheduled' },
-  { label: 'ready', condition: 'Ready' },
-];
+/** The startup steps, in order, and the `timings` field that marks each. */
+export const STARTUP_STEPS = [
+  { label: 'admitted', field: 'admitted' },
+  { label: 'placed', field: 'placed' },
+  { label: 'objects applied', field: 'objectsApplied' },
+  { label: 'pod ready', field: 'podReady' },
+  { label: 'first frame', field: 'firstFrame' },
+] as const;
 
 export interface StartupTiming {
   label: string;
@@ -50,11 +52,14 @@ export interface StartupTiming {
   sinceCreatedMs: number | null;
 }
 
-export function startupTimings(s: Pick<Detail, 'createdAt' | 'conditions'>): StartupTiming[] {
+type Timings = Partial<Record<(typeof STARTUP_STEPS)[number]['field'], string | null>>;
+
+/** Each startup step's time since the session was created (status.timings). */
+export function startupTimings(s: { createdAt?: string | null; timings?: Timings | null }): StartupTiming[] {
   const created = s.createdAt ? Date.parse(s.createdAt) : Number.NaN;
-  return STARTUP_STEPS.map(({ label, condition }) => {
-    const c = s.conditions.find((x) => x.type === condition && x.status === 'True');
-    const at = c ? Date.parse(c.lastTransitionTime) : Number.NaN;
+  return STARTUP_STEPS.map(({ label, field }) => {
+    const iso = s.timings?.[field];
+    const at = iso ? Date.parse(iso) : Number.NaN;
     return { label, sinceCreatedMs: Number.isNaN(created) || Number.isNaN(at) ? null : Math.max(0, at - created) };
   });
 }

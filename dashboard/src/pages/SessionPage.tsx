@@ -153,7 +153,7 @@ export function SessionPage() {
           </p>
         </section>
       )}
-      <h2>Startup</h2>
+      <h2>Startup (since created)</h2>
       <ol className="timings">
         {timings.map((t) => (
           <li key={t.label}>

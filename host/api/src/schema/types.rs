@@ -256,6 +256,13 @@ impl Session {
             })
             .unwrap_or_default()
     }
+    /// When its start reached each step (admitted, placed, objects applied, pod ready, first
+    /// frame); each null until reached.
+    async fn timings(&self) -> Timings {
+        self.status()
+            .map(|s| Timings::from(&s.timings))
+            .unwrap_or_default()
+    }
     /// Its Kubernetes Events, newest last (at most 50). Costs a request: 10 against the
     /// complexity limit.
     #[graphql(complexity = "10 + child_complexity")]
@@ -307,6 +314,33 @@ impl Session {
     }
 }
 
+/// When a session's start reached each step (RFC 3339), each written once.
+#[derive(SimpleObject, Debug, Clone, Default, PartialEq, Eq)]
+pub struct Timings {
+    /// Admission allowed it.
+    pub admitted: Option<String>,
+    /// The scheduler placed it.
+    pub placed: Option<String>,
+    /// Its objects were applied.
+    pub objects_applied: Option<String>,
+    /// The desktop pod became Ready.
+    pub pod_ready: Option<String>,
+    /// The streamer sent its first video frame.
+    pub first_frame: Option<String>,
+}
+
+impl From<&vdi_crd::SessionTimings> for Timings {
+    fn from(t: &vdi_crd::SessionTimings) -> Self {
+        Self {
+            admitted: t.admitted.clone(),
+            placed: t.placed.clone(),
+            objects_applied: t.objects_applied.clone(),
+            pod_ready: t.pod_ready.clone(),
+            first_frame: t.first_frame.clone(),
+        }
+    }
+}
+
 /// A desktop template.
 pub struct Template(pub VDITemplate);
 
@@ -331,5 +365,31 @@ impl Template {
     /// Default resources.
     async fn resources(&self) -> Option<Resources> {
         self.0.spec.resources.as_ref().map(Resources::from)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timings_carry_every_step_and_stay_null_until_reached() {
+        let crd = vdi_crd::SessionTimings {
+            admitted: Some("2026-12-01T10:00:00Z".into()),
+            placed: Some("2026-12-01T10:00:01Z".into()),
+            objects_applied: None,
+            pod_ready: Some("2026-12-01T10:00:03Z".into()),
+            first_frame: Some("2026-12-01T10:00:04Z".into()),
+        };
+        let t = Timings::from(&crd);
+        assert_eq!(t.admitted.as_deref(), Some("2026-12-01T10:00:00Z"));
+        assert_eq!(t.placed.as_deref(), Some("2026-12-01T10:00:01Z"));
+        assert_eq!(t.objects_applied, None);
+        assert_eq!(t.pod_ready.as_deref(), Some("2026-12-01T10:00:03Z"));
+        assert_eq!(t.first_frame.as_deref(), Some("2026-12-01T10:00:04Z"));
+        assert_eq!(
+            Timings::from(&vdi_crd::SessionTimings::default()),
+            Timings::default()
+        );
     }
 }
