@@ -5,12 +5,12 @@ use async_graphql::Data;
 use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource, MultipartOptions};
 use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State, WebSocketUpgrade};
+use axum::body::{Body, Bytes};
+use axum::extract::{State, WebSocketUpgrade};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+use futures::StreamExt as _;
 use serde_json::{Value, json};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -41,11 +41,6 @@ pub fn router(state: ApiState) -> Router {
     let router = Router::new()
         .route(GRAPHQL_PATH, get(graphiql).post(execute))
         .route(WS_PATH, get(subscribe))
-        // Multipart uploads may be as large as a module (plus the form's own bytes); the
-        // handler holds other requests to `max_body_bytes`.
-        .layer(DefaultBodyLimit::max(config.max_body_bytes.max(
-            config.max_upload_bytes.saturating_add(MULTIPART_OVERHEAD),
-        )))
         .with_state(app);
     match config
         .dashboard_origin
@@ -83,12 +78,21 @@ fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
         .into_response()
 }
 
-async fn execute(
-    State(app): State<App>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
+async fn execute(State(app): State<App>, headers: HeaderMap, body: Body) -> Response {
+    // Who asks comes first: a body may be as large as a module only for someone signed in.
     let config = app.state.config();
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let caller = match sign_in(&app.state, authorization).await {
+        Ok(c) => c,
+        Err(e) => {
+            // Read what an ordinary request may hold, so the client hears the answer rather
+            // than a connection closed under its upload.
+            let _ = read_limited(body, config.max_body_bytes).await;
+            return error_response(StatusCode::UNAUTHORIZED, e.code(), &e.to_string());
+        }
+    };
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -108,11 +112,16 @@ async fn execute(
             &format!("the request body is larger than {limit} bytes"),
         )
     };
-    let body = match body {
-        Ok(b) if b.len() > limit => return too_large(),
+    let body = match read_limited(body, limit).await {
         Ok(b) => b,
-        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => return too_large(),
-        Err(e) => return error_response(e.status(), "BAD_REQUEST", &e.body_text()),
+        Err(ReadError::TooLarge) => return too_large(),
+        Err(ReadError::Failed(e)) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                &format!("the request body could not be read: {e}"),
+            );
+        }
     };
     let request = if multipart {
         let options = MultipartOptions::default()
@@ -135,15 +144,6 @@ async fn execute(
             return error_response(StatusCode::BAD_REQUEST, "BAD_REQUEST", &message);
         }
     };
-    let authorization = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let caller = match sign_in(&app.state, authorization).await {
-        Ok(c) => c,
-        Err(e) => {
-            return error_response(StatusCode::UNAUTHORIZED, e.code(), &e.to_string());
-        }
-    };
     let response = app.schema.execute(request.data(caller)).await;
     let mut body = match serde_json::to_value(&response) {
         Ok(v) => v,
@@ -163,6 +163,41 @@ async fn execute(
         body.to_string(),
     )
         .into_response()
+}
+
+/// How much of an oversize body is read and dropped before the answer, so that a client still
+/// sending hears the answer rather than a connection closed under it.
+const DRAIN_BYTES: usize = 1 << 20;
+
+/// Why a body was not read.
+#[derive(Debug, PartialEq, Eq)]
+enum ReadError {
+    /// It is larger than the limit.
+    TooLarge,
+    /// The connection failed.
+    Failed(String),
+}
+
+/// The body, if it holds at most `limit` bytes; past that, up to [`DRAIN_BYTES`] more are read
+/// and dropped.
+async fn read_limited(body: Body, limit: usize) -> Result<Bytes, ReadError> {
+    let mut stream = body.into_data_stream();
+    let mut kept: Vec<u8> = Vec::new();
+    let mut seen: usize = 0;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ReadError::Failed(e.to_string()))?;
+        seen = seen.saturating_add(chunk.len());
+        if seen <= limit {
+            kept.extend_from_slice(&chunk);
+        } else if seen > limit.saturating_add(DRAIN_BYTES) {
+            break;
+        }
+    }
+    if seen > limit {
+        Err(ReadError::TooLarge)
+    } else {
+        Ok(Bytes::from(kept))
+    }
 }
 
 /// Errors that stopped the operation before it ran (parse, validation, depth, complexity)
@@ -241,6 +276,16 @@ fn init_authorization(params: &Value) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_body_is_read_up_to_its_limit() {
+        let ok = read_limited(Body::from(vec![7u8; 5]), 5).await.unwrap();
+        assert_eq!(ok.len(), 5);
+        let over = read_limited(Body::from(vec![7u8; 6]), 5).await;
+        assert_eq!(over, Err(ReadError::TooLarge));
+        let huge = read_limited(Body::from(vec![7u8; 3 * DRAIN_BYTES]), 5).await;
+        assert_eq!(huge, Err(ReadError::TooLarge));
+    }
 
     #[test]
     fn a_websocket_signs_in_with_its_init_payload() {

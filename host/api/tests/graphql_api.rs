@@ -51,6 +51,16 @@ async fn users_act_through_the_api_as_themselves() {
         .await;
     assert_eq!(status, 401, "{answer}");
     assert_eq!(codes(&answer), ["UNAUTHENTICATED"]);
+    // Nobody signed in may send a module-sized body: refused as unauthenticated before more
+    // than an ordinary request's worth of it is kept.
+    let module_sized = vdi_testkit::wasm("vdi_quota");
+    let upload_me = "mutation($file: Upload!) { uploadModule(file: $file) { sha256 } }";
+    let (status, answer) = env
+        .try_post_file(None, upload_me, &module_sized)
+        .await
+        .expect("the answer arrives after the upload");
+    assert_eq!(status, 401, "{answer}");
+    assert_eq!(codes(&answer), ["UNAUTHENTICATED"]);
     let (status, _) = env
         .post_raw(
             Some("not-a-jwt"),
