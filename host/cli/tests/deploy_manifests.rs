@@ -18,11 +18,13 @@ const KUBERNETES_VERSION: &str = "1.37";
 const SNAPSHOT: &str = "deploy/overlays/k3s/rendered.yaml";
 
 /// CRDs whose schemas the custom resources are checked against, and which the dry-run registers.
-const CRDS: [&str; 3] = [
+const CRDS: [&str; 4] = [
     "deploy/crds/vdi.dev.yaml",
     "deploy/embedded/traefik-ingressroute-crd.yaml",
-    // A test stand-in: the embedded control plane has no cert-manager (see the file).
+    // Test stand-ins: the embedded control plane has no cert-manager and registers only
+    // Traefik's IngressRoute (see the files).
     "host/cli/tests/fixtures/cert-manager-crds.yaml",
+    "host/cli/tests/fixtures/traefik-serverstransport-crd.yaml",
 ];
 
 fn kubectl(args: &[&str], stdin: Option<&str>, kubeconfig: Option<&Path>, home: &Path) -> Output {
@@ -159,6 +161,10 @@ fn the_k3s_overlay_has_every_part() {
         "kind: Issuer",
         "pod-security.kubernetes.io/enforce: restricted",
         "readOnlyRootFilesystem: true",
+        "name: vdi-api",
+        "kind: IngressRoute",
+        "kind: ServersTransport",
+        "secretName: vdi-tls",
     ] {
         assert!(yaml.contains(needle), "no `{needle}` in the k3s overlay");
     }
@@ -167,6 +173,123 @@ fn the_k3s_overlay_has_every_part() {
         render("deploy", home.path()),
         render("deploy/base", home.path())
     );
+}
+
+/// The documents of a YAML stream, as JSON values.
+fn documents(yaml: &str) -> Vec<serde_json::Value> {
+    yaml.split("\n---\n")
+        .filter(|d| !d.trim().is_empty())
+        .map(|d| serde_saphyr::from_str(d).expect("a YAML document"))
+        .collect()
+}
+
+fn of_kind<'a>(docs: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde_json::Value> {
+    docs.iter().filter(|d| d["kind"] == kind).collect()
+}
+
+/// The host names a Traefik rule matches (`Host(`a`)`).
+fn rule_hosts(rule: &str) -> Vec<String> {
+    rule.split("Host(`")
+        .skip(1)
+        .filter_map(|rest| rest.split_once('`').map(|(host, _)| host.to_owned()))
+        .collect()
+}
+
+/// The overlay's public route and each session's route (rendered by the real desktop template)
+/// meet on one origin: the same entry points, the host of the operator's session URLs, the API
+/// paths on the API's Service, and the dashboard's catch-all below every session route.
+#[test]
+fn the_public_ingress_and_the_session_routes_agree() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let docs = documents(&render("deploy/overlays/k3s", home.path()));
+    let routes = of_kind(&docs, "IngressRoute");
+    assert_eq!(routes.len(), 1, "one public IngressRoute in the overlay");
+    let public = routes[0];
+    let entry_points = &public["spec"]["entryPoints"];
+    assert_eq!(public["spec"]["tls"]["secretName"], "vdi-tls");
+
+    let operator = of_kind(&docs, "Deployment")
+        .into_iter()
+        .find(|d| d["metadata"]["name"] == "vdi-operator")
+        .expect("the operator's Deployment");
+    let url = operator["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .expect("env")
+        .iter()
+        .find(|e| e["name"] == "VDI_URL_TEMPLATE")
+        .and_then(|e| e["value"].as_str())
+        .expect("VDI_URL_TEMPLATE");
+    let (host, path) = url
+        .strip_prefix("https://")
+        .and_then(|u| u.split_once('/'))
+        .expect("an https session URL");
+    assert!(path.starts_with("sessions/"), "{url}");
+
+    let certificate = of_kind(&docs, "Certificate")
+        .into_iter()
+        .find(|c| c["spec"]["secretName"] == "vdi-tls")
+        .expect("the public certificate");
+    assert_eq!(certificate["spec"]["dnsNames"], serde_json::json!([host]));
+
+    let rules = public["spec"]["routes"].as_array().expect("routes");
+    let api = rules
+        .iter()
+        .find(|r| {
+            r["match"]
+                .as_str()
+                .is_some_and(|m| m.contains("/graphql/ws"))
+        })
+        .expect("a route for /graphql/ws");
+    let api_rule = api["match"].as_str().expect("match");
+    assert!(api_rule.contains("Path(`/graphql`)"), "{api_rule}");
+    assert_eq!(api["services"][0]["name"], "vdi-api");
+    let service = of_kind(&docs, "Service")
+        .into_iter()
+        .find(|s| s["metadata"]["name"] == "vdi-api")
+        .expect("the API's Service");
+    assert!(
+        service["spec"]["ports"]
+            .as_array()
+            .expect("ports")
+            .iter()
+            .any(|p| p["name"] == api["services"][0]["port"]),
+        "the route names a port of the vdi-api Service"
+    );
+    let transport = of_kind(&docs, "ServersTransport");
+    assert_eq!(transport.len(), 1);
+    assert_eq!(
+        api["services"][0]["serversTransport"],
+        transport[0]["metadata"]["name"]
+    );
+    let catch_all = rules
+        .iter()
+        .find(|r| r["match"].as_str().is_some_and(|m| !m.contains("Path")))
+        .expect("the dashboard's catch-all route");
+    assert_eq!(catch_all["priority"], 1, "below every session route");
+    for rule in rules {
+        let hosts = rule_hosts(rule["match"].as_str().expect("match"));
+        assert_eq!(hosts, [host], "{rule}");
+    }
+
+    for (vector, stream) in desktop_renders() {
+        let objects = documents(&stream);
+        for route in of_kind(&objects, "IngressRoute") {
+            assert_eq!(
+                &route["spec"]["entryPoints"], entry_points,
+                "{vector}: the session's entry points"
+            );
+            for rule in route["spec"]["routes"].as_array().expect("routes") {
+                let rule = rule["match"].as_str().expect("match");
+                assert!(rule.contains("PathPrefix(`/sessions/"), "{vector}: {rule}");
+                // A session route names the platform's host or none (then any host matches).
+                let hosts = rule_hosts(rule);
+                assert!(
+                    hosts.is_empty() || hosts == [host],
+                    "{vector}: {rule} is not on {host}"
+                );
+            }
+        }
+    }
 }
 
 #[test]
