@@ -488,13 +488,25 @@ fn vdi_up_then_kubectl_apply_gives_a_running_session_or_the_policy_reason() {
         );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    // `kubectl top` reads the simulated figures; `kubectl logs` says why there are none.
+    // The example runs on the local node: its logs are the real processes' output.
+    let logs = k.ok(&["logs", "alice-desktop", "-c", "desktop"]);
+    assert!(logs.contains("X server ready on :"), "{logs}");
+    // A GPU session lands on a simulated node: `kubectl top` reads the simulated figures, and
+    // `kubectl logs` says why there are none.
+    let gpu = examples.join("session-gpu.yaml");
+    k.ok(&["apply", "-f", gpu.to_str().unwrap()]);
+    k.ok(&[
+        "wait",
+        "--for=jsonpath={.status.phase}=Running",
+        "vds/alice-gpu-desktop",
+        "--timeout=30s",
+    ]);
     let pod = k.ok(&[
         "get",
         "pods",
         "-A",
         "-l",
-        "vdi.dev/session=alice-desktop",
+        "vdi.dev/session=alice-gpu-desktop",
         "-o",
         "jsonpath={.items[0].metadata.namespace} {.items[0].metadata.name}",
     ]);
@@ -506,7 +518,7 @@ fn vdi_up_then_kubectl_apply_gives_a_running_session_or_the_policy_reason() {
     );
     let top_pods = k.ok(&["top", "pods", "-A"]);
     assert!(top_pods.contains(pod_name), "{top_pods}");
-    let logs = k.fails(&["logs", "-n", pod_ns, pod_name], None);
+    let logs = k.fails(&["logs", "-n", pod_ns, pod_name, "-c", "desktop"], None);
     assert!(
         logs.contains("simulated nodes run no containers and keep no logs"),
         "{logs}"
@@ -514,11 +526,14 @@ fn vdi_up_then_kubectl_apply_gives_a_running_session_or_the_policy_reason() {
     let table = k.ok(&["get", "vds", "-o", "wide"]);
     assert!(table.contains("PHASE") && table.contains("URL"), "{table}");
     assert!(
-        table.contains("Running") && table.contains("alice") && table.contains("ubuntu-desktop"),
+        table.contains("Running")
+            && table.contains("alice")
+            && table.contains("local-desktop")
+            && table.contains("ubuntu-desktop"),
         "{table}"
     );
     assert!(
-        table.contains("https://localhost:8443/sessions/default/alice-desktop/"),
+        table.contains("https://localhost:") && table.contains("/sessions/default/alice-desktop/"),
         "{table}"
     );
     // `--dev-idp` gave the demo users their namespaces.
@@ -546,13 +561,15 @@ fn vdi_up_then_kubectl_apply_gives_a_running_session_or_the_policy_reason() {
         err.contains("denied by plugin quota") && err.contains("is not allowed for user \"bob\""),
         "{err}"
     );
-    k.ok(&[
-        "delete",
-        "-f",
-        session.to_str().unwrap(),
-        "--wait=true",
-        "--timeout=30s",
-    ]);
+    for example in [&session, &gpu] {
+        k.ok(&[
+            "delete",
+            "-f",
+            example.to_str().unwrap(),
+            "--wait=true",
+            "--timeout=30s",
+        ]);
+    }
     let left = k.ok(&[
         "get",
         "pods,pvc,svc",

@@ -429,11 +429,33 @@ const ROWS: &[Row] = &[
             "-o",
             "wide",
         ],
-        &["Running", "sim-gpu-"],
+        &["Running", "local", "127.0.0.1"],
     ),
-    fails(&["logs", "$POD"], &["simulated node"]),
+    ok(&["logs", "$POD", "-c", "desktop"], &["X server ready"]),
+    ok(
+        &["logs", "$POD", "-c", "streamer", "--tail=50"],
+        &["streamer listening"],
+    ),
+    // A GPU session lands on a simulated node, which keeps no logs and whose pods have metrics.
+    ok(
+        &["apply", "-f", "examples/session-gpu.yaml"],
+        &["vdisession.vdi.dev/alice-gpu-desktop created"],
+    ),
+    ok(
+        &[
+            "wait",
+            "--for=jsonpath={.status.phase}=Running",
+            "vds/alice-gpu-desktop",
+            "--timeout=30s",
+        ],
+        &["condition met"],
+    ),
+    fails(
+        &["logs", "alice-gpu-desktop", "-c", "desktop"],
+        &["simulated node"],
+    ),
     ok(&["top", "nodes"], &["sim-gpu-000"]),
-    ok(&["top", "pods"], &["$POD"]),
+    ok(&["top", "pods"], &["alice-gpu-desktop"]),
     // Nodes.
     ok(&["cordon", "sim-gpu-001"], &["cordoned"]),
     ok(&["get", "node", "sim-gpu-001"], &["SchedulingDisabled"]),
