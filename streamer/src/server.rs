@@ -26,7 +26,7 @@ use serde_json::json;
 use crate::activity::{Activity, ActivityClock};
 use crate::encoder::{CurrentEncoder, Encoder};
 use crate::settings::Settings;
-use crate::token::Verifier;
+use crate::token::{Claims, Verifier};
 use crate::webrtc::IceConfig;
 use metrics::StreamMetrics;
 
@@ -141,8 +141,9 @@ impl Streamer {
         )
     }
 
-    /// The TURN server and fresh credentials for `user`, when TURN is configured.
-    fn turn(&self, user: &str) -> Option<(&str, crate::turn::TurnCredentials)> {
+    /// The TURN server and fresh credentials for the viewer of `claims`, when TURN is
+    /// configured: they expire with the stream (`stream_exp`) when that comes first.
+    fn turn(&self, claims: &Claims) -> Option<(&str, crate::turn::TurnCredentials)> {
         let (turn, secret) = (
             self.settings.turn.as_deref()?,
             self.settings.turn_secret.as_deref()?,
@@ -150,27 +151,28 @@ impl Streamer {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let c = crate::turn::credentials(secret, user, now, self.settings.turn_ttl_seconds);
+        let ttl = crate::turn::ttl(self.settings.turn_ttl_seconds, now, claims.stream_exp);
+        let c = crate::turn::credentials(secret, &claims.sub, now, ttl);
         Some((turn, c))
     }
 
     /// ICE servers for the browser's RTCPeerConnection.
-    fn ice_servers(&self, user: &str) -> Vec<serde_json::Value> {
+    fn ice_servers(&self, claims: &Claims) -> Vec<serde_json::Value> {
         let mut servers: Vec<serde_json::Value> = self
             .settings
             .stun
             .iter()
             .map(|s| json!({"urls": s}))
             .collect();
-        if let Some((turn, c)) = self.turn(user) {
+        if let Some((turn, c)) = self.turn(claims) {
             servers.push(json!({"urls": turn, "username": c.username, "credential": c.credential}));
         }
         servers
     }
 
     /// The TURN server for the streamer's own side, with credentials (GStreamer URL form).
-    fn turn_url(&self, user: &str) -> Option<String> {
-        let (turn, c) = self.turn(user)?;
+    fn turn_url(&self, claims: &Claims) -> Option<String> {
+        let (turn, c) = self.turn(claims)?;
         let hostport = turn.trim_start_matches("turn:").trim_start_matches("//");
         Some(format!(
             "turn://{}:{}@{hostport}",

@@ -13,6 +13,14 @@ pub struct TurnCredentials {
     pub credential: String,
 }
 
+/// How long TURN credentials handed out `now` may live: `ttl` seconds, but never past the end of
+/// the stream (`stream_exp`, unix seconds), and at least one second.
+pub fn ttl(ttl: u64, now: u64, stream_exp: Option<u64>) -> u64 {
+    stream_exp
+        .map_or(ttl, |end| ttl.min(end.saturating_sub(now)))
+        .max(1)
+}
+
 /// Credentials for `user` valid until `now + ttl` (unix seconds).
 pub fn credentials(secret: &str, user: &str, now: u64, ttl: u64) -> TurnCredentials {
     let username = format!("{}:{user}", now + ttl);
@@ -30,6 +38,22 @@ pub fn credentials(secret: &str, user: &str, now: u64, ttl: u64) -> TurnCredenti
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_never_outlive_the_stream() {
+        assert_eq!(ttl(3600, 1000, None), 3600);
+        assert_eq!(ttl(3600, 1000, Some(1600)), 600, "the stream ends first");
+        assert_eq!(
+            ttl(60, 1000, Some(5000)),
+            60,
+            "the configured lifetime ends first"
+        );
+        assert_eq!(
+            ttl(3600, 1000, Some(900)),
+            1,
+            "past the end: the shortest lifetime"
+        );
+    }
 
     #[test]
     fn matches_the_rest_api_scheme() {

@@ -118,19 +118,11 @@ pub(super) async fn viewer(s: Arc<Streamer>, socket: WebSocket, _open: Slot) {
     let _ = sink
         .send(text(&ServerMessage::Welcome {
             role,
-            ice_servers: s.ice_servers(&claims.sub),
+            ice_servers: s.ice_servers(&claims),
         }))
         .await;
     let stream_left = stream_time_left(&claims);
-    run_viewer(
-        &s,
-        &claims.sub,
-        controls,
-        stream_left,
-        &mut sink,
-        &mut stream,
-    )
-    .await;
+    run_viewer(&s, &claims, controls, stream_left, &mut sink, &mut stream).await;
     if controls {
         s.controller.store(false, Ordering::Release);
     }
@@ -144,7 +136,7 @@ async fn start_peer(
     s: &Arc<Streamer>,
     encode: Option<Arc<Encode>>,
     ice: &IceConfig,
-    user: &str,
+    claims: &Claims,
     controls: bool,
     sink: &mut Sink,
     renegotiate: bool,
@@ -166,7 +158,7 @@ async fn start_peer(
                     } else {
                         Role::Viewer
                     },
-                    ice_servers: s.ice_servers(user),
+                    ice_servers: s.ice_servers(claims),
                 };
                 let _ = sink.send(text(&welcome)).await;
             }
@@ -184,17 +176,18 @@ async fn start_peer(
 /// `stream_exp`: the session's expiry) passes.
 async fn run_viewer(
     s: &Arc<Streamer>,
-    user: &str,
+    claims: &Claims,
     controls: bool,
     stream_left: Option<Duration>,
     sink: &mut Sink,
     stream: &mut Stream,
 ) {
     let mut ice = s.ice.clone();
-    ice.turns.extend(s.turn_url(user));
+    ice.turns.extend(s.turn_url(claims));
     let mut changes = s.media_changes();
     changes.borrow_and_update();
-    let Some((mut peer, mut events)) = start_peer(s, None, &ice, user, controls, sink, false).await
+    let Some((mut peer, mut events)) =
+        start_peer(s, None, &ice, claims, controls, sink, false).await
     else {
         return;
     };
@@ -235,7 +228,7 @@ async fn run_viewer(
     loop {
         tokio::select! {
             () = &mut stream_end => {
-                tracing::info!(user, "session expired; closing the stream");
+                tracing::info!(user = %claims.sub, "session expired; closing the stream");
                 let _ = sink.send(text(&ServerMessage::error("expired", "the session has expired"))).await;
                 let _ = sink.close().await;
                 break;
@@ -328,7 +321,7 @@ async fn run_viewer(
                                         break;
                                     }
                                 };
-                                match start_peer(s, Some(encode), &ice, user, controls, sink, true).await {
+                                match start_peer(s, Some(encode), &ice, claims, controls, sink, true).await {
                                     Some((p, ev)) => (peer, events) = (p, ev),
                                     None => break,
                                 }
@@ -378,7 +371,7 @@ async fn run_viewer(
                             break;
                         }
                     };
-                    match start_peer(s, Some(encode), &ice, user, controls, sink, true).await {
+                    match start_peer(s, Some(encode), &ice, claims, controls, sink, true).await {
                         Some((p, ev)) => (peer, events) = (p, ev),
                         None => break,
                     }
@@ -391,7 +384,7 @@ async fn run_viewer(
                 changes.borrow_and_update();
                 let Ok(current) = s.acquire_encode() else { break };
                 if !Arc::ptr_eq(&current, peer.encode()) {
-                    match start_peer(s, Some(current), &ice, user, controls, sink, true).await {
+                    match start_peer(s, Some(current), &ice, claims, controls, sink, true).await {
                         Some((p, ev)) => (peer, events) = (p, ev),
                         None => break,
                     }
