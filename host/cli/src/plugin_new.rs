@@ -1,11 +1,17 @@
-//! `vdi plugin new` (a plugin project from a template embedded in this binary) and
-//! `vdi plugin build` (whichever of the supported languages a project is written in).
+//! `vdi plugin new` (a plugin project from a template embedded in this binary, one starter per
+//! hook in each language: `rust`, `js`, `python`) and `vdi plugin build` (`build`).
+
+mod build;
+mod js;
+mod python;
+mod rust;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail, ensure};
-use vdi_plugin_host::Digest;
+use anyhow::{Context, Result, ensure};
+
+pub(crate) use build::build;
 
 /// The plugin hooks (WIT worlds) a project can implement.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum)]
@@ -80,7 +86,7 @@ const ADMISSION_VECTORS: [(&str, &str); 3] = [
     ),
 ];
 
-/// Scheduler vectors the Rust starter passes.
+/// Scheduler vectors every language's starter passes.
 const SCHEDULER_VECTORS: [(&str, &str); 3] = [
     (
         "vectors/01-cpu-only-first-fit.json",
@@ -96,7 +102,7 @@ const SCHEDULER_VECTORS: [(&str, &str); 3] = [
     ),
 ];
 
-/// Template vectors the Rust starter passes.
+/// Template vectors every language's starter passes.
 const TEMPLATE_VECTORS: [(&str, &str); 3] = [
     (
         "vectors/01-cpu-only.json",
@@ -112,61 +118,38 @@ const TEMPLATE_VECTORS: [(&str, &str); 3] = [
     ),
 ];
 
-/// The project files of one hook in one language (paths relative to the project).
-fn template(hook: Hook, lang: Lang) -> Result<Vec<(&'static str, &'static str)>> {
-    let mut files = match (lang, hook) {
-        (Lang::Rust, Hook::Admission) => vec![
-            (
-                "Cargo.toml",
-                include_str!("../templates/rust/admission/Cargo.toml"),
-            ),
-            (
-                "src/lib.rs",
-                include_str!("../templates/rust/admission/src/lib.rs"),
-            ),
-        ],
-        (Lang::Rust, Hook::Scheduler) => vec![
-            (
-                "Cargo.toml",
-                include_str!("../templates/rust/scheduler/Cargo.toml"),
-            ),
-            (
-                "src/lib.rs",
-                include_str!("../templates/rust/scheduler/src/lib.rs"),
-            ),
-        ],
-        (Lang::Rust, Hook::Template) => vec![
-            (
-                "Cargo.toml",
-                include_str!("../templates/rust/template/Cargo.toml"),
-            ),
-            (
-                "src/lib.rs",
-                include_str!("../templates/rust/template/src/lib.rs"),
-            ),
-        ],
-        (Lang::Js, Hook::Admission) => vec![
-            (
-                "package.json",
-                include_str!("../templates/js/admission/package.json"),
-            ),
-            ("app.js", include_str!("../templates/js/admission/app.js")),
-        ],
-        (Lang::Python, Hook::Admission) => {
-            vec![(
-                "app.py",
-                include_str!("../templates/python/admission/app.py"),
-            )]
+/// One language's starters: what the README says of it and its files per hook.
+pub(super) struct Starter {
+    /// The language's name in the README.
+    language: &'static str,
+    /// How the project builds (the README's paragraph).
+    toolchain: &'static str,
+    /// The README's table rows for the sources (`{{role}}`: policy or renderer).
+    sources: &'static str,
+    /// The sources of one hook's starter (paths relative to the project).
+    files: fn(Hook) -> Vec<(&'static str, &'static str)>,
+}
+
+impl Lang {
+    fn starter(self) -> &'static Starter {
+        match self {
+            Lang::Rust => &rust::STARTER,
+            Lang::Js => &js::STARTER,
+            Lang::Python => &python::STARTER,
         }
-        (lang, hook) => bail!("no {lang:?} template for the {hook:?} hook yet"),
-    };
+    }
+}
+
+/// The project files of one hook in one language (paths relative to the project).
+fn template(hook: Hook, lang: Lang) -> Vec<(&'static str, &'static str)> {
+    let mut files = (lang.starter().files)(hook);
     files.extend(match hook {
         Hook::Admission => ADMISSION_VECTORS,
         Hook::Scheduler => SCHEDULER_VECTORS,
         Hook::Template => TEMPLATE_VECTORS,
     });
     files.extend(WIT);
-    Ok(files)
+    files
 }
 
 fn fill(text: &str, vars: &[(&str, &str)]) -> String {
@@ -198,35 +181,18 @@ pub(crate) fn new(args: &NewArgs) -> Result<ExitCode> {
         "{} exists and is not empty",
         args.dir.display()
     );
-    let files = template(args.hook, args.lang)?;
+    let files = template(args.hook, args.lang);
     let sdk = std::path::absolute(&args.sdk_path)?;
     let sdk = sdk.to_str().context("the SDK path must be UTF-8")?;
-    let (language, toolchain, sources) = match args.lang {
-        Lang::Rust => (
-            "Rust",
-            "Needs Rust with `rustup target add wasm32-wasip2`; `vdi plugin build` runs \
-             `cargo build --release --target wasm32-wasip2` and copies the component to `out/`.",
-            "| `Cargo.toml` | the crate; `vdi-plugin-sdk` by path (`vdi plugin new --sdk-path`) |\n\
-             | `src/lib.rs` | the policy |\n",
-        ),
-        Lang::Js => (
-            "JavaScript",
-            "Needs Node.js and `npm install` here (componentize-qjs); `vdi plugin build` runs \
-             `componentize-qjs --wit wit --js app.js -n <hook> --sync -o out/<name>.wasm`.",
-            "| `package.json` | componentize-qjs, pinned |\n| `app.js` | the policy |\n",
-        ),
-        Lang::Python => (
-            "Python",
-            "Needs `pip install componentize-py==0.25.1` (or `$VDI_COMPONENTIZE_PY`); \
-             `vdi plugin build` runs `componentize-py -d wit -w <hook> componentize app -o out/<name>.wasm`.",
-            "| `app.py` | the policy |\n",
-        ),
-    };
+    let starter = args.lang.starter();
     let hook = format!("{:?}", args.hook).to_lowercase();
-    let sources = match args.hook {
-        Hook::Template => sources.replace("the policy", "the renderer"),
-        _ => sources.to_owned(),
+    let role = match args.hook {
+        Hook::Template => "renderer",
+        Hook::Admission | Hook::Scheduler => "policy",
     };
+    let sources = starter.sources.replace("{{role}}", role);
+    let language = starter.language;
+    let toolchain = starter.toolchain;
     let vars = [
         ("name", name.as_str()),
         ("sdk_path", sdk),
@@ -255,121 +221,67 @@ pub(crate) fn new(args: &NewArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The hook a JS or Python project implements: the name in its package.json build script or
-/// its README's first line, else admission.
-fn project_hook(dir: &Path) -> String {
-    let readme = std::fs::read_to_string(dir.join("README.md")).unwrap_or_default();
-    ["scheduler", "template", "admission"]
-        .into_iter()
-        .find(|h| readme.contains(&format!("`vdi:plugin` {h} plugin")))
-        .unwrap_or("admission")
-        .to_owned()
-}
+#[cfg(test)]
+mod tests {
+    use clap::ValueEnum as _;
 
-/// The first of `candidates` that exists, else `fallback` (looked up on PATH).
-fn tool(env: &str, candidates: &[PathBuf], fallback: &str) -> PathBuf {
-    std::env::var_os(env)
-        .map(PathBuf::from)
-        .into_iter()
-        .chain(candidates.iter().cloned())
-        .find(|p| p.exists())
-        .unwrap_or_else(|| PathBuf::from(fallback))
-}
+    use super::*;
 
-fn run(cmd: &mut Command) -> Result<()> {
-    let status = cmd
-        .status()
-        .with_context(|| format!("run {:?}", cmd.get_program()))?;
-    ensure!(status.success(), "{cmd:?} failed ({status})");
-    Ok(())
-}
-
-/// The `name` of the `[package]` in a Cargo.toml.
-fn package_name(manifest: &str) -> Option<String> {
-    manifest
-        .lines()
-        .skip_while(|l| l.trim() != "[package]")
-        .find_map(|l| {
-            let (k, v) = l.split_once('=')?;
-            (k.trim() == "name").then(|| v.trim().trim_matches('"').to_owned())
-        })
-}
-
-pub(crate) fn build(args: &BuildArgs) -> Result<ExitCode> {
-    let dir = &args.dir;
-    let name = plugin_name(&std::path::absolute(dir)?)
-        .or_else(|_| plugin_name(&std::env::current_dir()?))?;
-    let out = dir.join("out").join(format!("{name}.wasm"));
-    std::fs::create_dir_all(dir.join("out"))?;
-    if dir.join("Cargo.toml").exists() {
-        let manifest = std::fs::read_to_string(dir.join("Cargo.toml"))?;
-        let package = package_name(&manifest).context("no [package] name in Cargo.toml")?;
-        let target =
-            std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| dir.join("target"), PathBuf::from);
-        run(
-            Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-                .args(["build", "--release", "--target", "wasm32-wasip2"])
-                .current_dir(dir)
-                .env("CARGO_TARGET_DIR", &target)
-                .env_remove("RUSTFLAGS"),
-        )?;
-        let built = target
-            .join("wasm32-wasip2/release")
-            .join(format!("{}.wasm", package.replace('-', "_")));
-        std::fs::copy(&built, &out)
-            .with_context(|| format!("copy {} to {}", built.display(), out.display()))?;
-    } else if dir.join("package.json").exists() {
-        let qjs = tool(
-            "VDI_COMPONENTIZE_QJS",
-            &[
-                dir.join("node_modules/.bin/componentize-qjs"),
-                Path::new(REPO).join("plugins/quota-js/node_modules/.bin/componentize-qjs"),
-            ],
-            "componentize-qjs",
-        );
-        let js = ["app.js", "index.js"]
-            .into_iter()
-            .find(|f| dir.join(f).exists())
-            .context("no app.js in the project")?;
-        run(Command::new(qjs)
-            .args([
-                "--wit",
-                "wit",
-                "--js",
-                js,
-                "-n",
-                &project_hook(dir),
-                "--sync",
-                "-o",
-            ])
-            .arg(format!("out/{name}.wasm"))
-            .current_dir(dir))?;
-    } else if dir.join("app.py").exists() || dir.join("pyproject.toml").exists() {
-        let py = tool(
-            "VDI_COMPONENTIZE_PY",
-            &[Path::new(REPO).join(".tools/venv/bin/componentize-py")],
-            "componentize-py",
-        );
-        run(Command::new(py)
-            .args([
-                "-d",
-                "wit",
-                "-w",
-                &project_hook(dir),
-                "componentize",
-                "app",
-                "-o",
-            ])
-            .arg(format!("out/{name}.wasm"))
-            .current_dir(dir))?;
-    } else {
-        bail!(
-            "{}: no Cargo.toml, package.json or app.py: not a plugin project",
-            dir.display()
-        );
+    #[test]
+    fn every_hook_has_a_starter_in_every_language_with_its_hook_s_vectors() {
+        for &hook in Hook::value_variants() {
+            for &lang in Lang::value_variants() {
+                let files = template(hook, lang);
+                let name = format!("{hook:?}").to_lowercase();
+                let vectors: Vec<_> = files
+                    .iter()
+                    .filter(|(p, _)| p.starts_with("vectors/"))
+                    .collect();
+                assert_eq!(vectors.len(), 3, "{lang:?} {name}");
+                for (path, text) in vectors {
+                    let v: serde_json::Value = serde_json::from_str(text).expect("vector JSON");
+                    assert_eq!(v["hook"], name.as_str(), "{lang:?} {name}: {path}");
+                }
+                let source = match lang {
+                    Lang::Rust => "src/lib.rs",
+                    Lang::Js => "app.js",
+                    Lang::Python => "app.py",
+                };
+                let (_, text) = files
+                    .iter()
+                    .find(|(p, _)| *p == source)
+                    .unwrap_or_else(|| panic!("{lang:?} {name}: no {source}"));
+                let export = match hook {
+                    Hook::Admission => "review",
+                    Hook::Scheduler => "place",
+                    Hook::Template => "render",
+                };
+                assert!(
+                    text.contains(&format!("{export}(")),
+                    "{lang:?} {name}: {source} exports no {export}"
+                );
+                assert!(files.iter().any(|(p, _)| *p == "wit/worlds.wit"));
+            }
+        }
     }
-    let bytes = std::fs::read(&out).with_context(|| format!("read {}", out.display()))?;
-    println!("built: {}", out.display());
-    println!("sha256: {}", Digest::of(&bytes));
-    Ok(ExitCode::SUCCESS)
+
+    #[test]
+    fn build_reads_the_hook_new_wrote() {
+        let work = tempfile::tempdir().expect("tempdir");
+        for (hook, word) in [(Hook::Scheduler, "scheduler"), (Hook::Template, "template")] {
+            for lang in [Lang::Js, Lang::Python] {
+                let dir = work.path().join(format!("{word}-{lang:?}").to_lowercase());
+                new(&NewArgs {
+                    hook,
+                    lang,
+                    dir: dir.clone(),
+                    sdk_path: PathBuf::from(DEFAULT_SDK),
+                })
+                .expect("vdi plugin new");
+                assert_eq!(build::project_hook(&dir), word, "{}", dir.display());
+                let readme = std::fs::read_to_string(dir.join("README.md")).expect("README");
+                assert!(!readme.contains("{{"), "unfilled placeholder in\n{readme}");
+            }
+        }
+    }
 }

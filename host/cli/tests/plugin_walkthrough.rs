@@ -1,7 +1,8 @@
 //! docs/plugins.md as a test: the ```sh walkthrough blocks run, as written and in order, against
 //! `vdi up` and a loopback Distribution registry (new → edit → build → test → bench → push →
-//! kubectl apply → Ready), so the page and the commands cannot drift. The JavaScript and Python
-//! starters (tool chains from `scripts/setup.sh`) are created, built and pass their vectors.
+//! kubectl apply → Ready), so the page and the commands cannot drift. Every hook's JavaScript and
+//! Python starters (tool chains from `scripts/setup.sh`) and the Rust scheduler and template
+//! starters are created, built and pass their vectors.
 
 mod common;
 
@@ -137,22 +138,24 @@ fn the_plugin_walkthrough_in_the_docs_runs_as_written() {
 }
 
 #[test]
-fn javascript_and_python_starters_build_and_pass_their_vectors() {
+fn javascript_and_python_starters_of_every_hook_build_and_pass_their_vectors() {
     let work = tempfile::tempdir().unwrap();
     let cache = work.path().join("cache");
-    for lang in ["js", "python"] {
-        let name = format!("starter-{lang}");
-        let out = bash(
-            &format!(
-                "vdi plugin new admission --lang {lang} {name}\n\
-                 vdi plugin build {name}\n\
-                 vdi plugin test {name}/out/{name}.wasm --vectors {name}/vectors\n"
-            ),
-            work.path(),
-            &[("VDI_CACHE_DIR", cache.to_str().expect("utf-8 path"))],
-        );
-        assert!(out.contains("3 passed, 0 failed"), "{lang}:\n{out}");
-        assert!(out.contains("sha256: sha256:"), "{lang}:\n{out}");
+    for hook in ["admission", "scheduler", "template"] {
+        for lang in ["js", "python"] {
+            let name = format!("{hook}-{lang}");
+            let out = bash(
+                &format!(
+                    "vdi plugin new {hook} --lang {lang} {name}\n\
+                     vdi plugin build {name}\n\
+                     vdi plugin test {name}/out/{name}.wasm --vectors {name}/vectors\n"
+                ),
+                work.path(),
+                &[("VDI_CACHE_DIR", cache.to_str().expect("utf-8 path"))],
+            );
+            assert!(out.contains("3 passed, 0 failed"), "{name}:\n{out}");
+            assert!(out.contains("sha256: sha256:"), "{name}:\n{out}");
+        }
     }
 }
 
