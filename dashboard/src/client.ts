@@ -15,6 +15,8 @@ export function createClient(config: DashboardConfig, token: () => string | unde
   });
   return new Client({
     url: config.graphql,
+    // The API answers GET with GraphiQL: every operation is a POST.
+    preferGetMethod: false,
     exchanges: [
       cacheExchange,
       fetchExchange,

@@ -19,7 +19,6 @@ export function session(name: string, over: Partial<SessionRow> = {}): SessionRo
     createdAt: '2026-12-01T10:00:00Z',
     startedAt: null,
     expiresAt: null,
-    requested: null,
     timings: { admitted: null, placed: null, objectsApplied: null, podReady: null, firstFrame: null },
   };
   return { ...base, ...over } as SessionRow;

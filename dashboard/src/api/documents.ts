@@ -20,13 +20,6 @@ export const SessionFields = graphql(`
     createdAt
     startedAt
     expiresAt
-    requested {
-      gpuSlices
-      cpuMillis
-      memoryMib
-      gpuMemoryMib
-      videoEncoder
-    }
     timings {
       admitted
       placed

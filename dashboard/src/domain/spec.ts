@@ -13,3 +13,6 @@ export function parseSpec(text: string): Parsed {
   }
   return { ok: true, value: value as Record<string, unknown> };
 }
+
+/** A Kubernetes object name (RFC 1123 label) for an `<input pattern>` (`v`-flag syntax). */
+export const NAME_PATTERN = '[a-z0-9]([a-z0-9\\-]*[a-z0-9])?';

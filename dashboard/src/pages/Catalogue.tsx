@@ -46,7 +46,7 @@ export function Catalogue() {
               <p className="muted">{t.name}</p>
               {t.description && <p>{t.description}</p>}
               <p>
-                <span className={t.resources?.gpuSlices ? 'tag gpu' : 'tag'}>{t.resources?.gpuSlices ? 'GPU' : 'CPU'}</span>{' '}
+                <span className={t.resources?.gpuSlices ? 'tag tag-gpu' : 'tag'}>{t.resources?.gpuSlices ? 'GPU' : 'CPU'}</span>{' '}
                 {resourcesText(t)}
               </p>
               {chosen === t.name && quota ? (

@@ -82,6 +82,13 @@ export function MySessions({ allUsers = false }: { allUsers?: boolean }) {
           }}
         />
       )}
+      {list.loadMore && (
+        <p>
+          <button type="button" onClick={list.loadMore}>
+            Load more ({list.sessions.length} of {list.total})
+          </button>
+        </p>
+      )}
     </section>
   );
 }

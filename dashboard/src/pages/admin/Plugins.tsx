@@ -8,7 +8,7 @@ import { DeletePluginMutation, PluginsQuery, UpsertPluginMutation } from '../../
 import { uploadModule } from '../../client';
 import { useConfig } from '../../configContext';
 import { ConfirmButton, Empty, ErrorBox, Loading, errorText, usePolling } from '../../components/ui';
-import { parseSpec } from '../../domain/spec';
+import { NAME_PATTERN, parseSpec } from '../../domain/spec';
 
 const REFRESH_MS = 3000;
 
@@ -150,7 +150,7 @@ export function Plugins() {
       >
         <div className="field">
           <label htmlFor="plugin-name">Name</label>
-          <input id="plugin-name" required pattern="[a-z0-9]([a-z0-9-]*[a-z0-9])?" value={name} onChange={(e) => setName(e.target.value)} />
+          <input id="plugin-name" required pattern={NAME_PATTERN} value={name} onChange={(e) => setName(e.target.value)} />
         </div>
         <div className="field">
           <label htmlFor="plugin-spec">Spec (JSON: hook, source, sha256, order, failurePolicy, settings)</label>

@@ -5,7 +5,7 @@ import { useMutation, useQuery } from 'urql';
 import { DeleteTemplateMutation, TemplatesQuery, UpsertTemplateMutation } from '../../api/documents';
 import { ConfirmButton, Empty, ErrorBox, Loading, errorText } from '../../components/ui';
 import type { TemplateItem } from '../../components/LaunchForm';
-import { parseSpec } from '../../domain/spec';
+import { NAME_PATTERN, parseSpec } from '../../domain/spec';
 
 const NEW_TEMPLATE = {
   displayName: 'New desktop',
@@ -104,7 +104,7 @@ export function Templates() {
       >
         <div className="field">
           <label htmlFor="template-name">Name</label>
-          <input id="template-name" required pattern="[a-z0-9]([a-z0-9-]*[a-z0-9])?" value={name} onChange={(e) => setName(e.target.value)} />
+          <input id="template-name" required pattern={NAME_PATTERN} value={name} onChange={(e) => setName(e.target.value)} />
         </div>
         <div className="field">
           <label htmlFor="template-spec">Spec (JSON: displayName, description, image, resources, settings…)</label>
