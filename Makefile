@@ -50,5 +50,6 @@ bench: plugins
 	$(CARGO_TARGET_DIR_OR_DEFAULT)/release/vdi bench-operator --plugins-dir $(PLUGINS_OUT)
 	$(CARGO_TARGET_DIR_OR_DEFAULT)/release/vdi-streamer-bench
 	$(CARGO_TARGET_DIR_OR_DEFAULT)/release/vdi bench-startup --plugins-dir $(PLUGINS_OUT)
+	$(CARGO_TARGET_DIR_OR_DEFAULT)/release/vdi bench-api
 
 CARGO_TARGET_DIR_OR_DEFAULT := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)

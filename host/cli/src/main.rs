@@ -1,5 +1,6 @@
 //! The `vdi` command. Parses arguments and calls into the subcommands; all work lives there.
 
+mod api_bench;
 mod api_cmd;
 mod bench;
 mod cluster_bench;
@@ -53,6 +54,9 @@ enum Command {
     /// Time to desktop on the local process node: sessions created one at a time, each timed to
     /// the first frame decoded by headless Chromium, split by stage, against a by-hand baseline.
     BenchStartup(startup_bench::BenchArgs),
+    /// Measure the GraphQL API: a user's sessions among many, and one change fanned out to many
+    /// subscriptions, each against the same operation on the Kubernetes API.
+    BenchApi(api_bench::BenchArgs),
     /// Work with plugin components.
     #[command(subcommand)]
     Plugin(PluginCommand),
@@ -122,6 +126,7 @@ fn main() -> ExitCode {
         Command::BenchCluster(args) => cluster_bench::run(&args),
         Command::BenchOperator(args) => operator_bench::run(&args),
         Command::BenchStartup(args) => startup_bench::run(&args),
+        Command::BenchApi(args) => api_bench::run(&args),
         Command::Plugin(PluginCommand::New(args)) => plugin_new::new(&args),
         Command::Plugin(PluginCommand::Build(args)) => plugin_new::build(&args),
         Command::Plugin(PluginCommand::Inspect { wasm, json }) => plugin_cmd::inspect(&wasm, json),
