@@ -9,6 +9,7 @@ tools_dir=${VDI_TOOLS_DIR:-$PWD/.tools}
 componentize_py_version=0.25.1
 kubectl_version=1.37.1
 kubernetes_validate_version=1.37.0
+wit_bindgen_version=0.63.0
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 
@@ -16,12 +17,14 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 # coturn for its browser tests, Xvnc for the resize test (X tools for debugging them), openbox
 # and xterm for the process node's desktop (host/cluster/src/process/desktop.sh), openssl
 # for the streamer benchmark's keys; docker-registry (Distribution 2.8) for the OCI plugin source's
-# tests, which start it with their own config (its packaged service is never used).
+# tests, which start it with their own config (its packaged service is never used); clang 14,
+# wasm-ld, wasi-libc and the wasm32 compiler builtins for the C plugin (plugins/quota-c).
 apt_packages=(pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
   libgstreamer-plugins-bad1.0-dev gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-nice gstreamer1.0-x
   gstreamer1.0-tools xvfb openbox xterm x11-utils xdotool chromium coturn tigervnc-standalone-server openssl
-  docker-registry)
+  docker-registry
+  clang-14 lld-14 wasi-libc libclang-rt-14-dev-wasm32)
 missing=()
 for p in "${apt_packages[@]}"; do
   [[ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" == "install ok installed" ]] || missing+=("$p")
@@ -100,6 +103,13 @@ fi
 if [[ "$("$venv/bin/pip" show kubernetes-validate 2>/dev/null)" != *"Version: $kubernetes_validate_version"* ]]; then
   log "kubernetes-validate $kubernetes_validate_version into $venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check "kubernetes-validate==$kubernetes_validate_version"
+fi
+# C plugins: `wit-bindgen c` (the bindings; the same generator as the Rust guests' wit-bindgen),
+# built in a throw-away target directory (about 9 minutes on 2 cores, once).
+if [[ "$("$tools_dir/wit-bindgen/bin/wit-bindgen" --version 2>/dev/null)" != *"$wit_bindgen_version"* ]]; then
+  log "cargo install wit-bindgen-cli $wit_bindgen_version into $tools_dir/wit-bindgen"
+  env -u CARGO_TARGET_DIR cargo install --locked --quiet wit-bindgen-cli \
+    --version "$wit_bindgen_version" --root "$tools_dir/wit-bindgen"
 fi
 # Make a tools dir outside the repo visible where the build scripts look for it.
 if [ "$tools_dir" != "$PWD/.tools" ] && [ ! -e .tools ]; then

@@ -1,5 +1,5 @@
 //! Every implementation of a default plugin passes the shared vectors in `plugins/testdata/`:
-//! the Rust plugins, and the quota policy again in JavaScript and Python.
+//! the Rust plugins, and the quota policy again in JavaScript, Python and C.
 
 mod common;
 
@@ -66,6 +66,17 @@ fn python_quota_passes_the_same_vectors() {
         &foreign_quota("quota-py"),
         "quota",
         FOREIGN_LIMITS,
+    );
+}
+
+#[test]
+fn c_quota_passes_the_same_vectors() {
+    // Compiled C (clang + wasi-libc): as fast as Rust, so the default limits.
+    passes_all(
+        "quota-c",
+        &foreign_quota("quota-c"),
+        "quota",
+        Limits::default(),
     );
 }
 
