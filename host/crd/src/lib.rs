@@ -6,6 +6,7 @@
 //! does next ([`phase`]), and the status each step's outcome leaves ([`status`]). It performs no
 //! I/O and knows nothing of plugins' WebAssembly or of HTTP.
 
+pub mod change;
 mod duration;
 pub mod idle;
 mod kinds;

@@ -118,6 +118,8 @@ pub struct SessionView<'a> {
     pub deleting: bool,
     /// The operator's finalizer is on it.
     pub has_finalizer: bool,
+    /// `metadata.generation`: moves on with every change of the spec.
+    pub generation: Option<i64>,
     /// Its status.
     pub status: &'a VDISessionStatus,
 }
@@ -129,6 +131,10 @@ pub enum Step {
     AddFinalizer,
     /// Run the admission chain (→ `Admitted` or `Denied`).
     Admit,
+    /// The spec changed after admission (`metadata.generation` past
+    /// `status.observedGeneration`): run the admission chain again as an update and, if it
+    /// allows, settle the new timeout and move the expiry (the phase stays).
+    Readmit,
     /// Run the scheduler (→ `Scheduled`, or stay `Pending` and retry).
     Schedule,
     /// Render, check and apply the objects (→ `Provisioning`); also re-applies a missing pod.
@@ -172,6 +178,24 @@ pub fn parse_time(text: &str) -> Option<Timestamp> {
     text.parse().ok()
 }
 
+/// Whether an admitted, still live session's spec changed since its status was written.
+fn readmission_due(session: SessionView<'_>) -> bool {
+    let status = session.status;
+    let live = matches!(
+        status.phase(),
+        SessionPhase::Pending
+            | SessionPhase::Admitted
+            | SessionPhase::Scheduled
+            | SessionPhase::Provisioning
+            | SessionPhase::Running
+    );
+    let changed = matches!(
+        (session.generation, status.observed_generation),
+        (Some(generation), Some(seen)) if generation > seen
+    );
+    status.admitted.is_some() && live && changed
+}
+
 /// Decides the next step.
 pub fn next_step(session: SessionView<'_>, observed: &Observed, now: Timestamp) -> Step {
     let status = session.status;
@@ -193,6 +217,9 @@ pub fn next_step(session: SessionView<'_>, observed: &Observed, now: Timestamp) 
         && now >= at
     {
         return Step::Expire;
+    }
+    if readmission_due(session) {
+        return Step::Readmit;
     }
     let until_expiry = expires.map(|at| {
         let left = at.duration_since(now);
@@ -271,6 +298,7 @@ mod tests {
             SessionView {
                 deleting: false,
                 has_finalizer: true,
+                generation: status.observed_generation,
                 status,
             },
             observed,
@@ -295,6 +323,7 @@ mod tests {
         let view = SessionView {
             deleting: false,
             has_finalizer: false,
+            generation: Some(1),
             status: &fresh,
         };
         assert_eq!(
@@ -386,6 +415,7 @@ mod tests {
         let deleting = SessionView {
             deleting: true,
             has_finalizer: true,
+            generation: None,
             status: &s,
         };
         assert_eq!(next_step(deleting, &pod(true), now()), Step::Cleanup);
@@ -397,6 +427,7 @@ mod tests {
         let view = SessionView {
             deleting: true,
             has_finalizer: true,
+            generation: None,
             status: &s,
         };
         assert_eq!(next_step(view, &pod(true), now()), Step::Cleanup);
@@ -407,6 +438,87 @@ mod tests {
             ..view
         };
         assert_eq!(next_step(without, &gone, now()), Step::Wait(None));
+    }
+
+    /// `status` (observed generation 1) under a spec of `generation`.
+    fn step_at_generation(
+        status: &mut VDISessionStatus,
+        generation: i64,
+        observed: &Observed,
+    ) -> Step {
+        status.observed_generation = Some(1);
+        let view = SessionView {
+            deleting: false,
+            has_finalizer: true,
+            generation: Some(generation),
+            status,
+        };
+        next_step(view, observed, now())
+    }
+
+    #[test]
+    fn an_unchanged_spec_needs_no_readmission() {
+        let mut s = status(SessionPhase::Running);
+        assert_eq!(
+            step_at_generation(&mut s, 1, &pod(true)),
+            Step::Wait(Some(Duration::from_secs(3600)))
+        );
+    }
+
+    #[test]
+    fn a_spec_changed_after_admission_is_readmitted() {
+        for (phase, observed) in [
+            (SessionPhase::Admitted, Observed::default()),
+            (SessionPhase::Scheduled, Observed::default()),
+            (SessionPhase::Provisioning, pod(false)),
+            (SessionPhase::Running, pod(true)),
+        ] {
+            let mut s = status(phase);
+            assert_eq!(
+                step_at_generation(&mut s, 2, &observed),
+                Step::Readmit,
+                "{phase:?}"
+            );
+        }
+        let mut waiting = status(SessionPhase::Pending);
+        assert!(waiting.admitted.is_none());
+        assert_eq!(
+            step_at_generation(&mut waiting, 2, &Observed::default()),
+            Step::Admit,
+            "not admitted yet: the first admission reads the newest spec anyway"
+        );
+    }
+
+    #[test]
+    fn ends_and_deletion_are_not_readmitted() {
+        for phase in [
+            SessionPhase::Terminating,
+            SessionPhase::Failed,
+            SessionPhase::Denied,
+            SessionPhase::Terminated,
+        ] {
+            let mut s = status(phase);
+            assert!(
+                !matches!(step_at_generation(&mut s, 2, &pod(false)), Step::Readmit),
+                "{phase:?}"
+            );
+        }
+        let mut s = status(SessionPhase::Running);
+        s.observed_generation = Some(1);
+        let deleting = SessionView {
+            deleting: true,
+            has_finalizer: true,
+            generation: Some(2),
+            status: &s,
+        };
+        assert_eq!(next_step(deleting, &pod(true), now()), Step::Cleanup);
+    }
+
+    #[test]
+    fn expiry_comes_before_readmission() {
+        let mut s = status(SessionPhase::Running);
+        s.expires_at = Some("2026-11-26T11:59:59Z".into());
+        assert_eq!(step_at_generation(&mut s, 2, &pod(true)), Step::Expire);
     }
 
     #[test]

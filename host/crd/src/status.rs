@@ -91,7 +91,7 @@ pub fn decision_summary(decisions: &[DecisionRecord]) -> String {
 
 /// When a session admitted `now` with a lifetime of `timeout_seconds` expires; `None` for no
 /// timeout, and for one so long the time is not representable (such a session never expires).
-fn expiry(now: Timestamp, timeout_seconds: u64) -> Option<Timestamp> {
+pub(crate) fn expiry(now: Timestamp, timeout_seconds: u64) -> Option<Timestamp> {
     if timeout_seconds == 0 {
         return None;
     }

@@ -3,6 +3,7 @@
 //! session controller (which records the decisions in the session's status).
 
 use serde_json::Value;
+use vdi_crd::change::{frozen_change, frozen_message};
 use vdi_crd::{
     AdmittedSpec, DecisionRecord, SessionPhase, SessionUser, VDISession, VDISessionSpec,
     VDITemplateSpec,
@@ -217,7 +218,8 @@ impl Admission<'_> {
         self.judge(requester, create, obj, old, false)
     }
 
-    /// Updates that leave the spec alone are not re-judged. `stamp` says whether an untrusted
+    /// Updates that leave the spec alone are not re-judged, but an admitted session may change
+    /// nothing but `spec.timeout` (labels included). `stamp` says whether an untrusted
     /// requester's identity is written into a new session (else a different one is refused).
     fn judge(
         &self,
@@ -228,20 +230,32 @@ impl Admission<'_> {
         stamp: bool,
     ) -> Result<(), Refusal> {
         let invalid = |message: String| Refusal { code: 422, message };
-        if !create && old.is_some_and(|o| o["spec"] == obj["spec"]) {
+        let old = old.filter(|_| !create);
+        let same = |o: &Value, path: &str| o.pointer(path) == obj.pointer(path);
+        if old.is_some_and(|o| same(o, "/spec") && same(o, "/metadata/labels")) {
             return Ok(());
         }
-        let mut session: VDISession =
-            serde_json::from_value(obj.clone()).map_err(|e| invalid(format!("VDISession: {e}")))?;
-        let old_user = match old.filter(|_| !create) {
-            Some(o) => Some(
+        let old = match old {
+            Some(o) => Some((
+                o,
                 serde_json::from_value::<VDISession>(o.clone())
-                    .map_err(|e| invalid(format!("old VDISession: {e}")))?
-                    .spec
-                    .user,
-            ),
+                    .map_err(|e| invalid(format!("old VDISession: {e}")))?,
+            )),
             None => None,
         };
+        let mut session: VDISession =
+            serde_json::from_value(obj.clone()).map_err(|e| invalid(format!("VDISession: {e}")))?;
+        if let Some((_, old)) = &old {
+            match frozen_change(old, &session) {
+                // Never changes, admitted or not: `check_user` says so below.
+                None | Some("spec.user") => {}
+                Some(field) => return Err(invalid(frozen_message(field))),
+            }
+        }
+        if old.as_ref().is_some_and(|(o, _)| same(o, "/spec")) {
+            return Ok(());
+        }
+        let old_user = old.map(|(_, o)| o.spec.user);
         check_user(
             self.settings,
             requester,

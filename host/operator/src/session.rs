@@ -27,6 +27,7 @@ use crate::scheduler::Placement;
 use crate::wit;
 pub use vdi_crd::phase::{UNSCHEDULABLE_RETRY_MAX, UNSCHEDULABLE_RETRY_MIN, unschedulable_retry};
 
+mod readmit;
 mod running;
 
 /// How often a terminating session checks its objects are gone.
@@ -121,6 +122,7 @@ async fn reconcile_inner(session: &VDISession, ctx: &Context) -> Result<Action> 
         let view = SessionView {
             deleting,
             has_finalizer,
+            generation: session.metadata.generation,
             status: &status,
         };
         let step = next_step(view, &observed, Timestamp::now());
@@ -134,7 +136,7 @@ async fn reconcile_inner(session: &VDISession, ctx: &Context) -> Result<Action> 
                 ctx.wrote(&uid, &pass.rv);
                 has_finalizer = true;
             }
-            Step::Admit => match pass.review().await? {
+            Step::Admit => match pass.review(true).await? {
                 Review::Allowed {
                     admitted,
                     decisions,
@@ -158,6 +160,13 @@ async fn reconcile_inner(session: &VDISession, ctx: &Context) -> Result<Action> 
                     return Ok(Action::await_change());
                 }
             },
+            Step::Readmit => {
+                pass.readmit(&mut status).await?;
+                request = status
+                    .admitted
+                    .as_ref()
+                    .map(|a| wit::admitted_request(session, a));
+            }
             Step::Schedule => {
                 let Some(request) = request.clone() else {
                     return Err(Error::Other("scheduling before admission".into()));
@@ -291,8 +300,9 @@ impl Pass<'_> {
         Ok(())
     }
 
-    /// Runs the admission chain over the session on the plugin pool.
-    async fn review(&self) -> Result<Review> {
+    /// Runs the admission chain over the session on the plugin pool, as a create (its first
+    /// admission) or an update (a spec changed after admission).
+    async fn review(&self, create: bool) -> Result<Review> {
         let ctx = self.ctx;
         let set = ctx.registry.current();
         let (sessions, templates) = (ctx.sessions.clone(), ctx.templates.clone());
@@ -306,7 +316,7 @@ impl Pass<'_> {
                 sessions: &sessions,
                 templates: &templates,
             };
-            crate::admission::review(&set, &sources, true, &name, &namespace, &spec, labels)
+            crate::admission::review(&set, &sources, create, &name, &namespace, &spec, labels)
         })
         .await
     }

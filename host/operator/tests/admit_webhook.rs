@@ -220,3 +220,62 @@ fn an_untrusted_requester_may_not_change_someone_elses_session() {
         assert!(response.get("patch").is_none(), "{response}");
     }
 }
+
+/// `session` as the operator left it after admitting it.
+fn admitted(mut s: Value) -> Value {
+    s["status"] = json!({
+        "phase": "Running",
+        "admitted": {
+            "template": "ubuntu-desktop",
+            "resources": {"gpuSlices": 0, "gpuMemoryMib": 0, "cpuMillis": 2000,
+                "memoryMib": 4096, "videoEncoder": false},
+            "timeoutSeconds": 3600,
+        },
+    });
+    s
+}
+
+#[test]
+fn an_admitted_session_may_change_only_its_timeout() {
+    let old = admitted(session("alice", &["staff"]));
+    let mut longer = old.clone();
+    longer["spec"]["timeout"] = json!("2h");
+    let mut other_template = longer.clone();
+    other_template["spec"]["template"] = json!("fedora");
+    let mut more_cpu = old.clone();
+    more_cpu["spec"]["resources"] = json!({"cpuMillis": 8000});
+    let mut relabelled = old.clone();
+    relabelled["metadata"]["labels"] = json!({"team": "a"});
+    for mutate in [true, false] {
+        for who in ["alice", "root"] {
+            let groups: &[&str] = if who == "root" {
+                &["system:masters"]
+            } else {
+                &["staff"]
+            };
+            let response = answer(&review("UPDATE", who, groups, &longer, Some(&old)), mutate);
+            assert_eq!(response["allowed"], true, "{response}");
+            for (changed, field) in [
+                (&other_template, "spec.template"),
+                (&more_cpu, "spec.resources"),
+                (&relabelled, "metadata.labels"),
+            ] {
+                let response = answer(&review("UPDATE", who, groups, changed, Some(&old)), mutate);
+                assert_denied(
+                    &response,
+                    422,
+                    &format!("{field}: may not change once the session is admitted"),
+                );
+            }
+        }
+    }
+    // Before admission the request may still change.
+    let pending = session("alice", &["staff"]);
+    let mut relabelled = pending.clone();
+    relabelled["metadata"]["labels"] = json!({"team": "a"});
+    let response = answer(
+        &review("UPDATE", "alice", &["staff"], &relabelled, Some(&pending)),
+        false,
+    );
+    assert_eq!(response["allowed"], true, "{response}");
+}

@@ -143,12 +143,58 @@ impl AdmissionHook for SessionAdmission {
                 "admission webhook \"vdisessions.vdi.dev\" failed: {}",
                 r.message
             )),
-            _ => ApiError::Invalid {
-                kind: "VDISession".into(),
-                name: obj["metadata"]["name"].as_str().unwrap_or_default().into(),
-                field: "spec".into(),
-                reason: r.message,
-            },
+            _ => {
+                let (field, reason) = field_of(&r.message);
+                ApiError::Invalid {
+                    kind: "VDISession".into(),
+                    name: obj["metadata"]["name"].as_str().unwrap_or_default().into(),
+                    field: field.into(),
+                    reason: reason.into(),
+                }
+            }
         })
+    }
+}
+
+/// The field a refusal's message names (`spec.template: may not change ...` names
+/// `spec.template`), and the rest of the message; `spec` and the whole message when it names
+/// none.
+fn field_of(message: &str) -> (&str, &str) {
+    match message.split_once(": ") {
+        Some((field, reason))
+            if (field.starts_with("spec.") || field.starts_with("metadata."))
+                && !field.contains(char::is_whitespace) =>
+        {
+            (field, reason)
+        }
+        _ => ("spec", message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::field_of;
+
+    #[test]
+    fn refusals_name_the_field_their_message_names() {
+        assert_eq!(
+            field_of("spec.template: may not change once the session is admitted"),
+            (
+                "spec.template",
+                "may not change once the session is admitted"
+            )
+        );
+        assert_eq!(
+            field_of("metadata.labels: may not change"),
+            ("metadata.labels", "may not change")
+        );
+        assert_eq!(
+            field_of("spec.user is immutable"),
+            ("spec", "spec.user is immutable")
+        );
+        assert_eq!(
+            field_of("VDISession: bad: x"),
+            ("spec", "VDISession: bad: x")
+        );
     }
 }

@@ -103,8 +103,21 @@ async fn row(client: &Client, who: &str, ns: &str, pod: &str, admin: &Client) ->
     let desk = format!("{sessions}/desk");
     let json_ct = "application/json";
     let merge = "application/merge-patch+json";
-    let mut current = send(admin, Method::GET, &desk, json_ct, None, &[]).await.1;
-    current["metadata"]["labels"] = json!({"updated-by": who});
+    // The operator re-admits each extension (a status write): the update below must not race it.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut current = loop {
+        let current = send(admin, Method::GET, &desk, json_ct, None, &[]).await.1;
+        if current["status"]["observedGeneration"] == current["metadata"]["generation"] {
+            break current;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "desk never settled: {current}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // Only the timeout of an admitted session may change (admission refuses anything else).
+    current["spec"]["timeout"] = json!("2h");
     let impersonation = [
         ("impersonate-user", "oidc:alice"),
         ("impersonate-group", "oidc:staff"),
@@ -135,7 +148,7 @@ async fn row(client: &Client, who: &str, ns: &str, pod: &str, admin: &Client) ->
             Method::PATCH,
             desk.clone(),
             merge,
-            Some(json!({"metadata": {"labels": {"patched-by": who}}})),
+            Some(json!({"spec": {"timeout": "3h"}})),
             &[],
         ),
         (
@@ -297,7 +310,8 @@ async fn every_identity_gets_exactly_what_rbac_grants() {
     }
     let expected: [(&str, [u16; 10]); 6] = [
         // Pod logs: authorized, then 400 because a simulated node keeps no logs.
-        ("alice", [200, 200, 200, 201, 403, 403, 200, 403, 400, 403]),
+        // alice may extend her own session (update, patch of spec.timeout).
+        ("alice", [200, 200, 200, 201, 200, 200, 200, 403, 400, 403]),
         ("bob", [403; 10]),
         ("carol", [403; 10]),
         ("admin", [200, 200, 200, 201, 200, 200, 200, 403, 400, 403]),
