@@ -134,6 +134,13 @@ try {
   result.framesDecoded = await player.evaluate(() => window.vdi.state.framesDecoded);
   await ap.waitForTimeout(1500); // a few more frames for the screenshot
   await shot(ap, 'session-player');
+  // Live stream statistics and their chart, read from the player.
+  await ap.getByTestId('stream-figures').waitFor({ timeout: LONG });
+  await ap.locator('.chart canvas').waitFor({ timeout: LONG });
+  result.streamFps = Number(await ap.locator('[data-testid=stream-figures] dd').first().textContent());
+  await ap.waitForTimeout(3000); // a few points on the chart
+  await ap.getByRole('heading', { name: 'Stream' }).scrollIntoViewIfNeeded();
+  await shot(ap, 'session-stats');
 
   // Extend, then look at the timeline and decisions.
   await ap.getByRole('button', { name: 'Extend 1h' }).click();

@@ -4,6 +4,7 @@ import { Link, useNavigate, useParams, useSearchParams } from 'react-router';
 import { useMutation, useQuery, useSubscription } from 'urql';
 
 import { ConnectMutation, ExtendMutation, SessionDetailQuery, SessionEventsSubscription, TerminateMutation } from '../api/documents';
+import { StreamStats } from '../components/StreamStats';
 import { ConfirmButton, ErrorBox, Loading, PhaseBadge, errorCode, errorText, useNow } from '../components/ui';
 import { extendedTimeout } from '../domain/extend';
 import { failureReason } from '../domain/sessions';
@@ -28,6 +29,7 @@ export function SessionPage() {
   const [connection, setConnection] = useState<Connection | null>(null);
   const [notice, setNotice] = useState<{ error: boolean; text: string } | null>(null);
   const wantConnect = useRef(search.get('connect') === '1');
+  const playerFrame = useRef<HTMLIFrameElement>(null);
 
   const event = live.data?.sessionEvents;
   const base = detail.data?.session;
@@ -140,6 +142,7 @@ export function SessionPage() {
       {connection && !gone && (
         <section aria-label="Desktop" className="player">
           <iframe
+            ref={playerFrame}
             title={`Desktop ${s.name}`}
             src={connection.src}
             allow="fullscreen; clipboard-read; clipboard-write; autoplay"
@@ -151,6 +154,7 @@ export function SessionPage() {
             </a>{' '}
             · the connect token works until {new Date(connection.expiresAt).toLocaleTimeString()}
           </p>
+          <StreamStats frame={playerFrame} />
         </section>
       )}
       <h2>Startup (since created)</h2>

@@ -5,9 +5,11 @@
 //! reload, connects (the embedded player decodes frames), extends and terminates it; bob does
 //! not see her session and her session's page is "not found" for him; carol's launch shows the
 //! quota policy's reason; the admin sees the GPU grid change when alice launches a GPU desktop,
-//! uploads a module and creates a plugin that becomes Ready. Every page is screenshotted into
-//! the test's temporary directory (`VDI_DASHBOARD_SHOTS=<dir>` keeps a copy, for docs/img), and
-//! the sessions page's first contentful paint and the JS bundle's gzip size are measured.
+//! uploads a module and creates a plugin that becomes Ready. The session page shows the
+//! player's live statistics (fps, bitrate, RTT, loss, a glass-to-glass estimate) and a chart.
+//! Every page is screenshotted into the test's temporary directory (`VDI_DASHBOARD_SHOTS=<dir>`
+//! keeps a copy, for docs/img), and the sessions page's first contentful paint and the JS
+//! bundle's gzip size are measured.
 
 mod common;
 
@@ -215,6 +217,10 @@ fn a_new_user_launches_connects_and_terminates_through_the_dashboard() {
     assert!(
         result["framesDecoded"].as_u64().unwrap_or(0) > 0,
         "the embedded player decoded no frames: {result}"
+    );
+    assert!(
+        result["streamFps"].as_f64().is_some(),
+        "no live stream statistics on the session page: {result}"
     );
     assert_eq!(result["bobSeesAlice"], false);
     assert_eq!(result["bobNotFound"], true);
