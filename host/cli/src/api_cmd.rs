@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use vdi_api::{ApiConfig, ApiState, IceServer, KeySource};
+use vdi_platform::front::{self, DashboardConfig, Front};
 
 use crate::oidc_flags::OidcFlags;
 
@@ -38,6 +39,13 @@ pub(crate) struct ApiArgs {
     /// The operator's namespace (its upload store).
     #[arg(long, env = "POD_NAMESPACE", default_value = "vdi-system")]
     module_namespace: String,
+    /// The dashboard's built assets, served at `/` beside the API (with `/config.json` naming
+    /// the issuer and the dashboard's client); none: the API alone.
+    #[arg(long, env = "VDI_DASHBOARD_DIR")]
+    dashboard_dir: Option<PathBuf>,
+    /// The dashboard's OAuth client, named in `/config.json`.
+    #[arg(long, env = "VDI_DASHBOARD_CLIENT_ID", default_value = "vdi-dashboard")]
+    dashboard_client_id: String,
 }
 
 /// The API's configuration from the arguments.
@@ -76,7 +84,22 @@ pub(crate) fn run(args: &ApiArgs) -> Result<ExitCode> {
         if !state.prefetch().await {
             tracing::warn!("the OIDC issuer did not answer yet; sign-ins retry it");
         }
-        let app = vdi_api::router(state).into_make_service();
+        let dashboard = match &args.dashboard_dir {
+            Some(dir) if !dir.join("index.html").is_file() => {
+                bail!("--dashboard-dir {}: no index.html there", dir.display())
+            }
+            Some(_) => Some(DashboardConfig::new(
+                &state.config().oidc.issuer_url,
+                &args.dashboard_client_id,
+            )),
+            None => None,
+        };
+        let app = front::routes(Front {
+            api: Some(state),
+            dashboard,
+            assets: args.dashboard_dir.clone(),
+        })
+        .into_make_service();
         let handle = axum_server::Handle::new();
         let stop = handle.clone();
         tokio::spawn(async move {

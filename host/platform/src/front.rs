@@ -55,7 +55,13 @@ pub struct Front {
 
 /// The origin's router.
 pub fn router(store: Arc<Store>, front: Front) -> Router {
-    let mut app = crate::proxy::router(store);
+    crate::proxy::router(store).merge(routes(front))
+}
+
+/// What [`router`] serves besides the session proxy: the API, the dashboard's settings and its
+/// assets. `vdi api` serves these alone on a real cluster, where Traefik routes the sessions.
+pub fn routes(front: Front) -> Router {
+    let mut app = Router::new();
     if let Some(api) = front.api {
         app = app.merge(vdi_api::router(api));
     }
