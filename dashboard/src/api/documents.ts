@@ -202,6 +202,9 @@ export const PluginsQuery = graphql(`
       sha256
       phase
       message
+      order
+      failurePolicy
+      spec
     }
   }
 `);

@@ -27,7 +27,7 @@ type Documents = {
     "\n  fragment NodeFields on NodeInventory {\n    name\n    cpuMillisFree\n    memoryMibFree\n    gpus {\n      index\n      product\n      memoryMib\n      memoryUsedMib\n      slicesTotal\n      slicesUsed\n      encoderSessionsTotal\n      encoderSessionsUsed\n      sessions\n    }\n  }\n": typeof types.NodeFieldsFragmentDoc,
     "\n  query Nodes {\n    nodes {\n      ...NodeFields\n    }\n  }\n": typeof types.NodesDocument,
     "\n  subscription Inventory {\n    inventory {\n      ...NodeFields\n    }\n  }\n": typeof types.InventoryDocument,
-    "\n  query Plugins {\n    plugins {\n      name\n      hook\n      sha256\n      phase\n      message\n    }\n  }\n": typeof types.PluginsDocument,
+    "\n  query Plugins {\n    plugins {\n      name\n      hook\n      sha256\n      phase\n      message\n      order\n      failurePolicy\n      spec\n    }\n  }\n": typeof types.PluginsDocument,
     "\n  mutation UpsertPlugin($name: String!, $spec: JSON!) {\n    upsertPlugin(name: $name, spec: $spec)\n  }\n": typeof types.UpsertPluginDocument,
     "\n  mutation DeletePlugin($name: String!) {\n    deletePlugin(name: $name)\n  }\n": typeof types.DeletePluginDocument,
     "\n  mutation UpsertTemplate($name: String!, $spec: JSON!) {\n    upsertTemplate(name: $name, spec: $spec)\n  }\n": typeof types.UpsertTemplateDocument,
@@ -47,7 +47,7 @@ const documents: Documents = {
     "\n  fragment NodeFields on NodeInventory {\n    name\n    cpuMillisFree\n    memoryMibFree\n    gpus {\n      index\n      product\n      memoryMib\n      memoryUsedMib\n      slicesTotal\n      slicesUsed\n      encoderSessionsTotal\n      encoderSessionsUsed\n      sessions\n    }\n  }\n": types.NodeFieldsFragmentDoc,
     "\n  query Nodes {\n    nodes {\n      ...NodeFields\n    }\n  }\n": types.NodesDocument,
     "\n  subscription Inventory {\n    inventory {\n      ...NodeFields\n    }\n  }\n": types.InventoryDocument,
-    "\n  query Plugins {\n    plugins {\n      name\n      hook\n      sha256\n      phase\n      message\n    }\n  }\n": types.PluginsDocument,
+    "\n  query Plugins {\n    plugins {\n      name\n      hook\n      sha256\n      phase\n      message\n      order\n      failurePolicy\n      spec\n    }\n  }\n": types.PluginsDocument,
     "\n  mutation UpsertPlugin($name: String!, $spec: JSON!) {\n    upsertPlugin(name: $name, spec: $spec)\n  }\n": types.UpsertPluginDocument,
     "\n  mutation DeletePlugin($name: String!) {\n    deletePlugin(name: $name)\n  }\n": types.DeletePluginDocument,
     "\n  mutation UpsertTemplate($name: String!, $spec: JSON!) {\n    upsertTemplate(name: $name, spec: $spec)\n  }\n": types.UpsertTemplateDocument,
@@ -123,7 +123,7 @@ export function graphql(source: "\n  subscription Inventory {\n    inventory {\n
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
-export function graphql(source: "\n  query Plugins {\n    plugins {\n      name\n      hook\n      sha256\n      phase\n      message\n    }\n  }\n"): (typeof documents)["\n  query Plugins {\n    plugins {\n      name\n      hook\n      sha256\n      phase\n      message\n    }\n  }\n"];
+export function graphql(source: "\n  query Plugins {\n    plugins {\n      name\n      hook\n      sha256\n      phase\n      message\n      order\n      failurePolicy\n      spec\n    }\n  }\n"): (typeof documents)["\n  query Plugins {\n    plugins {\n      name\n      hook\n      sha256\n      phase\n      message\n      order\n      failurePolicy\n      spec\n    }\n  }\n"];
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */

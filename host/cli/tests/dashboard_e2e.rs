@@ -222,6 +222,8 @@ fn a_new_user_launches_connects_and_terminates_through_the_dashboard() {
         result["streamFps"].as_f64().is_some(),
         "no live stream statistics on the session page: {result}"
     );
+    let extend = result["extendOutcome"].as_str().unwrap_or_default();
+    assert!(extend.starts_with("Extended"), "Extend 1h: {extend:?}");
     assert_eq!(result["bobSeesAlice"], false);
     assert_eq!(result["bobNotFound"], true);
     let carol = result["carolReason"].as_str().unwrap_or_default();

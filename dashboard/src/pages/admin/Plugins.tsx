@@ -80,6 +80,8 @@ export function Plugins() {
             <tr>
               <th scope="col">Name</th>
               <th scope="col">Hook</th>
+              <th scope="col">Order</th>
+              <th scope="col">On failure</th>
               <th scope="col">Digest</th>
               <th scope="col">Status</th>
               <th scope="col">Actions</th>
@@ -90,6 +92,8 @@ export function Plugins() {
               <tr key={p.name} data-plugin={p.name}>
                 <td data-label="Name">{p.name}</td>
                 <td data-label="Hook">{p.hook}</td>
+                <td data-label="Order">{p.order}</td>
+                <td data-label="On failure">{p.failurePolicy}</td>
                 <td data-label="Digest" className="digest" title={p.sha256}>
                   {p.sha256.slice(0, 19)}…
                 </td>
@@ -98,7 +102,13 @@ export function Plugins() {
                   {p.message && <div className="reason">{p.message}</div>}
                 </td>
                 <td data-label="Actions">
-                  <button type="button" onClick={() => setName(p.name)}>
+                  <button
+                    type="button"
+                    onClick={() => {
+                      setName(p.name);
+                      setSpec(JSON.stringify(p.spec, null, 2));
+                    }}
+                  >
                     Edit
                   </button>{' '}
                   <ConfirmButton

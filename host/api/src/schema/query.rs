@@ -83,6 +83,34 @@ pub struct PluginInfo {
     pub phase: Option<String>,
     /// What went wrong, if it did.
     pub message: Option<String>,
+    /// Its place in the admission chain (lower first; for other hooks the lowest is the
+    /// default).
+    pub order: i32,
+    /// What its failure means: `Fail` (refuse) or `Ignore` (skip it).
+    pub failure_policy: String,
+    /// Its whole spec as stored (source, settings, limits, match), for editing.
+    pub spec: async_graphql::Json<serde_json::Value>,
+}
+
+impl From<VDIPlugin> for PluginInfo {
+    fn from(p: VDIPlugin) -> Self {
+        let status = p.status.as_ref();
+        Self {
+            name: p.name_any(),
+            hook: p.spec.hook.as_str().to_owned(),
+            sha256: p.spec.sha256.clone(),
+            phase: status
+                .and_then(|s| serde_json::to_value(s.phase).ok())
+                .and_then(|v| v.as_str().map(str::to_owned)),
+            message: status.and_then(|s| s.message.clone()),
+            order: p.spec.order,
+            failure_policy: serde_json::to_value(p.spec.failure_policy)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            spec: async_graphql::Json(serde_json::to_value(&p.spec).unwrap_or_default()),
+        }
+    }
 }
 
 /// Queries.
@@ -207,21 +235,7 @@ impl Query {
             .list(&ListParams::default())
             .await
             .map_err(ApiError::from)?;
-        let mut out: Vec<PluginInfo> = list
-            .items
-            .into_iter()
-            .map(|p| PluginInfo {
-                name: p.name_any(),
-                hook: p.spec.hook.as_str().to_owned(),
-                sha256: p.spec.sha256.clone(),
-                phase: p
-                    .status
-                    .as_ref()
-                    .and_then(|s| serde_json::to_value(s.phase).ok())
-                    .and_then(|v| v.as_str().map(str::to_owned)),
-                message: p.status.as_ref().and_then(|s| s.message.clone()),
-            })
-            .collect();
+        let mut out: Vec<PluginInfo> = list.items.into_iter().map(PluginInfo::from).collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
     }
@@ -274,6 +288,27 @@ fn matches(filter: &SessionFilter, s: &Session) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_plugin_shows_its_order_failure_policy_and_spec() {
+        let spec: vdi_crd::VDIPluginSpec = serde_json::from_value(serde_json::json!({
+            "hook": "admission",
+            "source": {"upload": {}},
+            "sha256": format!("sha256:{}", "a".repeat(64)),
+            "order": 7,
+            "failurePolicy": "Ignore",
+            "settings": {"maxSessionsPerUser": 2},
+        }))
+        .unwrap();
+        let info = PluginInfo::from(VDIPlugin::new("q", spec));
+        assert_eq!(info.name, "q");
+        assert_eq!(info.hook, "admission");
+        assert_eq!(info.order, 7);
+        assert_eq!(info.failure_policy, "Ignore");
+        assert_eq!(info.phase, None);
+        assert_eq!(info.spec.0["settings"]["maxSessionsPerUser"], 2);
+        assert_eq!(info.spec.0["source"], serde_json::json!({"upload": {}}));
+    }
 
     #[test]
     fn a_page_costs_its_fields_per_session() {
