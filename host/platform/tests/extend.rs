@@ -15,10 +15,12 @@ use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client};
 use serde_json::{Value, json};
-use vdi_crd::{SessionPhase, VDISession};
+use vdi_crd::{SessionPhase, VDIPlugin, VDISession};
 use vdi_platform::{Platform, add_user};
 
-use common::{WAIT, nodes, session, start};
+use common::{
+    WAIT, create, nodes, operator_config, session, start, start_with, wait_plugins_ready,
+};
 
 /// A client of the platform acting as `user` in `groups` (the admin impersonating them, as the
 /// API does for its callers).
@@ -212,5 +214,75 @@ async fn the_owner_extends_a_running_session_within_the_policy() {
     wait_for(&sessions, "desk", "gone", |s| s.is_none()).await;
     let expired = notes(&admin, &ns, "desk", "Expired").await;
     assert!(!expired.is_empty(), "no Expired event");
+    env.platform.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_refused_readmission_keeps_the_expiry_with_a_warning() {
+    // Without the in-process hook nothing judges the write: the operator's re-admission is
+    // what refuses, as when the policy changed between the write and the reconcile.
+    let env = start_with(nodes(1, 8), Some(operator_config()), false).await;
+    let sessions = env.sessions();
+    create(
+        &env,
+        &session("desk", "alice", &["staff"], "ubuntu-cpu", Some("1h")),
+    )
+    .await
+    .unwrap();
+    let running = wait_for(&sessions, "desk", "Running", |s| {
+        common::phase(s) == Some(SessionPhase::Running)
+    })
+    .await
+    .unwrap();
+    let expiry = running.status.clone().unwrap().expires_at;
+    assert!(expiry.is_some());
+    // The policy now refuses ubuntu-cpu to staff.
+    let settings = json!({"templatesByGroup": {"staff": ["ubuntu-desktop"]}});
+    Api::<VDIPlugin>::all(env.client())
+        .patch(
+            "quota",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"settings": settings}})),
+        )
+        .await
+        .unwrap();
+    wait_plugins_ready(&env, &["quota"]).await;
+
+    patch_spec(&sessions, "desk", json!({"timeout": "2h"}))
+        .await
+        .unwrap();
+    let s = wait_for(&sessions, "desk", "seen at its new generation", |s| {
+        s.is_some_and(|s| {
+            s.metadata.generation > Some(1)
+                && s.status.as_ref().and_then(|st| st.observed_generation) == s.metadata.generation
+        })
+    })
+    .await
+    .unwrap();
+    let st = s.status.clone().unwrap();
+    assert_eq!(st.expires_at, expiry, "the old expiry stays");
+    assert_eq!(st.admitted.as_ref().map(|a| a.timeout_seconds), Some(3600));
+    assert_eq!(st.phase(), SessionPhase::Running);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let denied = notes(&env.client(), "default", "desk", "ExtendDenied").await;
+        if denied
+            .iter()
+            .any(|n| n.contains("denied by plugin quota") && n.contains("not allowed"))
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no ExtendDenied event: {denied:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        notes(&env.client(), "default", "desk", "Extended")
+            .await
+            .is_empty(),
+        "not extended"
+    );
     env.platform.stop().await;
 }
