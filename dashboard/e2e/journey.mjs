@@ -242,6 +242,15 @@ try {
   await mp.goto(url('/admin/templates'));
   await mp.getByRole('heading', { name: 'Create a template' }).waitFor();
   await shot(mp, 'admin-templates');
+  // Editing a template starts from its whole spec (settings included) and saves it back.
+  await mp.locator('tr[data-template="ubuntu-desktop"]').getByRole('button', { name: 'Edit' }).click();
+  await mp.getByRole('heading', { name: 'Edit ubuntu-desktop' }).waitFor();
+  const edited = JSON.parse(await mp.inputValue('#template-spec'));
+  edited.description = 'XFCE on Ubuntu 24.04 with one GPU time-slice (edited from the dashboard).';
+  await mp.fill('#template-spec', JSON.stringify(edited, null, 2));
+  await mp.getByRole('button', { name: 'Save template' }).click();
+  await mp.getByText('ubuntu-desktop saved.').waitFor({ timeout: LONG });
+  result.templateSettingsKept = edited.settings?.homeSize === '10Gi';
 } catch (e) {
   log('failed:', e);
   for (const [user, page] of openPages) {

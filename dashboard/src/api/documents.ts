@@ -68,6 +68,19 @@ export const TemplatesQuery = graphql(`
   }
 `);
 
+export const AdminTemplatesQuery = graphql(`
+  query AdminTemplates {
+    templates {
+      name
+      displayName
+      resources {
+        gpuSlices
+      }
+      spec
+    }
+  }
+`);
+
 export const SessionsQuery = graphql(`
   query Sessions($allUsers: Boolean!, $first: Int, $after: String) {
     sessions(allUsers: $allUsers, first: $first, after: $after) {

@@ -233,6 +233,7 @@ fn a_new_user_launches_connects_and_terminates_through_the_dashboard() {
     );
     assert_eq!(result["pluginPhase"], "Ready", "{result}");
     assert_eq!(result["gridChanged"], true, "{result}");
+    assert_eq!(result["templateSettingsKept"], true, "{result}");
     let fcp = result["sessionsFcpMs"].as_f64().expect("sessionsFcpMs");
     assert!(
         fcp < FCP_BUDGET_MS,

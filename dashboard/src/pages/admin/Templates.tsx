@@ -2,9 +2,8 @@
 import { useState } from 'react';
 import { useMutation, useQuery } from 'urql';
 
-import { DeleteTemplateMutation, TemplatesQuery, UpsertTemplateMutation } from '../../api/documents';
+import { AdminTemplatesQuery, DeleteTemplateMutation, UpsertTemplateMutation } from '../../api/documents';
 import { ConfirmButton, Empty, ErrorBox, Loading, errorText } from '../../components/ui';
-import type { TemplateItem } from '../../components/LaunchForm';
 import { NAME_PATTERN, parseSpec } from '../../domain/spec';
 
 const NEW_TEMPLATE = {
@@ -14,21 +13,8 @@ const NEW_TEMPLATE = {
   resources: { gpuSlices: 0, cpuMillis: 1000, memoryMib: 2048 },
 };
 
-/** The spec fields the API lists, as an editable starting point. */
-function specOf(t: TemplateItem): string {
-  const r = t.resources;
-  const resources = r
-    ? Object.fromEntries(Object.entries(r).filter(([k, v]) => k !== '__typename' && v !== null && v !== undefined))
-    : undefined;
-  return JSON.stringify(
-    { displayName: t.displayName, ...(t.description ? { description: t.description } : {}), image: t.image, ...(resources ? { resources } : {}) },
-    null,
-    2,
-  );
-}
-
 export function Templates() {
-  const [templates, refetch] = useQuery({ query: TemplatesQuery, requestPolicy: 'cache-and-network' });
+  const [templates, refetch] = useQuery({ query: AdminTemplatesQuery, requestPolicy: 'cache-and-network' });
   const [, upsert] = useMutation(UpsertTemplateMutation);
   const [, remove] = useMutation(DeleteTemplateMutation);
   const [name, setName] = useState('');
@@ -62,7 +48,7 @@ export function Templates() {
           </thead>
           <tbody>
             {list.map((t) => (
-              <tr key={t.name}>
+              <tr key={t.name} data-template={t.name}>
                 <td data-label="Name">{t.name}</td>
                 <td data-label="Display name">{t.displayName}</td>
                 <td data-label="GPU slices">{t.resources?.gpuSlices ?? 0}</td>
@@ -71,7 +57,7 @@ export function Templates() {
                     type="button"
                     onClick={() => {
                       setName(t.name);
-                      setSpec(specOf(t));
+                      setSpec(JSON.stringify(t.spec, null, 2));
                     }}
                   >
                     Edit

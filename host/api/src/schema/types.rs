@@ -366,11 +366,37 @@ impl Template {
     async fn resources(&self) -> Option<Resources> {
         self.0.spec.resources.as_ref().map(Resources::from)
     }
+    /// Its whole spec as stored (settings, node selector, idle timeout, …), for editing.
+    async fn spec(&self) -> async_graphql::Json<serde_json::Value> {
+        async_graphql::Json(self.spec_json())
+    }
+}
+
+impl Template {
+    /// The spec as JSON, in the CRD's own field names.
+    fn spec_json(&self) -> serde_json::Value {
+        serde_json::to_value(&self.0.spec).unwrap_or_default()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_template_gives_its_whole_spec_for_editing() {
+        let spec: vdi_crd::VDITemplateSpec = serde_json::from_value(serde_json::json!({
+            "displayName": "Desk",
+            "image": "img:1",
+            "resources": {"gpuSlices": 1},
+            "settings": {"homeSize": "10Gi"},
+        }))
+        .unwrap();
+        let json = Template(VDITemplate::new("desk", spec)).spec_json();
+        assert_eq!(json["displayName"], "Desk");
+        assert_eq!(json["settings"]["homeSize"], "10Gi");
+        assert_eq!(json["resources"]["gpuSlices"], 1);
+    }
 
     #[test]
     fn timings_carry_every_step_and_stay_null_until_reached() {
