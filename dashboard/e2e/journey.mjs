@@ -251,6 +251,15 @@ try {
   await mp.getByRole('button', { name: 'Save template' }).click();
   await mp.getByText('ubuntu-desktop saved.').waitFor({ timeout: LONG });
   result.templateSettingsKept = edited.settings?.homeSize === '10Gi';
+
+  // Signing out ends the provider's session too and comes back to the sign-in page.
+  await ap.getByRole('button', { name: 'Sign out' }).click();
+  await ap.waitForURL((u) => u.origin !== base.origin, { timeout: LONG });
+  const confirm = ap.locator('button[type=submit], input[type=submit]').first();
+  if (await confirm.count()) await confirm.click(); // the provider's "sign out?" page
+  await ap.waitForURL((u) => u.origin === base.origin, { timeout: LONG });
+  await ap.getByRole('button', { name: 'Sign in' }).waitFor({ timeout: LONG });
+  result.signedOut = (await ap.evaluate(() => Object.keys(sessionStorage).filter((k) => k.startsWith('oidc.user')).length)) === 0;
 } catch (e) {
   log('failed:', e);
   for (const [user, page] of openPages) {

@@ -5,8 +5,9 @@
 //! reload, connects (the embedded player decodes frames), extends and terminates it; bob does
 //! not see her session and her session's page is "not found" for him; carol's launch shows the
 //! quota policy's reason; the admin sees the GPU grid change when alice launches a GPU desktop,
-//! uploads a module and creates a plugin that becomes Ready. The session page shows the
-//! player's live statistics (fps, bitrate, RTT, loss, a glass-to-glass estimate) and a chart.
+//! uploads a module and creates a plugin that becomes Ready, and edits a template; alice signs
+//! out through the provider. The session page shows the player's live statistics (fps,
+//! bitrate, RTT, loss, a glass-to-glass estimate) and a chart.
 //! Every page is screenshotted into the test's temporary directory (`VDI_DASHBOARD_SHOTS=<dir>`
 //! keeps a copy, for docs/img), and the sessions page's first contentful paint and the JS
 //! bundle's gzip size are measured.
@@ -234,6 +235,7 @@ fn a_new_user_launches_connects_and_terminates_through_the_dashboard() {
     assert_eq!(result["pluginPhase"], "Ready", "{result}");
     assert_eq!(result["gridChanged"], true, "{result}");
     assert_eq!(result["templateSettingsKept"], true, "{result}");
+    assert_eq!(result["signedOut"], true, "{result}");
     let fcp = result["sessionsFcpMs"].as_f64().expect("sessionsFcpMs");
     assert!(
         fcp < FCP_BUDGET_MS,
