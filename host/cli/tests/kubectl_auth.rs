@@ -179,7 +179,9 @@ async fn kubectl_as_a_signed_in_user_sees_and_may_only_what_rbac_grants() {
         .find(|l| l.starts_with("vdisessions.vdi.dev "))
         .unwrap_or_else(|| panic!("no vdisessions row:\n{list}"));
     // patch/update: she may extend her sessions (admission lets only spec.timeout change).
-    for verb in ["create", "get", "list", "watch", "delete", "patch", "update"] {
+    for verb in [
+        "create", "get", "list", "watch", "delete", "patch", "update",
+    ] {
         assert!(sessions_row.contains(verb), "{sessions_row}");
     }
     assert!(!sessions_row.contains("deletecollection"), "{sessions_row}");
