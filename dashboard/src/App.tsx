@@ -1,7 +1,7 @@
 // The signed-in shell: sign-in gate, the API client, navigation and routes.
-import { useMemo, useRef } from 'react';
+import { useEffect, useMemo, useRef } from 'react';
 import { AuthProvider, useAuth } from 'react-oidc-context';
-import { BrowserRouter, NavLink, Navigate, Route, Routes } from 'react-router';
+import { BrowserRouter, NavLink, Navigate, Route, Routes, useLocation } from 'react-router';
 import { Provider as UrqlProvider, useQuery } from 'urql';
 
 import { MeQuery } from './api/documents';
@@ -87,6 +87,13 @@ function Shell() {
   const groups = me.data?.me.groups ?? (Array.isArray(profile?.groups) ? (profile.groups as string[]) : []);
   const admin = isAdmin(groups);
   const name = profile?.preferred_username ?? profile?.sub ?? '';
+  // After a navigation, keyboard and screen-reader users start at the new page's content.
+  const { pathname } = useLocation();
+  const mainRef = useRef<HTMLElement>(null);
+  const firstPath = useRef(pathname);
+  useEffect(() => {
+    if (pathname !== firstPath.current) mainRef.current?.focus({ preventScroll: true });
+  }, [pathname]);
   return (
     <>
       <a className="skip" href="#main">
@@ -118,7 +125,7 @@ function Shell() {
           </button>
         </div>
       </header>
-      <main id="main" tabIndex={-1}>
+      <main id="main" tabIndex={-1} ref={mainRef}>
         {me.error && <ErrorBox error={me.error} title="The API refused you" />}
         <Routes>
           <Route path="/" element={<Catalogue />} />
