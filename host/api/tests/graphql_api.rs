@@ -196,6 +196,18 @@ async fn users_act_through_the_api_as_themselves() {
         assert_eq!(codes(&answer), ["FORBIDDEN"], "{query}: {answer}");
         assert!(answer.to_string().contains("oidc:bob"), "{answer}");
     }
+    // An admin (who may update sessions in every namespace) may connect to it.
+    let by_admin = env
+        .gql(
+            &admin,
+            "mutation($id: ID!) { connectSession(id: $id) { token } }",
+            json!({"id": first_id}),
+        )
+        .await;
+    assert!(
+        by_admin["data"]["connectSession"]["token"].is_string(),
+        "{by_admin}"
+    );
     let mut spy = env
         .subscribe_with(
             &bob,
