@@ -239,7 +239,10 @@ fn chromium_decodes_the_desktop_and_its_input_reaches_the_x_server() {
     // (a broken payloader, a pipeline that stops) loses far more than one packet in ten frames.
     let lost = stats["packetsLost"].as_u64().unwrap_or(u64::MAX);
     let decoded = stats["framesDecoded"].as_u64().unwrap_or(0);
-    assert!(lost <= decoded / 10, "{lost} packets lost over loopback: {stats}");
+    assert!(
+        lost <= decoded / 10,
+        "{lost} packets lost over loopback: {stats}"
+    );
     assert_eq!(stats["role"], "controller");
     assert!(stats["codec"].as_str().unwrap().contains("H264"), "{stats}");
     let (px, py) = pointer.expect("pointer position read");
