@@ -236,6 +236,7 @@ try {
       { timeout: LONG, polling: 200 },
     );
     result.pluginPhase = await status.textContent();
+    result.quotaCalls = Number(await mp.locator('tr[data-plugin="quota"] td[data-label="Calls"]').textContent());
     await mp.evaluate(() => window.scrollTo(0, 0));
     await shot(mp, 'admin-plugins');
   }

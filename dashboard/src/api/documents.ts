@@ -222,6 +222,24 @@ export const PluginsQuery = graphql(`
   }
 `);
 
+export const DecisionsQuery = graphql(`
+  query Decisions($first: Int) {
+    sessions(allUsers: true, first: $first) {
+      totalCount
+      edges {
+        node {
+          id
+          decisions {
+            plugin
+            verdict
+            latencyMicros
+          }
+        }
+      }
+    }
+  }
+`);
+
 export const UpsertPluginMutation = graphql(`
   mutation UpsertPlugin($name: String!, $spec: JSON!) {
     upsertPlugin(name: $name, spec: $spec)

@@ -29,6 +29,7 @@ type Documents = {
     "\n  query Nodes {\n    nodes {\n      ...NodeFields\n    }\n  }\n": typeof types.NodesDocument,
     "\n  subscription Inventory {\n    inventory {\n      ...NodeFields\n    }\n  }\n": typeof types.InventoryDocument,
     "\n  query Plugins {\n    plugins {\n      name\n      hook\n      sha256\n      phase\n      message\n      order\n      failurePolicy\n      spec\n    }\n  }\n": typeof types.PluginsDocument,
+    "\n  query Decisions($first: Int) {\n    sessions(allUsers: true, first: $first) {\n      totalCount\n      edges {\n        node {\n          id\n          decisions {\n            plugin\n            verdict\n            latencyMicros\n          }\n        }\n      }\n    }\n  }\n": typeof types.DecisionsDocument,
     "\n  mutation UpsertPlugin($name: String!, $spec: JSON!) {\n    upsertPlugin(name: $name, spec: $spec)\n  }\n": typeof types.UpsertPluginDocument,
     "\n  mutation DeletePlugin($name: String!) {\n    deletePlugin(name: $name)\n  }\n": typeof types.DeletePluginDocument,
     "\n  mutation UpsertTemplate($name: String!, $spec: JSON!) {\n    upsertTemplate(name: $name, spec: $spec)\n  }\n": typeof types.UpsertTemplateDocument,
@@ -50,6 +51,7 @@ const documents: Documents = {
     "\n  query Nodes {\n    nodes {\n      ...NodeFields\n    }\n  }\n": types.NodesDocument,
     "\n  subscription Inventory {\n    inventory {\n      ...NodeFields\n    }\n  }\n": types.InventoryDocument,
     "\n  query Plugins {\n    plugins {\n      name\n      hook\n      sha256\n      phase\n      message\n      order\n      failurePolicy\n      spec\n    }\n  }\n": types.PluginsDocument,
+    "\n  query Decisions($first: Int) {\n    sessions(allUsers: true, first: $first) {\n      totalCount\n      edges {\n        node {\n          id\n          decisions {\n            plugin\n            verdict\n            latencyMicros\n          }\n        }\n      }\n    }\n  }\n": types.DecisionsDocument,
     "\n  mutation UpsertPlugin($name: String!, $spec: JSON!) {\n    upsertPlugin(name: $name, spec: $spec)\n  }\n": types.UpsertPluginDocument,
     "\n  mutation DeletePlugin($name: String!) {\n    deletePlugin(name: $name)\n  }\n": types.DeletePluginDocument,
     "\n  mutation UpsertTemplate($name: String!, $spec: JSON!) {\n    upsertTemplate(name: $name, spec: $spec)\n  }\n": types.UpsertTemplateDocument,
@@ -130,6 +132,10 @@ export function graphql(source: "\n  subscription Inventory {\n    inventory {\n
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
 export function graphql(source: "\n  query Plugins {\n    plugins {\n      name\n      hook\n      sha256\n      phase\n      message\n      order\n      failurePolicy\n      spec\n    }\n  }\n"): (typeof documents)["\n  query Plugins {\n    plugins {\n      name\n      hook\n      sha256\n      phase\n      message\n      order\n      failurePolicy\n      spec\n    }\n  }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  query Decisions($first: Int) {\n    sessions(allUsers: true, first: $first) {\n      totalCount\n      edges {\n        node {\n          id\n          decisions {\n            plugin\n            verdict\n            latencyMicros\n          }\n        }\n      }\n    }\n  }\n"): (typeof documents)["\n  query Decisions($first: Int) {\n    sessions(allUsers: true, first: $first) {\n      totalCount\n      edges {\n        node {\n          id\n          decisions {\n            plugin\n            verdict\n            latencyMicros\n          }\n        }\n      }\n    }\n  }\n"];
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */

@@ -233,6 +233,10 @@ fn a_new_user_launches_connects_and_terminates_through_the_dashboard() {
         "carol's refusal does not give the policy's reason: {carol:?}"
     );
     assert_eq!(result["pluginPhase"], "Ready", "{result}");
+    assert!(
+        result["quotaCalls"].as_u64().unwrap_or(0) > 0,
+        "the plugins page counts no quota decisions: {result}"
+    );
     assert_eq!(result["gridChanged"], true, "{result}");
     assert_eq!(result["templateSettingsKept"], true, "{result}");
     assert_eq!(result["signedOut"], true, "{result}");

@@ -4,13 +4,17 @@ import { type DragEvent, useCallback, useState } from 'react';
 import { useAuth } from 'react-oidc-context';
 import { useMutation, useQuery } from 'urql';
 
-import { DeletePluginMutation, PluginsQuery, UpsertPluginMutation } from '../../api/documents';
+import { DecisionsQuery, DeletePluginMutation, PluginsQuery, UpsertPluginMutation } from '../../api/documents';
 import { uploadModule } from '../../client';
 import { useConfig } from '../../configContext';
 import { ConfirmButton, Empty, ErrorBox, Loading, errorText, usePolling } from '../../components/ui';
+import { formatMicros, pluginStats } from '../../domain/pluginStats';
 import { NAME_PATTERN, parseSpec } from '../../domain/spec';
 
 const REFRESH_MS = 3000;
+/** Sessions whose decisions feed the per-plugin figures (the API's complexity limit allows
+ * about this many with their decisions). */
+const DECISION_SESSIONS = 40;
 
 type Uploaded = { sha256: string; size: number; new: boolean; name: string };
 
@@ -26,6 +30,7 @@ export function Plugins() {
   const config = useConfig();
   const auth = useAuth();
   const [plugins, refetch] = useQuery({ query: PluginsQuery, requestPolicy: 'cache-and-network' });
+  const [decisions, refetchDecisions] = useQuery({ query: DecisionsQuery, variables: { first: DECISION_SESSIONS } });
   const [, upsert] = useMutation(UpsertPluginMutation);
   const [, remove] = useMutation(DeletePluginMutation);
   const [uploaded, setUploaded] = useState<Uploaded | null>(null);
@@ -34,7 +39,10 @@ export function Plugins() {
   const [name, setName] = useState('');
   const [spec, setSpec] = useState(pluginTemplate('sha256:…'));
   const [dragging, setDragging] = useState(false);
-  const refresh = useCallback(() => refetch({ requestPolicy: 'network-only' }), [refetch]);
+  const refresh = useCallback(() => {
+    refetch({ requestPolicy: 'network-only' });
+    refetchDecisions({ requestPolicy: 'network-only' });
+  }, [refetch, refetchDecisions]);
   usePolling(refresh, REFRESH_MS);
 
   async function upload(file: File | undefined) {
@@ -61,6 +69,8 @@ export function Plugins() {
   }
 
   const parsed = parseSpec(spec);
+  const sessionsSeen = decisions.data?.sessions.edges.length ?? 0;
+  const stats = pluginStats(decisions.data?.sessions.edges.flatMap((e) => e.node.decisions) ?? []);
   const list = plugins.data?.plugins ?? [];
   return (
     <section aria-labelledby="plugins-title">
@@ -84,6 +94,9 @@ export function Plugins() {
               <th scope="col">On failure</th>
               <th scope="col">Digest</th>
               <th scope="col">Status</th>
+              <th scope="col">Calls</th>
+              <th scope="col">Denied / failed</th>
+              <th scope="col">Latency p50 / max</th>
               <th scope="col">Actions</th>
             </tr>
           </thead>
@@ -99,7 +112,16 @@ export function Plugins() {
                 </td>
                 <td data-label="Status">
                   <span className={`status status-${(p.phase ?? 'unknown').toLowerCase()}`}>{p.phase ?? 'waiting'}</span>
-                  {p.message && <div className="reason">{p.message}</div>}
+                  {p.message && <div className={p.phase === 'Error' ? 'reason' : 'muted small'}>{p.message}</div>}
+                </td>
+                <td data-label="Calls">{stats.get(p.name)?.calls ?? 0}</td>
+                <td data-label="Denied / failed">
+                  {stats.get(p.name)?.denied ?? 0} / {stats.get(p.name)?.failed ?? 0}
+                </td>
+                <td data-label="Latency p50 / max">
+                  {stats.has(p.name)
+                    ? `${formatMicros(stats.get(p.name)?.p50Micros ?? 0)} / ${formatMicros(stats.get(p.name)?.maxMicros ?? 0)}`
+                    : '—'}
                 </td>
                 <td data-label="Actions">
                   <button
@@ -126,6 +148,14 @@ export function Plugins() {
             ))}
           </tbody>
         </table>
+      )}
+
+      {list.length > 0 && (
+        <p className="muted">
+          Calls, refusals and latency: the decisions recorded on {sessionsSeen} of{' '}
+          {decisions.data?.sessions.totalCount ?? 0} sessions (a session keeps every decision on
+          it while it exists).
+        </p>
       )}
 
       <h2>Upload a module</h2>
