@@ -21,8 +21,9 @@ up: plugins
 
 test: lint plugins
 	cd plugins && CARGO_TARGET_DIR=$(VDI_PLUGINS_TARGET_DIR) $(CARGO) test --quiet
-	$(CARGO) nextest run --workspace --no-fail-fast
+	cd tools/dev-idp && npm test
 	cd dashboard && npm test
+	$(CARGO) nextest run --workspace --no-fail-fast
 
 setup:
 	bash scripts/setup.sh
