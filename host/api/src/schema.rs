@@ -2,6 +2,7 @@
 //! complexity limits and introspection.
 
 mod ctx;
+pub(crate) mod hub;
 mod inventory;
 mod mutation;
 mod page;

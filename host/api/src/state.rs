@@ -16,6 +16,7 @@ use crate::auth::{Caller, Clients};
 use crate::config::{ApiConfig, DEFAULT_CLIENT_CACHE};
 use crate::error::{ApiError, Result};
 use crate::limits::RateLimiter;
+use crate::schema::hub::WatchHub;
 
 /// Where connect tokens' signing keys come from.
 #[derive(Debug, Clone)]
@@ -45,6 +46,8 @@ pub(crate) struct Inner {
     keys: OnceCell<ConnectKeys>,
     /// Users whose namespace this process has made sure of.
     ensured: Mutex<HashSet<String>>,
+    /// The Kubernetes watches subscriptions share.
+    pub(crate) watches: WatchHub,
 }
 
 impl ApiState {
@@ -70,6 +73,7 @@ impl ApiState {
                 key_source: keys,
                 keys: keys_cell,
                 ensured: Mutex::new(HashSet::new()),
+                watches: WatchHub::default(),
             }),
         })
     }

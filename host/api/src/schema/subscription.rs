@@ -13,11 +13,12 @@ use k8s_openapi::api::core::v1::Node as KubeNode;
 use kube::api::{ListParams, WatchEvent, WatchParams};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Api, Client, ResourceExt as _};
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use vdi_crd::VDISession;
 
 use super::ctx;
+use super::hub::{Change, WatchKey};
 use super::inventory::{NodeInventory, node_inventory};
 use super::types::Session;
 use crate::auth::TokenExpiry;
@@ -27,7 +28,7 @@ use crate::ids;
 /// Seconds one watch request lasts before it is renewed (from the last version seen).
 const WATCH_SECONDS: u32 = 290;
 /// Changes buffered per subscriber before the watch waits for it.
-const BUFFER: usize = 64;
+pub(super) const BUFFER: usize = 64;
 
 /// What happened to a session.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,12 +90,34 @@ impl Subscription {
         api.list(&list).await.map_err(ApiError::from)?;
         let (tx, rx) = mpsc::channel(BUFFER);
         let ends = token_deadline(ctx);
-        tokio::spawn(async move {
-            tokio::select! {
-                () = pump(api, fields, resource_version, tx.clone()) => {}
-                () = until(ends) => expired(&tx).await,
+        match resource_version {
+            // Resuming from its own version: its own watch, from there.
+            Some(from) => {
+                tokio::spawn(async move {
+                    tokio::select! {
+                        () = pump(api, fields, Some(from), tx.clone()) => {}
+                        () = until(ends) => expired(&tx).await,
+                    }
+                });
             }
-        });
+            // From now: the watch every subscriber of the same thing shares.
+            None => {
+                let key = WatchKey {
+                    user: caller.user.clone(),
+                    groups: caller.groups.clone(),
+                    namespace: ns,
+                    fields: fields.clone(),
+                };
+                let (shared, changes) = ctx::state(ctx)?.watches.join(key, api.clone());
+                tokio::spawn(async move {
+                    let _watch = shared; // the shared watch runs while a subscriber does
+                    tokio::select! {
+                        () = follow(api, fields, changes, tx.clone()) => {}
+                        () = until(ends) => expired(&tx).await,
+                    }
+                });
+            }
+        }
         Ok(ReceiverStream::new(rx))
     }
 
@@ -190,7 +213,12 @@ async fn expired<T>(tx: &mpsc::Sender<async_graphql::Result<T>>) {
 type Sender = mpsc::Sender<async_graphql::Result<SessionEvent>>;
 
 /// Sends every change until the subscriber goes or an error ends the watch.
-async fn pump(api: Api<VDISession>, fields: Option<String>, from: Option<String>, tx: Sender) {
+pub(super) async fn pump(
+    api: Api<VDISession>,
+    fields: Option<String>,
+    from: Option<String>,
+    tx: Sender,
+) {
     // A client resuming from its own version has seen the sessions: a relist is a SYNC.
     let mut listed = from.is_some();
     let mut version = from;
@@ -263,6 +291,46 @@ async fn pump(api: Api<VDISession>, fields: Option<String>, from: Option<String>
         version = next;
         if tx.is_closed() {
             return;
+        }
+    }
+}
+
+/// Sends the sessions as they are (`ADDED`), then every change of the shared watch `changes`
+/// joined before the list; a subscriber that fell behind is listed again (`SYNC`).
+async fn follow(
+    api: Api<VDISession>,
+    fields: Option<String>,
+    mut changes: broadcast::Receiver<Change>,
+    tx: Sender,
+) {
+    if relist(&api, fields.as_deref(), &tx, true).await.is_none() {
+        return;
+    }
+    loop {
+        let change = tokio::select! {
+            () = tx.closed() => return,
+            c = changes.recv() => c,
+        };
+        match change {
+            Ok(Ok((kind, rv, session))) => {
+                if !send(&tx, kind, rv, session).await {
+                    return;
+                }
+            }
+            Ok(Err(e)) => {
+                let _ = tx.send(Err(e)).await;
+                return;
+            }
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                tracing::debug!(
+                    missed,
+                    "a subscriber fell behind its shared watch; listing again"
+                );
+                if relist(&api, fields.as_deref(), &tx, false).await.is_none() {
+                    return;
+                }
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
         }
     }
 }
