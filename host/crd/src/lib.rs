@@ -29,7 +29,7 @@ pub use session::{
     SessionResources, SessionTimings, SessionUser, VDISession, VDISessionSpec, VDISessionStatus,
 };
 pub use status::Outcome;
-pub use template::{LocalRef, VDITemplate, VDITemplateSpec};
+pub use template::{LocalRef, MAX_WARM_POOL, VDITemplate, VDITemplateSpec};
 
 use kube::CustomResourceExt;
 
@@ -54,6 +54,17 @@ pub const LOCAL_ENDPOINT_ANNOTATION: &str = "vdi.dev/local-endpoint";
 pub const RETAIN_ANNOTATION: &str = "vdi.dev/retain";
 /// Node label of the local process node (`vdi.dev/runtime=process`).
 pub const RUNTIME_LABEL: &str = "vdi.dev/runtime";
+/// Namespace of the warm pool's sessions (`VDITemplate.spec.warmPool`).
+pub const POOL_NAMESPACE: &str = "vdi-pool";
+/// Label on a pool session: the template it keeps warm.
+pub const POOL_LABEL: &str = "vdi.dev/pool";
+/// Annotation on a claimed pool session: `<namespace>.<name>` of the user's session it serves.
+/// An annotation, not a label: labels are frozen once a session is admitted.
+pub const CLAIMED_BY_ANNOTATION: &str = "vdi.dev/claimed-by";
+/// Annotation on a claimed pool session: the uid of the user's session it serves.
+pub const CLAIMED_UID_ANNOTATION: &str = "vdi.dev/claimed-uid";
+/// The identity pool sessions run under (`spec.user.name`, and its one group).
+pub const POOL_USER: &str = "system:vdi-pool";
 /// Field manager the operator applies its own objects (templates, plugins) with.
 pub const FIELD_MANAGER: &str = "vdi-operator";
 
@@ -164,6 +175,17 @@ mod tests {
             spec["properties"]["user"]["x-kubernetes-validations"],
             serde_json::json!([{"rule": "self == oldSelf", "message": "spec.user is immutable"}])
         );
+    }
+
+    #[test]
+    fn warm_pool_is_bounded_in_the_schema_and_defaults_to_none() {
+        let crd = serde_json::to_value(VDITemplate::crd()).unwrap();
+        let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
+        assert_eq!(spec["properties"]["warmPool"]["maximum"], MAX_WARM_POOL);
+        let t: VDITemplateSpec =
+            serde_json::from_value(serde_json::json!({"displayName": "d", "image": "i"})).unwrap();
+        assert_eq!(t.warm_pool, 0);
+        assert!(serde_json::to_value(&t).unwrap().get("warmPool").is_none());
     }
 
     #[test]

@@ -61,6 +61,18 @@ pub struct VDITemplateSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(pattern(r"^([0-9]+(s|m|h|d))+$"))]
     pub idle_timeout: Option<String>,
+    /// Sessions of this template kept started and unclaimed in the pool namespace (`vdi-pool`),
+    /// so that a launch claims a running desktop instead of starting one. 0 (the default): none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    #[schemars(range(max = 10))]
+    pub warm_pool: u32,
+}
+
+/// The most sessions a template may keep warm.
+pub const MAX_WARM_POOL: u32 = 10;
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A reference to an object by name in the same namespace.

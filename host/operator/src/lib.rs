@@ -20,6 +20,7 @@ pub mod leader;
 mod metrics;
 pub mod modules;
 mod objects;
+pub mod pool;
 pub mod registry;
 pub mod scheduler;
 pub mod session;
@@ -409,6 +410,7 @@ async fn run_controllers(shared: Shared, stop: watch::Receiver<bool>) {
             }
         })
     };
+    let pool = tokio::spawn(pool::run(client.clone(), ctx.templates.clone()));
     let mut stop_signal = stop.clone();
     let controller = Controller::new(
         Api::<VDISession>::all(client.clone()),
@@ -430,6 +432,7 @@ async fn run_controllers(shared: Shared, stop: watch::Receiver<bool>) {
     tracing::info!("session controller running");
     controller.await;
     waker.abort();
+    pool.abort();
     sweeper.abort();
     keys_task.abort();
     poller.abort();

@@ -19,7 +19,7 @@ pub const TRAEFIK_CRD: &str =
 pub const DEFAULT_TEMPLATES: &str = include_str!("../../../deploy/defaults/templates.yaml");
 /// Settings of the default quota policy: staff may start the Ubuntu desktops, admins anything.
 /// (Users signed in with OIDC carry their IdP's groups with the `oidc:` prefix.)
-pub const QUOTA_SETTINGS: &str = r#"{"maxSessionsPerUser": 3, "maxGpuSlicesPerUser": 4, "maxTimeoutSeconds": 14400, "templatesByGroup": {"staff": ["ubuntu-desktop", "ubuntu-cpu", "local-desktop"], "oidc:staff": ["ubuntu-desktop", "ubuntu-cpu", "local-desktop"], "admins": ["*"], "oidc:vdi-admins": ["*"]}}"#;
+pub const QUOTA_SETTINGS: &str = r#"{"maxSessionsPerUser": 3, "maxGpuSlicesPerUser": 4, "maxTimeoutSeconds": 14400, "templatesByGroup": {"staff": ["ubuntu-desktop", "ubuntu-cpu", "local-desktop"], "oidc:staff": ["ubuntu-desktop", "ubuntu-cpu", "local-desktop"], "admins": ["*"], "oidc:vdi-admins": ["*"], "system:vdi-pool": ["*"]}}"#;
 
 /// A default plugin: the `VDIPlugin` name, its module file, hook and settings.
 #[derive(Debug, Clone)]

@@ -136,7 +136,7 @@ impl Platform {
         let client = client_for(&cluster).await?;
         install_crds(&client, true).await?;
         let namespaces: Api<Namespace> = Api::all(client.clone());
-        for ns in [SYSTEM_NAMESPACE, "default"] {
+        for ns in [SYSTEM_NAMESPACE, vdi_crd::POOL_NAMESPACE, "default"] {
             apply(
                 &namespaces,
                 &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
