@@ -181,7 +181,10 @@ mod tests {
     fn warm_pool_is_bounded_in_the_schema_and_defaults_to_none() {
         let crd = serde_json::to_value(VDITemplate::crd()).unwrap();
         let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
-        assert_eq!(spec["properties"]["warmPool"]["maximum"], MAX_WARM_POOL);
+        assert_eq!(
+            spec["properties"]["warmPool"]["maximum"].as_f64(),
+            Some(f64::from(MAX_WARM_POOL))
+        );
         let t: VDITemplateSpec =
             serde_json::from_value(serde_json::json!({"displayName": "d", "image": "i"})).unwrap();
         assert_eq!(t.warm_pool, 0);
