@@ -61,15 +61,16 @@ async fn url(client: &Client, ns: &str, name: &str) -> Result<String> {
     let expires_at: jiff::Timestamp = expires_at
         .parse()
         .with_context(|| format!("the session's expiresAt {expires_at:?}"))?;
-    let uid = session.metadata.uid.clone().unwrap_or_default();
+    // A session the warm pool serves streams as the pool session it claimed.
+    let target = vdi_operator::connect::stream_target(&session)?;
     let keys = ConnectKeys::load_or_create(client)
         .await
         .context("load the connect keys")?;
     let now = jiff::Timestamp::now().as_second();
     let token = keys.mint(
-        ns,
-        name,
-        &uid,
+        &target.namespace,
+        &target.name,
+        &target.uid,
         &session.spec.user.name,
         u64::try_from(expires_at.as_second()).unwrap_or(0),
         u64::try_from(now).unwrap_or(0),

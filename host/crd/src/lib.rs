@@ -12,6 +12,7 @@ pub mod idle;
 mod kinds;
 pub mod phase;
 mod plugin;
+pub mod pool;
 pub mod quantity;
 mod session;
 pub mod status;

@@ -278,6 +278,13 @@ pub struct VDISessionStatus {
     /// Node the session runs on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
+    /// `vdi-pool/<name>`: the warm pool's session that serves this one (it claimed it). Such a
+    /// session renders nothing; it follows the pool session, whose desktop it streams.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub served_by: Option<String>,
+    /// The uid of the `servedBy` session: connect tokens name it (its streamer checks them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub served_by_uid: Option<String>,
     /// GPU index on that node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu: Option<u32>,

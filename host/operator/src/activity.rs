@@ -258,7 +258,11 @@ impl Activities {
 }
 
 /// What the poller needs of a session: the uid, where its pod is, and whether it is polled.
-fn poll_target(session: &VDISession, idle_templates: &dyn Fn(&str) -> bool) -> Option<Target> {
+fn poll_target(
+    session: &VDISession,
+    idle_templates: &dyn Fn(&str) -> bool,
+    pool_pod: &dyn Fn(&str) -> Option<String>,
+) -> Option<Target> {
     let status = session.status.as_ref()?;
     if status.phase() != SessionPhase::Running || session.metadata.deletion_timestamp.is_some() {
         return None;
@@ -271,10 +275,14 @@ fn poll_target(session: &VDISession, idle_templates: &dyn Fn(&str) -> bool) -> O
     if !waiting_for_frame && !idle {
         return None;
     }
-    let pod = status.pods().into_iter().next()?.name;
+    // A session served by the warm pool streams from the pool session's pod.
+    let (namespace, pod) = match status.served_by.as_deref() {
+        Some(served_by) => (vdi_crd::POOL_NAMESPACE.to_owned(), pool_pod(served_by)?),
+        None => (session.namespace()?, status.pods().into_iter().next()?.name),
+    };
     Some(Target {
         uid: session.uid()?,
-        namespace: session.namespace()?,
+        namespace,
         pod,
         object: ObjectRef::from_obj(session),
         every: if waiting_for_frame {
@@ -308,11 +316,18 @@ pub(crate) async fn run_poller(ctx: Arc<Context>) {
                 .get(&ObjectRef::new(template))
                 .is_some_and(|t| t.spec.idle_timeout.is_some())
         };
+        let pool_pod = |served_by: &str| {
+            let name = vdi_crd::pool::pool_session_name(served_by)?;
+            let pool = ctx
+                .sessions
+                .get(&ObjectRef::new(name).within(vdi_crd::POOL_NAMESPACE))?;
+            Some(pool.status.as_ref()?.pods().into_iter().next()?.name)
+        };
         let live = state.iter().filter_map(|s| s.uid()).collect();
         activities.forget_all_but(&live);
         let targets: Vec<Target> = state
             .iter()
-            .filter_map(|s| poll_target(s, &has_idle_timeout))
+            .filter_map(|s| poll_target(s, &has_idle_timeout, &pool_pod))
             .filter(|t| activities.due(&t.uid))
             .collect();
         futures::stream::iter(targets)

@@ -40,6 +40,58 @@ pub enum ConnectError {
     /// It is malformed or no known key signed it.
     #[error("invalid connect token: {0}")]
     Invalid(String),
+    /// The session has no stream to connect to (yet), e.g. a pool claim without its uid.
+    #[error("the session has no stream to connect to: {0}")]
+    NoStream(String),
+}
+
+/// The session whose streamer serves a session's desktop: the session itself, or the warm
+/// pool's session it claimed (`status.servedBy`). Tokens are minted for this one (their `sub`
+/// stays the user of the user's session).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamTarget {
+    /// Its namespace.
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+    /// Its uid.
+    pub uid: String,
+}
+
+/// Resolves `session` to the session its stream is served under (see [`StreamTarget`]).
+pub fn stream_target(session: &vdi_crd::VDISession) -> Result<StreamTarget, ConnectError> {
+    let status = session.status.as_ref();
+    if let Some(served_by) = status.and_then(|s| s.served_by.as_deref()) {
+        let name = vdi_crd::pool::pool_session_name(served_by).ok_or_else(|| {
+            ConnectError::NoStream(format!("status.servedBy {served_by:?} is no pool session"))
+        })?;
+        let uid = status
+            .and_then(|s| s.served_by_uid.clone())
+            .ok_or_else(|| ConnectError::NoStream("status.servedByUid is missing".into()))?;
+        return Ok(StreamTarget {
+            namespace: vdi_crd::POOL_NAMESPACE.to_owned(),
+            name: name.to_owned(),
+            uid,
+        });
+    }
+    let missing = |field: &str| ConnectError::NoStream(format!("the session has no {field}"));
+    Ok(StreamTarget {
+        namespace: session
+            .metadata
+            .namespace
+            .clone()
+            .ok_or_else(|| missing("metadata.namespace"))?,
+        name: session
+            .metadata
+            .name
+            .clone()
+            .ok_or_else(|| missing("metadata.name"))?,
+        uid: session
+            .metadata
+            .uid
+            .clone()
+            .ok_or_else(|| missing("metadata.uid"))?,
+    })
 }
 
 /// The claims a connect token carries.
@@ -215,6 +267,38 @@ mod tests {
     fn mint(keys: &ConnectKeys) -> String {
         keys.mint("team-a", "desk-1", "uid-1", "alice", NOW + HOUR, NOW)
             .expect("mint")
+    }
+
+    #[test]
+    fn a_session_streams_as_itself_or_as_the_pool_session_it_claimed() {
+        let mut s: vdi_crd::VDISession = serde_json::from_value(serde_json::json!({
+            "apiVersion": "vdi.dev/v1alpha1", "kind": "VDISession",
+            "metadata": {"name": "desk-1", "namespace": "team-a", "uid": "uid-1"},
+            "spec": {"user": {"name": "alice"}, "template": "t"},
+        }))
+        .expect("session");
+        let own = stream_target(&s).expect("own");
+        assert_eq!(
+            (own.namespace.as_str(), own.name.as_str()),
+            ("team-a", "desk-1")
+        );
+        assert_eq!(own.uid, "uid-1");
+        let mut status = vdi_crd::VDISessionStatus {
+            served_by: Some("vdi-pool/t-pool-x".into()),
+            ..Default::default()
+        };
+        s.status = Some(status.clone());
+        assert!(matches!(stream_target(&s), Err(ConnectError::NoStream(_))));
+        status.served_by_uid = Some("pool-uid".into());
+        s.status = Some(status);
+        assert_eq!(
+            stream_target(&s).expect("pool"),
+            StreamTarget {
+                namespace: "vdi-pool".into(),
+                name: "t-pool-x".into(),
+                uid: "pool-uid".into(),
+            }
+        );
     }
 
     #[test]

@@ -59,6 +59,8 @@ pub struct Context {
     pub(crate) activities: Arc<Activities>,
     /// Asks streamers for their activity.
     pub(crate) prober: Prober,
+    /// Wakes the warm pool's loop (a pool session was claimed: refill now).
+    pub(crate) pool_wake: Arc<tokio::sync::Notify>,
 }
 
 /// Admission reads templates and the user's sessions from the operator's caches.
@@ -126,6 +128,11 @@ impl Context {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(ObjectRef::from_obj(session));
+    }
+
+    /// Wakes the warm pool's loop: a pool session was claimed.
+    pub(crate) fn pool_changed(&self) {
+        self.pool_wake.notify_one();
     }
 
     /// Wakes the sessions waiting for capacity or for a scheduler (by reconciling all: a

@@ -376,6 +376,7 @@ async fn run_controllers(shared: Shared, stop: watch::Receiver<bool>) {
         keys: keys.clone(),
         activities: Arc::new(activity::Activities::default()),
         prober: activity::Prober::default(),
+        pool_wake: Arc::default(),
     });
     // Rotated connect keys reach every session namespace.
     let keys_task = {
@@ -410,7 +411,11 @@ async fn run_controllers(shared: Shared, stop: watch::Receiver<bool>) {
             }
         })
     };
-    let pool = tokio::spawn(pool::run(client.clone(), ctx.templates.clone()));
+    let pool = tokio::spawn(pool::run(
+        client.clone(),
+        ctx.templates.clone(),
+        ctx.pool_wake.clone(),
+    ));
     let mut stop_signal = stop.clone();
     let controller = Controller::new(
         Api::<VDISession>::all(client.clone()),

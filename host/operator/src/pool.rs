@@ -4,12 +4,14 @@
 //! refills what expired, failed or was claimed.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::runtime::reflector::Store;
 use kube::{Api, Client, ResourceExt as _};
+use tokio::sync::Notify;
 use vdi_crd::{
     CLAIMED_BY_ANNOTATION, MAX_WARM_POOL, POOL_LABEL, POOL_NAMESPACE, POOL_USER, SessionPhase,
     SessionUser, VDISession, VDISessionSpec, VDITemplate,
@@ -167,12 +169,16 @@ pub async fn reconcile_once(client: &Client, templates: &Store<VDITemplate>) -> 
     plan
 }
 
-/// Keeps the pool at the templates' sizes until aborted.
-pub async fn run(client: Client, templates: Store<VDITemplate>) {
+/// Keeps the pool at the templates' sizes until aborted: every [`POOL_RESYNC`], and at once
+/// when `wake` is notified (a claim took a pool session).
+pub async fn run(client: Client, templates: Store<VDITemplate>, wake: Arc<Notify>) {
     let mut tick = tokio::time::interval(POOL_RESYNC);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = wake.notified() => {}
+        }
         reconcile_once(&client, &templates).await;
     }
 }

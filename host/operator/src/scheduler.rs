@@ -110,7 +110,8 @@ fn cached_holdings(sessions: &Store<VDISession>) -> HashMap<String, Holding> {
         .iter()
         .filter_map(|s| {
             let st = s.status.as_ref()?;
-            if !st.phase().holds_capacity() {
+            // A session the warm pool serves holds nothing itself: its pool session does.
+            if !st.phase().holds_capacity() || st.served_by.is_some() {
                 return None;
             }
             Some((

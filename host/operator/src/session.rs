@@ -27,6 +27,7 @@ use crate::scheduler::Placement;
 use crate::wit;
 pub use vdi_crd::phase::{UNSCHEDULABLE_RETRY_MAX, UNSCHEDULABLE_RETRY_MIN, unschedulable_retry};
 
+mod claim;
 mod readmit;
 mod running;
 
@@ -168,6 +169,9 @@ async fn reconcile_inner(session: &VDISession, ctx: &Context) -> Result<Action> 
                     .map(|a| wit::admitted_request(session, a));
             }
             Step::Schedule => {
+                if pass.try_claim(&mut status).await? {
+                    return Ok(Action::await_change());
+                }
                 let Some(request) = request.clone() else {
                     return Err(Error::Other("scheduling before admission".into()));
                 };
@@ -225,6 +229,7 @@ async fn reconcile_inner(session: &VDISession, ctx: &Context) -> Result<Action> 
                     pass.write_status(before, &status).await?;
                 }
                 delete_objects(ctx, session, &status.objects).await?;
+                claim::delete_served(ctx, session, &status).await?;
                 return Ok(Action::requeue(CLEANUP_POLL));
             }
             Step::Finish => {
@@ -428,6 +433,10 @@ async fn observe(
     deleting: bool,
 ) -> Result<(Observed, Option<Timestamp>)> {
     let ns = session.namespace().unwrap_or_default();
+    if status.served_by.is_some() {
+        let observed = claim::observe_served(ctx, session, status, deleting).await?;
+        return Ok((observed, None));
+    }
     let mut observed = Observed::default();
     let mut ready_at = None;
     let phase = status.phase();

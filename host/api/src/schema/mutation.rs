@@ -8,7 +8,7 @@ use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
 };
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
-use kube::{Api, Client, ResourceExt as _};
+use kube::{Api, Client};
 use serde_json::json;
 use vdi_crd::{SessionPhase, VDIPlugin, VDIPluginSpec, VDISession, VDITemplate, VDITemplateSpec};
 use vdi_operator::ModuleStore;
@@ -147,9 +147,8 @@ impl Mutation {
             .url
             .clone()
             .ok_or_else(|| ApiError::Conflict("the session has no URL yet".into()))?;
-        let uid = session
-            .uid()
-            .ok_or_else(|| ApiError::internal("a stored session without a uid"))?;
+        // A session the warm pool serves streams as the pool session it claimed.
+        let target = vdi_operator::connect::stream_target(&session).map_err(ApiError::internal)?;
         let expires = status
             .expires_at
             .as_deref()
@@ -162,7 +161,14 @@ impl Mutation {
         let state = ctx::state(ctx)?;
         let keys = state.connect_keys().await?;
         let token = keys
-            .mint(&ns, &name, &uid, &session.spec.user.name, expires, now)
+            .mint(
+                &target.namespace,
+                &target.name,
+                &target.uid,
+                &session.spec.user.name,
+                expires,
+                now,
+            )
             .map_err(|e| match e {
                 vdi_operator::connect::ConnectError::SessionExpired => {
                     ApiError::Conflict("the session has expired".into())

@@ -8,8 +8,8 @@ use std::time::Duration;
 use jiff::Timestamp;
 use kube::ResourceExt as _;
 use kube::runtime::reflector::ObjectRef;
-use vdi_crd::VDISessionStatus;
 use vdi_crd::idle::{IDLE_TIMEOUT, IDLE_WARNING, IdleAction, IdleInput, decide, until};
+use vdi_crd::{POOL_NAMESPACE, VDISessionStatus};
 
 use super::Pass;
 use crate::activity::{ActivityTimes, IDLE_POLL};
@@ -26,6 +26,11 @@ pub(super) enum Next {
 impl Pass<'_> {
     /// The template's idle timeout, if it has a valid one.
     fn idle_timeout(&self, status: &VDISessionStatus) -> Option<Duration> {
+        // An unclaimed pool session has no user to be idle; a claimed one is culled through
+        // the user's session that claimed it.
+        if self.session.namespace().as_deref() == Some(POOL_NAMESPACE) {
+            return None;
+        }
         let name = &status.admitted.as_ref()?.template;
         let template = self.ctx.templates.get(&ObjectRef::new(name))?;
         let text = template.spec.idle_timeout.as_deref()?;
@@ -41,8 +46,19 @@ impl Pass<'_> {
 
     /// A fresh activity report of the session's pod (recorded for the poller), if it answers.
     async fn fresh_activity(&self, status: &VDISessionStatus) -> Option<ActivityTimes> {
-        let pod = status.pods().into_iter().next()?;
-        let ns = self.session.namespace()?;
+        let (ns, pod) = match status.served_by.as_deref() {
+            // Served by the warm pool: its pool session's pod streams the desktop.
+            Some(served_by) => {
+                let name = vdi_crd::pool::pool_session_name(served_by)?;
+                let pool = self
+                    .ctx
+                    .sessions
+                    .get(&ObjectRef::new(name).within(POOL_NAMESPACE))?;
+                let pod = pool.status.as_ref()?.pods().into_iter().next()?;
+                (POOL_NAMESPACE.to_owned(), pod)
+            }
+            None => (self.session.namespace()?, status.pods().into_iter().next()?),
+        };
         let uid = self.session.uid()?;
         match self
             .ctx
