@@ -331,7 +331,7 @@ fn the_renders_apply_with_a_server_side_dry_run_to_the_embedded_control_plane() 
         assert!(out.status.success(), "apply {crd}: {}", text(&out));
     }
     let desktop = desktop_renders();
-    let mut namespaces = vec!["vdi-system", "vdi-sessions", "gpu-operator"];
+    let mut namespaces = vec!["vdi-system", "vdi-sessions", "vdi-pool", "gpu-operator"];
     for (_, stream) in &desktop {
         for line in stream.lines() {
             if let Some(ns) = line.trim().strip_prefix("\"namespace\": \"") {

@@ -3,7 +3,7 @@
 
 use jiff::Timestamp;
 
-use crate::phase::PodView;
+use crate::phase::{PodView, parse_time};
 use crate::session::{EffectiveResources, SessionPhase, VDISession, VDISessionStatus, set_once};
 use crate::{CLAIMED_BY_ANNOTATION, POOL_LABEL, POOL_NAMESPACE};
 
@@ -18,12 +18,24 @@ pub fn pool_session_name(served_by: &str) -> Option<&str> {
     (!name.is_empty() && !name.contains('/')).then_some(name)
 }
 
-/// Whether `s` is a pool session a launch of `template` needing `resources` may claim: in the
-/// pool namespace, of that template, Running, unclaimed, not going, admitted with the same
-/// resources.
-pub fn claimable(s: &VDISession, template: &str, resources: &EffectiveResources) -> bool {
+/// Whether `s` is a pool session a launch of `template` needing `resources` until
+/// `expires_at` may claim: in the pool namespace, of that template, Running, unclaimed, not
+/// going, admitted with the same resources, and not expiring before the launch would (the
+/// launch lives no longer than the pool session serving it).
+pub fn claimable(
+    s: &VDISession,
+    template: &str,
+    resources: &EffectiveResources,
+    expires_at: Option<Timestamp>,
+) -> bool {
     let Some(status) = &s.status else {
         return false;
+    };
+    let pool_expiry = status.expires_at.as_deref().and_then(parse_time);
+    let lives_long_enough = match (pool_expiry, expires_at) {
+        (Some(pool), Some(launch)) => pool >= launch,
+        (None, _) => true,
+        (Some(_), None) => false,
     };
     s.metadata.namespace.as_deref() == Some(POOL_NAMESPACE)
         && s.metadata
@@ -40,6 +52,7 @@ pub fn claimable(s: &VDISession, template: &str, resources: &EffectiveResources)
         && s.metadata.deletion_timestamp.is_none()
         && status.phase() == SessionPhase::Running
         && status.admitted.as_ref().map(|a| &a.resources) == Some(resources)
+        && lives_long_enough
 }
 
 /// What a claimed session sees of the pool session serving it, as the phase machine reads a
@@ -145,35 +158,38 @@ mod tests {
     #[test]
     fn only_running_unclaimed_pool_sessions_of_the_template_and_resources_are_claimable() {
         let r = EffectiveResources::default();
-        assert!(claimable(
-            &pool_session(SessionPhase::Running, false),
-            "desk",
-            &r
-        ));
-        assert!(!claimable(
-            &pool_session(SessionPhase::Running, true),
-            "desk",
-            &r
-        ));
-        assert!(!claimable(
+        let until = "2026-12-01T11:00:00Z".parse().ok();
+        let ok = |s: &VDISession, t: &str, r: &EffectiveResources| claimable(s, t, r, until);
+        assert!(ok(&pool_session(SessionPhase::Running, false), "desk", &r));
+        assert!(!ok(&pool_session(SessionPhase::Running, true), "desk", &r));
+        assert!(!ok(
             &pool_session(SessionPhase::Provisioning, false),
             "desk",
             &r
         ));
-        assert!(!claimable(
+        assert!(!ok(
             &pool_session(SessionPhase::Running, false),
             "other",
             &r
         ));
         let more = EffectiveResources { cpu_millis: 1, ..r };
-        assert!(!claimable(
+        assert!(!ok(
             &pool_session(SessionPhase::Running, false),
             "desk",
             &more
         ));
         let mut elsewhere = pool_session(SessionPhase::Running, false);
         elsewhere.metadata.namespace = Some("default".into());
-        assert!(!claimable(&elsewhere, "desk", &r));
+        assert!(!ok(&elsewhere, "desk", &r));
+        let mut ending = pool_session(SessionPhase::Running, false);
+        if let Some(st) = ending.status.as_mut() {
+            st.expires_at = Some("2026-12-01T10:30:00Z".into());
+        }
+        assert!(!ok(&ending, "desk", &r), "it would end before the launch");
+        if let Some(st) = ending.status.as_mut() {
+            st.expires_at = Some("2026-12-01T12:00:00Z".into());
+        }
+        assert!(ok(&ending, "desk", &r));
     }
 
     #[test]

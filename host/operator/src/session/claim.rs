@@ -8,7 +8,7 @@ use jiff::Timestamp;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::{Api, ResourceExt as _};
 use serde_json::json;
-use vdi_crd::phase::Observed;
+use vdi_crd::phase::{Observed, parse_time};
 use vdi_crd::pool::{claimable, pool_session_name, pool_view};
 use vdi_crd::{
     CLAIMED_BY_ANNOTATION, CLAIMED_UID_ANNOTATION, POOL_NAMESPACE, VDISession, VDISessionStatus,
@@ -89,16 +89,23 @@ impl Pass<'_> {
         let Some(admitted) = status.admitted.clone() else {
             return Ok(false);
         };
+        let expires_at = status.expires_at.as_deref().and_then(parse_time);
         let mut candidates: Vec<_> = ctx
             .sessions
             .state()
             .into_iter()
-            .filter(|p| claimable(p, &admitted.template, &admitted.resources))
+            .filter(|p| claimable(p, &admitted.template, &admitted.resources, expires_at))
             .collect();
         if candidates.is_empty() {
             return Ok(false);
         }
-        candidates.sort_by_key(|p| p.name_any());
+        // The one that lives longest first.
+        let expiry = |p: &VDISession| {
+            let st = p.status.as_ref();
+            st.and_then(|s| s.expires_at.as_deref())
+                .and_then(parse_time)
+        };
+        candidates.sort_by_key(|p| std::cmp::Reverse(expiry(p)));
         let api: Api<VDISession> = Api::namespaced(ctx.client.clone(), POOL_NAMESPACE);
         let ns = session.namespace().unwrap_or_default();
         let uid = session.uid().unwrap_or_default();
