@@ -5,18 +5,11 @@
 //                                        and Enter (letters, digits and spaces only), report stats
 //   node desktop.mjs <url> refused       expect the streamer to refuse; report the error code
 // The platform's end-to-end test (host/cli/tests/local_desktop.rs) checks the X side itself.
-import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.mjs";
 
 const [url, scenario = "type", text = ""] = process.argv.slice(2);
 const out = (o) => console.log(JSON.stringify(o));
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: [
-    "--allow-loopback-in-peer-connection", "--no-sandbox", "--disable-gpu", "--disable-quic",
-    "--no-first-run", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync",
-  ],
-});
+const browser = await launchChromium();
 try {
   const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 720 } });
   const page = await context.newPage();

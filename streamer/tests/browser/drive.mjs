@@ -6,18 +6,11 @@
 //   shared  a second, view-only page joins the first's stream; report both pages' frame rates
 // The Rust tests (streamer/tests/browser.rs) start Xvfb, the streamer and this script, and check
 // the X server's side themselves.
-import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.mjs";
 
 const [url, scenario = "watch"] = process.argv.slice(2);
 const out = (o) => console.log(JSON.stringify(o));
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: [
-    "--allow-loopback-in-peer-connection", "--use-fake-ui-for-media-stream", "--no-sandbox",
-    "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
-  ],
-});
+const browser = await launchChromium();
 try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 720 } });
   page.on("console", (m) => { if (m.type() === "error") out({ event: "console", text: m.text() }); });

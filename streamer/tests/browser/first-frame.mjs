@@ -4,17 +4,10 @@
 // start is not counted in any session's time to desktop. The session proxy's certificate is the
 // local cluster's CA, which the browser does not trust: certificate errors are ignored.
 import { createInterface } from "node:readline";
-import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.mjs";
 
 const out = (o) => console.log(JSON.stringify(o));
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: [
-    "--allow-loopback-in-peer-connection", "--no-sandbox", "--disable-gpu", "--disable-quic",
-    "--no-first-run", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync",
-  ],
-});
+const browser = await launchChromium();
 const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 720 } });
 out({ event: "ready" });
 for await (const url of createInterface({ input: process.stdin })) {
