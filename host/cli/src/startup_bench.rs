@@ -4,7 +4,9 @@
 //! first frame decoded by headless Chromium opening its URL through the session proxy, and split
 //! by stage (the operator's `status.timings`, the session's Running phase, the streamer's first
 //! frame sent). The baseline, measured in the same run: the same desktop launcher and streamer
-//! started by hand, without the platform.
+//! started by hand, without the platform. With `--warm-pool` the same number of sessions is
+//! timed again with a warm pool of one (each launch claims the pool's running desktop; the next
+//! waits for the pool to refill).
 
 mod browser;
 
@@ -16,11 +18,12 @@ use anyhow::{Context, Result, bail};
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::api::{Patch, PatchParams};
 use serde_json::json;
 use vdi_cluster::{ProcessNode, SimulatedNodes};
-use vdi_crd::{SessionPhase, VDISession};
+use vdi_crd::{CLAIMED_BY_ANNOTATION, POOL_NAMESPACE, SessionPhase, VDISession, VDITemplate};
 use vdi_operator::OperatorConfig;
-use vdi_operator::connect::ConnectKeys;
+use vdi_operator::connect::{ConnectKeys, stream_target};
 use vdi_platform::{Platform, PlatformOptions};
 
 use crate::bench::{millis, percentile};
@@ -48,6 +51,10 @@ pub(crate) struct BenchArgs {
     /// Directory of `first-frame.mjs` and its `node_modules` (playwright-core).
     #[arg(long, default_value = "streamer/tests/browser")]
     browser_dir: PathBuf,
+    /// Then set local-desktop's `warmPool` to 1 and time as many sessions again, each claiming
+    /// the pool's desktop (claim -> first decoded frame); both are reported.
+    #[arg(long)]
+    warm_pool: bool,
 }
 
 pub(crate) fn run(args: &BenchArgs) -> Result<ExitCode> {
@@ -68,6 +75,8 @@ struct Stages {
     frame_sent: Option<Duration>,
     decoded: Duration,
     total: Duration,
+    /// It claimed a warm pool's desktop.
+    claimed: bool,
 }
 
 fn span(from: i64, to: i64) -> Duration {
@@ -152,10 +161,84 @@ async fn bench(args: &BenchArgs) -> Result<ExitCode> {
         println!("  {name}: {}", millis(stages.total));
         samples.push(stages);
     }
+    let warm = if args.warm_pool {
+        Some(warm_run(&platform, &sessions, &keys, &mut browser, args.sessions).await?)
+    } else {
+        None
+    };
     browser.close().await;
     platform.stop().await;
-    report(&samples, &base);
+    report("cold start", &samples, &base);
+    if let Some(warm) = warm {
+        report("warm pool of 1 (each launch claims it)", &warm, &base);
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Sets local-desktop's `warmPool` to 1 and times `count` sessions that claim the pool's
+/// desktop, each after the pool has refilled.
+async fn warm_run(
+    platform: &Platform,
+    sessions: &Api<VDISession>,
+    keys: &ConnectKeys,
+    browser: &mut Browser,
+    count: usize,
+) -> Result<Vec<Stages>> {
+    Api::<VDITemplate>::all(platform.client.clone())
+        .patch(
+            "local-desktop",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"warmPool": 1}})),
+        )
+        .await
+        .context("set local-desktop's warmPool to 1")?;
+    let pool: Api<VDISession> = Api::namespaced(platform.client.clone(), POOL_NAMESPACE);
+    println!("warm pool: {count} local-desktop sessions, each claiming the pool's desktop");
+    let mut samples = Vec::with_capacity(count);
+    for i in 0..count {
+        wait_for_pool(&pool).await?;
+        let name = format!("warm-{i}");
+        let stages = one_session(sessions, keys, browser, &name).await;
+        sessions
+            .delete(&name, &DeleteParams::default())
+            .await
+            .with_context(|| format!("delete {name}"))?;
+        let stages = stages?;
+        if stages.claimed {
+            println!("  {name}: {}", millis(stages.total));
+        } else {
+            println!(
+                "  {name}: {} (started cold: nothing to claim)",
+                millis(stages.total)
+            );
+        }
+        samples.push(stages);
+    }
+    Ok(samples)
+}
+
+/// Waits (at most two minutes) until the pool holds a Running, unclaimed session and nothing
+/// else: the one a claimed session took is gone.
+async fn wait_for_pool(pool: &Api<VDISession>) -> Result<()> {
+    let deadline = wall_ms() + 120_000;
+    loop {
+        let items = pool.list(&ListParams::default()).await?.items;
+        let ready = items.len() == 1
+            && items.iter().all(|s| {
+                !s.metadata
+                    .annotations
+                    .as_ref()
+                    .is_some_and(|a| a.contains_key(CLAIMED_BY_ANNOTATION))
+                    && s.status.as_ref().map(|st| st.phase()) == Some(SessionPhase::Running)
+            });
+        if ready {
+            return Ok(());
+        }
+        if wall_ms() > deadline {
+            bail!("the warm pool did not hold one running desktop within two minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Creates, connects to and times one session.
@@ -196,10 +279,18 @@ async fn one_session(
         .as_deref()
         .context("a Running session without an expiry")?
         .parse()?;
-    let uid = session.metadata.uid.clone().unwrap_or_default();
+    // A claimed session streams as the pool session serving it.
+    let target = stream_target(&session)?;
     let now = u64::try_from(wall_ms() / 1000).unwrap_or(0);
     let stream_exp = u64::try_from(expires.as_second()).unwrap_or(0);
-    let token = keys.mint("default", name, &uid, "alice", stream_exp, now)?;
+    let token = keys.mint(
+        &target.namespace,
+        &target.name,
+        &target.uid,
+        "alice",
+        stream_exp,
+        now,
+    )?;
     let decoded = browser.first_frame(&format!("{url}#token={token}")).await?;
     // The operator asks the streamer for its first frame every 2 s.
     let mut sent = None;
@@ -225,19 +316,21 @@ async fn one_session(
         frame_sent: sent.as_ref().map(|(t, _)| span(running, *t)),
         decoded: span(sent.as_ref().map_or(running, |(t, _)| *t), decoded),
         total: span(created, decoded),
+        claimed: status.served_by.is_some(),
     })
 }
 
 /// Picks one stage of a session (`None` when it was not observed).
 type Pick<'a> = &'a dyn Fn(&Stages) -> Option<Duration>;
 
-fn report(samples: &[Stages], base: &[Duration]) {
+fn report(title: &str, samples: &[Stages], base: &[Duration]) {
     let column = |pick: Pick<'_>| {
         let mut v: Vec<Duration> = samples.iter().filter_map(pick).collect();
         v.sort_unstable();
         (percentile(&v, 0.5), percentile(&v, 0.99))
     };
     println!();
+    println!("{title}");
     println!("{:<52} {:>10} {:>10}", "stage", "p50", "p99");
     let rows: [(&str, Pick<'_>); 7] = [
         ("create -> admitted (admission plugins)", &|s| {
