@@ -414,6 +414,7 @@ async fn run_controllers(shared: Shared, stop: watch::Receiver<bool>) {
     let pool = tokio::spawn(pool::run(
         client.clone(),
         ctx.templates.clone(),
+        ctx.sessions.clone(),
         ctx.pool_wake.clone(),
     ));
     let mut stop_signal = stop.clone();

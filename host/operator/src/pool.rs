@@ -3,7 +3,7 @@
 //! ([`plan`]) is pure; [`run`] lists the pool, applies the plan every [`POOL_RESYNC`], and
 //! refills what expired, failed or was claimed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,8 +13,8 @@ use kube::runtime::reflector::Store;
 use kube::{Api, Client, ResourceExt as _};
 use tokio::sync::Notify;
 use vdi_crd::{
-    CLAIMED_BY_ANNOTATION, MAX_WARM_POOL, POOL_LABEL, POOL_NAMESPACE, POOL_USER, SessionPhase,
-    SessionUser, VDISession, VDISessionSpec, VDITemplate,
+    CLAIMED_BY_ANNOTATION, CLAIMED_UID_ANNOTATION, MAX_WARM_POOL, POOL_LABEL, POOL_NAMESPACE,
+    POOL_USER, SessionPhase, SessionUser, VDISession, VDISessionSpec, VDITemplate,
 };
 
 /// How often the pool is checked against the templates.
@@ -32,6 +32,8 @@ pub struct PoolMember {
     pub template: String,
     /// A user's session claimed it: no longer the pool's to count or delete.
     pub claimed: bool,
+    /// Claimed by a session that no longer exists (removed without its finalizer running).
+    pub orphaned: bool,
     /// Being deleted already.
     pub terminating: bool,
     /// Its phase.
@@ -39,13 +41,16 @@ pub struct PoolMember {
 }
 
 impl PoolMember {
-    /// The member as the plan sees `s`; `None` for a session without a pool label.
-    pub fn of(s: &VDISession) -> Option<Self> {
+    /// The member as the plan sees `s`, given whether a session of uid `uid` exists;
+    /// `None` for a session without a pool label.
+    pub fn of(s: &VDISession, live: &dyn Fn(&str) -> bool) -> Option<Self> {
         let template = s.labels().get(POOL_LABEL)?.clone();
+        let claimer = s.annotations().get(CLAIMED_UID_ANNOTATION);
         Some(Self {
             name: s.name_any(),
             template,
             claimed: s.annotations().contains_key(CLAIMED_BY_ANNOTATION),
+            orphaned: claimer.is_some_and(|uid| !live(uid)),
             terminating: s.metadata.deletion_timestamp.is_some(),
             phase: s.status.as_ref().map(|st| st.phase()).unwrap_or_default(),
         })
@@ -76,8 +81,8 @@ pub fn wanted(templates: &[VDITemplate]) -> BTreeMap<String, u32> {
         .collect()
 }
 
-/// Compares the pool with what the templates want. Claimed sessions are never touched (their
-/// user's session owns their end); ended unclaimed ones are deleted and replaced; when a pool
+/// Compares the pool with what the templates want. Claimed sessions are left to their user's
+/// session (which deletes them when it goes) unless that session is gone; ended unclaimed ones are deleted and replaced; when a pool
 /// shrinks, the extras not yet running go first.
 pub fn plan(wanted: &BTreeMap<String, u32>, members: &[PoolMember]) -> PoolPlan {
     let mut out = PoolPlan::default();
@@ -85,8 +90,8 @@ pub fn plan(wanted: &BTreeMap<String, u32>, members: &[PoolMember]) -> PoolPlan 
     for m in members {
         if m.available() {
             by_template.entry(&m.template).or_default().push(m);
-        } else if !m.claimed && !m.terminating {
-            // Ended unclaimed: make room for its replacement.
+        } else if (!m.claimed || m.orphaned) && !m.terminating {
+            // Ended unclaimed, or its claimer is gone: make room for its replacement.
             out.delete.push(m.name.clone());
         }
     }
@@ -135,7 +140,11 @@ pub fn pool_session(template: &str) -> VDISession {
 }
 
 /// One pass: lists the pool and applies [`plan`]. Errors are logged; the next pass retries.
-pub async fn reconcile_once(client: &Client, templates: &Store<VDITemplate>) -> PoolPlan {
+pub async fn reconcile_once(
+    client: &Client,
+    templates: &Store<VDITemplate>,
+    sessions: &Store<VDISession>,
+) -> PoolPlan {
     let api: Api<VDISession> = Api::namespaced(client.clone(), POOL_NAMESPACE);
     let templates: Vec<VDITemplate> = templates.state().iter().map(|t| (**t).clone()).collect();
     let wanted = wanted(&templates);
@@ -148,7 +157,13 @@ pub async fn reconcile_once(client: &Client, templates: &Store<VDITemplate>) -> 
             return PoolPlan::default();
         }
     };
-    let members: Vec<PoolMember> = list.iter().filter_map(PoolMember::of).collect();
+    // The sessions cache: a claimer is in it before it claims (its reconcile reads it there).
+    let live: HashSet<String> = sessions.state().iter().filter_map(|s| s.uid()).collect();
+    let is_live = |uid: &str| live.contains(uid);
+    let members: Vec<PoolMember> = list
+        .iter()
+        .filter_map(|s| PoolMember::of(s, &is_live))
+        .collect();
     let plan = plan(&wanted, &members);
     for template in &plan.create {
         match api
@@ -171,7 +186,12 @@ pub async fn reconcile_once(client: &Client, templates: &Store<VDITemplate>) -> 
 
 /// Keeps the pool at the templates' sizes until aborted: every [`POOL_RESYNC`], and at once
 /// when `wake` is notified (a claim took a pool session).
-pub async fn run(client: Client, templates: Store<VDITemplate>, wake: Arc<Notify>) {
+pub async fn run(
+    client: Client,
+    templates: Store<VDITemplate>,
+    sessions: Store<VDISession>,
+    wake: Arc<Notify>,
+) {
     let mut tick = tokio::time::interval(POOL_RESYNC);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -179,7 +199,7 @@ pub async fn run(client: Client, templates: Store<VDITemplate>, wake: Arc<Notify
             _ = tick.tick() => {}
             () = wake.notified() => {}
         }
-        reconcile_once(&client, &templates).await;
+        reconcile_once(&client, &templates, &sessions).await;
     }
 }
 
@@ -194,6 +214,7 @@ mod tests {
             name: name.into(),
             template: template.into(),
             claimed: false,
+            orphaned: false,
             terminating: false,
             phase,
         }
@@ -222,6 +243,16 @@ mod tests {
         );
         assert_eq!(p.create, ["a"]);
         assert!(p.delete.is_empty());
+    }
+
+    #[test]
+    fn a_pool_session_whose_claimer_is_gone_is_removed() {
+        let mut orphan = member("a-1", "a", SessionPhase::Running);
+        orphan.claimed = true;
+        orphan.orphaned = true;
+        let p = plan(&want(&[("a", 1)]), &[orphan]);
+        assert_eq!(p.delete, ["a-1"]);
+        assert_eq!(p.create, ["a"]);
     }
 
     #[test]
@@ -283,7 +314,7 @@ mod tests {
             Some("local-desktop")
         );
         assert_eq!(
-            PoolMember::of(&s).map(|m| m.available()),
+            PoolMember::of(&s, &|_| true).map(|m| m.available()),
             Some(true),
             "a new pool session counts as available"
         );

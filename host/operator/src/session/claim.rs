@@ -90,11 +90,19 @@ impl Pass<'_> {
             return Ok(false);
         };
         let expires_at = status.expires_at.as_deref().and_then(parse_time);
+        let uid = session.uid().unwrap_or_default();
+        // One this session claimed already counts first: a claim whose status write was lost
+        // (a crash, a conflict) is taken up again rather than leaked.
         let mut candidates: Vec<_> = ctx
             .sessions
             .state()
             .into_iter()
-            .filter(|p| claimable(p, &admitted.template, &admitted.resources, expires_at))
+            .filter(|p| {
+                let mine = p.namespace().as_deref() == Some(POOL_NAMESPACE)
+                    && claimed_by(p, &uid)
+                    && p.metadata.deletion_timestamp.is_none();
+                mine || claimable(p, &admitted.template, &admitted.resources, expires_at)
+            })
             .collect();
         if candidates.is_empty() {
             return Ok(false);
@@ -105,10 +113,9 @@ impl Pass<'_> {
             st.and_then(|s| s.expires_at.as_deref())
                 .and_then(parse_time)
         };
-        candidates.sort_by_key(|p| std::cmp::Reverse(expiry(p)));
+        candidates.sort_by_key(|p| (!claimed_by(p, &uid), std::cmp::Reverse(expiry(p))));
         let api: Api<VDISession> = Api::namespaced(ctx.client.clone(), POOL_NAMESPACE);
         let ns = session.namespace().unwrap_or_default();
-        let uid = session.uid().unwrap_or_default();
         for pool in candidates {
             let name = pool.name_any();
             // The resourceVersion makes the update fail (409) if anyone changed it since the
