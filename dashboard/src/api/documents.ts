@@ -246,6 +246,17 @@ export const UpsertPluginMutation = graphql(`
   }
 `);
 
+export const CheckPluginSettingsMutation = graphql(`
+  mutation CheckPluginSettings($sha256: String!, $settings: JSON!) {
+    checkPluginSettings(sha256: $sha256, settings: $settings) {
+      valid
+      hook
+      field
+      message
+    }
+  }
+`);
+
 export const DeletePluginMutation = graphql(`
   mutation DeletePlugin($name: String!) {
     deletePlugin(name: $name)

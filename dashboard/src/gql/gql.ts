@@ -31,6 +31,7 @@ type Documents = {
     "\n  query Plugins {\n    plugins {\n      name\n      hook\n      sha256\n      phase\n      message\n      order\n      failurePolicy\n      spec\n    }\n  }\n": typeof types.PluginsDocument,
     "\n  query Decisions($first: Int) {\n    sessions(allUsers: true, first: $first) {\n      totalCount\n      edges {\n        node {\n          id\n          decisions {\n            plugin\n            verdict\n            latencyMicros\n          }\n        }\n      }\n    }\n  }\n": typeof types.DecisionsDocument,
     "\n  mutation UpsertPlugin($name: String!, $spec: JSON!) {\n    upsertPlugin(name: $name, spec: $spec)\n  }\n": typeof types.UpsertPluginDocument,
+    "\n  mutation CheckPluginSettings($sha256: String!, $settings: JSON!) {\n    checkPluginSettings(sha256: $sha256, settings: $settings) {\n      valid\n      hook\n      field\n      message\n    }\n  }\n": typeof types.CheckPluginSettingsDocument,
     "\n  mutation DeletePlugin($name: String!) {\n    deletePlugin(name: $name)\n  }\n": typeof types.DeletePluginDocument,
     "\n  mutation UpsertTemplate($name: String!, $spec: JSON!) {\n    upsertTemplate(name: $name, spec: $spec)\n  }\n": typeof types.UpsertTemplateDocument,
     "\n  mutation DeleteTemplate($name: String!) {\n    deleteTemplate(name: $name)\n  }\n": typeof types.DeleteTemplateDocument,
@@ -53,6 +54,7 @@ const documents: Documents = {
     "\n  query Plugins {\n    plugins {\n      name\n      hook\n      sha256\n      phase\n      message\n      order\n      failurePolicy\n      spec\n    }\n  }\n": types.PluginsDocument,
     "\n  query Decisions($first: Int) {\n    sessions(allUsers: true, first: $first) {\n      totalCount\n      edges {\n        node {\n          id\n          decisions {\n            plugin\n            verdict\n            latencyMicros\n          }\n        }\n      }\n    }\n  }\n": types.DecisionsDocument,
     "\n  mutation UpsertPlugin($name: String!, $spec: JSON!) {\n    upsertPlugin(name: $name, spec: $spec)\n  }\n": types.UpsertPluginDocument,
+    "\n  mutation CheckPluginSettings($sha256: String!, $settings: JSON!) {\n    checkPluginSettings(sha256: $sha256, settings: $settings) {\n      valid\n      hook\n      field\n      message\n    }\n  }\n": types.CheckPluginSettingsDocument,
     "\n  mutation DeletePlugin($name: String!) {\n    deletePlugin(name: $name)\n  }\n": types.DeletePluginDocument,
     "\n  mutation UpsertTemplate($name: String!, $spec: JSON!) {\n    upsertTemplate(name: $name, spec: $spec)\n  }\n": types.UpsertTemplateDocument,
     "\n  mutation DeleteTemplate($name: String!) {\n    deleteTemplate(name: $name)\n  }\n": types.DeleteTemplateDocument,
@@ -140,6 +142,10 @@ export function graphql(source: "\n  query Decisions($first: Int) {\n    session
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
 export function graphql(source: "\n  mutation UpsertPlugin($name: String!, $spec: JSON!) {\n    upsertPlugin(name: $name, spec: $spec)\n  }\n"): (typeof documents)["\n  mutation UpsertPlugin($name: String!, $spec: JSON!) {\n    upsertPlugin(name: $name, spec: $spec)\n  }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  mutation CheckPluginSettings($sha256: String!, $settings: JSON!) {\n    checkPluginSettings(sha256: $sha256, settings: $settings) {\n      valid\n      hook\n      field\n      message\n    }\n  }\n"): (typeof documents)["\n  mutation CheckPluginSettings($sha256: String!, $settings: JSON!) {\n    checkPluginSettings(sha256: $sha256, settings: $settings) {\n      valid\n      hook\n      field\n      message\n    }\n  }\n"];
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */

@@ -8,6 +8,7 @@ mod mutation;
 mod page;
 mod query;
 mod quota;
+mod settings_check;
 mod subscription;
 mod types;
 

@@ -2,7 +2,7 @@
 //! client and the impersonating clients made from it, the connect keys, the rate limiter.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::rbac::v1::RoleBinding;
@@ -11,6 +11,7 @@ use kube::{Api, Client};
 use tokio::sync::OnceCell;
 use vdi_cluster::authn::OidcAuthenticator;
 use vdi_operator::connect::ConnectKeys;
+use vdi_plugin_host::{Runtime, RuntimeConfig};
 
 use crate::auth::{Caller, Clients};
 use crate::config::{ApiConfig, DEFAULT_CLIENT_CACHE};
@@ -48,6 +49,8 @@ pub(crate) struct Inner {
     ensured: Mutex<HashSet<String>>,
     /// The Kubernetes watches subscriptions share.
     pub(crate) watches: WatchHub,
+    /// The plugin runtime that checks settings (`checkPluginSettings`), made on first use.
+    runtime: OnceLock<Arc<Runtime>>,
 }
 
 impl ApiState {
@@ -74,6 +77,7 @@ impl ApiState {
                 keys: keys_cell,
                 ensured: Mutex::new(HashSet::new()),
                 watches: WatchHub::default(),
+                runtime: OnceLock::new(),
             }),
         })
     }
@@ -90,6 +94,17 @@ impl ApiState {
 }
 
 impl Inner {
+    /// The API's plugin runtime (the operator's sandbox and limits), made on first use.
+    pub(crate) fn plugin_runtime(&self) -> Result<Arc<Runtime>> {
+        if let Some(runtime) = self.runtime.get() {
+            return Ok(runtime.clone());
+        }
+        let runtime = Runtime::new(RuntimeConfig::default())
+            .map_err(|e| ApiError::internal(format!("start the plugin runtime: {e}")))?;
+        // Two first uses at once make two; the second is dropped.
+        Ok(self.runtime.get_or_init(|| Arc::new(runtime)).clone())
+    }
+
     /// The connect keys (loaded, or created, once).
     pub(crate) async fn connect_keys(&self) -> Result<&ConnectKeys> {
         self.keys

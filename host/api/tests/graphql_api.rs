@@ -376,6 +376,49 @@ async fn users_act_through_the_api_as_themselves() {
     assert_eq!(uploaded["size"], module.len(), "{answer}");
     let sha256 = uploaded["sha256"].as_str().unwrap().to_owned();
     assert_eq!(sha256, vdi_plugin_host::Digest::of(&module).to_string());
+    // Before saving, the module's own `configure` checks settings: normalised when accepted,
+    // the refused field named otherwise; only for those who may create plugins.
+    let check = "mutation($h: String!, $s: JSON!) { checkPluginSettings(sha256: $h, settings: $s) { valid hook normalized field message } }";
+    let answer = env
+        .gql(
+            &alice,
+            check,
+            json!({"h": sha256, "s": {"maxSessionsPerUser": 10}}),
+        )
+        .await;
+    assert_eq!(codes(&answer), ["FORBIDDEN"], "{answer}");
+    let answer = env
+        .gql(
+            &admin,
+            check,
+            json!({"h": sha256, "s": {"maxSessionsPerUser": 10}}),
+        )
+        .await;
+    let checked = &answer["data"]["checkPluginSettings"];
+    assert_eq!(checked["valid"], true, "{answer}");
+    assert_eq!(checked["hook"], "admission", "{answer}");
+    assert_eq!(checked["normalized"]["maxSessionsPerUser"], 10, "{answer}");
+    let answer = env
+        .gql(
+            &admin,
+            check,
+            json!({"h": sha256, "s": {"maxTimeoutSeconds": 0}}),
+        )
+        .await;
+    let checked = &answer["data"]["checkPluginSettings"];
+    assert_eq!(
+        (&checked["valid"], &checked["field"]),
+        (&json!(false), &json!("maxTimeoutSeconds")),
+        "{answer}"
+    );
+    let answer = env
+        .gql(
+            &admin,
+            check,
+            json!({"h": format!("sha256:{}", "0".repeat(64)), "s": {}}),
+        )
+        .await;
+    assert_eq!(codes(&answer), ["BAD_USER_INPUT"], "{answer}");
     let upsert_plugin = "mutation($n: String!, $s: JSON!) { upsertPlugin(name: $n, spec: $s) }";
     let plugin = json!({"hook": "admission", "source": {"upload": {}}, "sha256": sha256,
         "order": 50, "settings": {"maxSessionsPerUser": 10}});

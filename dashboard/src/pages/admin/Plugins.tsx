@@ -4,7 +4,13 @@ import { type DragEvent, useCallback, useState } from 'react';
 import { useAuth } from 'react-oidc-context';
 import { useMutation, useQuery } from 'urql';
 
-import { DecisionsQuery, DeletePluginMutation, PluginsQuery, UpsertPluginMutation } from '../../api/documents';
+import {
+  CheckPluginSettingsMutation,
+  DecisionsQuery,
+  DeletePluginMutation,
+  PluginsQuery,
+  UpsertPluginMutation,
+} from '../../api/documents';
 import { uploadModule } from '../../client';
 import { useConfig } from '../../configContext';
 import { ConfirmButton, Empty, ErrorBox, Loading, errorText, usePolling } from '../../components/ui';
@@ -32,6 +38,7 @@ export function Plugins() {
   const [plugins, refetch] = useQuery({ query: PluginsQuery, requestPolicy: 'cache-and-network' });
   const [decisions, refetchDecisions] = useQuery({ query: DecisionsQuery, variables: { first: DECISION_SESSIONS } });
   const [, upsert] = useMutation(UpsertPluginMutation);
+  const [, checkSettings] = useMutation(CheckPluginSettingsMutation);
   const [, remove] = useMutation(DeletePluginMutation);
   const [uploaded, setUploaded] = useState<Uploaded | null>(null);
   const [uploading, setUploading] = useState(false);
@@ -183,6 +190,22 @@ export function Plugins() {
         onSubmit={async (e) => {
           e.preventDefault();
           if (!parsed.ok || !name.trim()) return;
+          // An uploaded module checks its settings with its own `configure` before anything is
+          // saved; other sources are checked by the operator when it loads them.
+          const spec = parsed.value as { source?: { upload?: unknown }; sha256?: unknown; settings?: unknown };
+          if (spec.source?.upload !== undefined && typeof spec.sha256 === 'string') {
+            const checked = await checkSettings({ sha256: spec.sha256, settings: spec.settings ?? {} });
+            const verdict = checked.data?.checkPluginSettings;
+            if (checked.error || !verdict) {
+              setNotice({ error: true, text: `Check: ${checked.error ? errorText(checked.error) : 'no answer'}` });
+              return;
+            }
+            if (!verdict.valid) {
+              const where = verdict.field ? `settings.${verdict.field}: ` : '';
+              setNotice({ error: true, text: `Not saved: the plugin refused its settings: ${where}${verdict.message ?? ''}` });
+              return;
+            }
+          }
           const res = await upsert({ name: name.trim(), spec: parsed.value });
           setNotice(res.error ? { error: true, text: `Save: ${errorText(res.error)}` } : { error: false, text: `${name.trim()} saved; the operator loads it.` });
           refresh();

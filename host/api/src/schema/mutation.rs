@@ -266,6 +266,24 @@ impl Mutation {
         })
     }
 
+    /// What the uploaded module `sha256`'s own `configure` says about `settings`, before they
+    /// are saved in a `VDIPlugin` (for those who may create plugins). Nothing is stored.
+    async fn check_plugin_settings(
+        &self,
+        ctx: &Context<'_>,
+        sha256: String,
+        settings: Json<serde_json::Value>,
+    ) -> async_graphql::Result<super::settings_check::SettingsCheck> {
+        let (_, client) = ctx::mutation(ctx)?;
+        if !may(&client, "create", "vdiplugins", None).await? {
+            return Err(ApiError::Forbidden(
+                "only those who may create VDIPlugins may check plugin settings".into(),
+            )
+            .into());
+        }
+        Ok(super::settings_check::check(ctx::state(ctx)?, &sha256, &settings.0).await?)
+    }
+
     /// Deletes a plugin (admins); returns its name.
     async fn delete_plugin(
         &self,
