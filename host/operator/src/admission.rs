@@ -265,6 +265,7 @@ impl Admission<'_> {
         )?;
         let name = session.metadata.name.clone().unwrap_or_default();
         let namespace = session.metadata.namespace.clone().unwrap_or_default();
+        check_pool_identity(&namespace, &session.spec.user)?;
         let labels = wit::labels_of(session.metadata.labels.as_ref());
         match review(
             self.set,
@@ -332,4 +333,49 @@ fn check_user(
          accounts may create sessions for others",
         user.name, user.groups, requester.user, requester.groups
     )))
+}
+
+/// The warm pool's identity runs the pool's sessions only, and they run as it only: a pool
+/// session in `vdi-pool` names [`vdi_crd::POOL_USER`], and no session elsewhere does (the quota
+/// settings let the pool identity start every template).
+fn check_pool_identity(namespace: &str, user: &SessionUser) -> Result<(), Refusal> {
+    let pool = vdi_crd::POOL_USER;
+    let in_pool = namespace == vdi_crd::POOL_NAMESPACE;
+    let as_pool = user.name == pool || user.groups.iter().any(|g| g == pool);
+    let refuse = |message: String| Err(Refusal { code: 403, message });
+    match (in_pool, as_pool) {
+        (true, false) => refuse(format!(
+            "spec.user: sessions in {} run as {pool} only",
+            vdi_crd::POOL_NAMESPACE
+        )),
+        (false, true) => refuse(format!(
+            "spec.user: {pool} runs only the warm pool's sessions (namespace {})",
+            vdi_crd::POOL_NAMESPACE
+        )),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(name: &str, groups: &[&str]) -> SessionUser {
+        SessionUser {
+            name: name.into(),
+            groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn only_the_pool_runs_in_the_pool_namespace_and_nowhere_else() {
+        let pool = user("system:vdi-pool", &["system:vdi-pool"]);
+        assert!(check_pool_identity("vdi-pool", &pool).is_ok());
+        assert!(check_pool_identity("default", &user("alice", &["staff"])).is_ok());
+        let refused = check_pool_identity("default", &pool).unwrap_err();
+        assert_eq!(refused.code, 403);
+        assert!(refused.message.starts_with("spec.user:"));
+        assert!(check_pool_identity("vdi-pool", &user("alice", &[])).is_err());
+        assert!(check_pool_identity("default", &user("alice", &["system:vdi-pool"])).is_err());
+    }
 }
