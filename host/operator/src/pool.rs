@@ -19,6 +19,8 @@ use vdi_crd::{
 
 /// How often the pool is checked against the templates.
 pub const POOL_RESYNC: Duration = Duration::from_secs(2);
+/// How long an ended pool session (denied, failed) holds its slot before it is replaced.
+pub const POOL_RETRY: Duration = Duration::from_secs(60);
 /// The lifetime a pool session asks for (admission policies may clamp it; an expired pool
 /// session is refilled like any other).
 pub const POOL_TIMEOUT: &str = "24h";
@@ -36,6 +38,9 @@ pub struct PoolMember {
     pub orphaned: bool,
     /// Being deleted already.
     pub terminating: bool,
+    /// Created less than [`POOL_RETRY`] ago: an ended one (denied by a policy, failed) keeps its
+    /// slot until then, so a pool a policy refuses is retried every minute, not every pass.
+    pub young: bool,
     /// Its phase.
     pub phase: SessionPhase,
 }
@@ -52,6 +57,10 @@ impl PoolMember {
             claimed: s.annotations().contains_key(CLAIMED_BY_ANNOTATION),
             orphaned: claimer.is_some_and(|uid| !live(uid)),
             terminating: s.metadata.deletion_timestamp.is_some(),
+            young: s.metadata.creation_timestamp.as_ref().is_none_or(|t| {
+                let age = jiff::Timestamp::now().duration_since(t.0).as_secs_f64();
+                age < POOL_RETRY.as_secs_f64()
+            }),
             phase: s.status.as_ref().map(|st| st.phase()).unwrap_or_default(),
         })
     }
@@ -59,6 +68,11 @@ impl PoolMember {
     /// Unclaimed, not going, and not ended: it will serve (or serves) a launch.
     fn available(&self) -> bool {
         !self.claimed && !self.terminating && !self.phase.is_final()
+    }
+
+    /// Holds one of its template's slots: available, or ended too recently to be replaced.
+    fn occupies(&self) -> bool {
+        self.available() || (!self.claimed && !self.terminating && self.young)
     }
 }
 
@@ -82,13 +96,14 @@ pub fn wanted(templates: &[VDITemplate]) -> BTreeMap<String, u32> {
 }
 
 /// Compares the pool with what the templates want. Claimed sessions are left to their user's
-/// session (which deletes them when it goes) unless that session is gone; ended unclaimed ones are deleted and replaced; when a pool
-/// shrinks, the extras not yet running go first.
+/// session (which deletes them when it goes) unless that session is gone; ended unclaimed ones
+/// are deleted and replaced once [`POOL_RETRY`] old; when a pool shrinks, the extras not yet
+/// running go first.
 pub fn plan(wanted: &BTreeMap<String, u32>, members: &[PoolMember]) -> PoolPlan {
     let mut out = PoolPlan::default();
     let mut by_template: BTreeMap<&str, Vec<&PoolMember>> = BTreeMap::new();
     for m in members {
-        if m.available() {
+        if m.occupies() {
             by_template.entry(&m.template).or_default().push(m);
         } else if (!m.claimed || m.orphaned) && !m.terminating {
             // Ended unclaimed, or its claimer is gone: make room for its replacement.
@@ -216,6 +231,7 @@ mod tests {
             claimed: false,
             orphaned: false,
             terminating: false,
+            young: false,
             phase,
         }
     }
@@ -253,6 +269,23 @@ mod tests {
         let p = plan(&want(&[("a", 1)]), &[orphan]);
         assert_eq!(p.delete, ["a-1"]);
         assert_eq!(p.create, ["a"]);
+    }
+
+    #[test]
+    fn a_denied_pool_session_holds_its_slot_for_a_while_then_is_replaced() {
+        let mut denied = member("a-1", "a", SessionPhase::Denied);
+        denied.young = true;
+        assert_eq!(
+            plan(&want(&[("a", 1)]), &[denied.clone()]),
+            PoolPlan::default(),
+            "no create/deny/delete churn every pass"
+        );
+        denied.young = false;
+        let p = plan(&want(&[("a", 1)]), &[denied]);
+        assert_eq!(
+            (p.create, p.delete),
+            (vec!["a".to_owned()], vec!["a-1".to_owned()])
+        );
     }
 
     #[test]
