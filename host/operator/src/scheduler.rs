@@ -23,6 +23,19 @@ use crate::registry::Registry;
 pub const MAX_BATCH: usize = 64;
 /// How long a ledger entry the session cache never confirms is kept.
 const LEDGER_GRACE: Duration = Duration::from_secs(30);
+/// How often the ledger forgets what the cache has caught up with while no job comes, so a
+/// session placed, run and deleted between two batches does not hold its place for
+/// [`LEDGER_GRACE`] after it is gone.
+const LEDGER_TIDY: Duration = Duration::from_millis(250);
+
+/// Drops the entries the cache has caught up with; an entry the cache never shows (its status
+/// write was lost and the session went away) expires after [`LEDGER_GRACE`].
+fn tidy_ledger(ledger: &mut HashMap<String, LedgerEntry>, cached: &HashMap<String, Holding>) {
+    ledger.retain(|uid, e| match cached.get(uid) {
+        Some(h) => *h != e.holding,
+        None => e.at.elapsed() < LEDGER_GRACE,
+    });
+}
 
 /// Where a session goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,7 +146,21 @@ async fn run(
     mut rx: mpsc::Receiver<Job>,
 ) {
     let mut ledger: HashMap<String, LedgerEntry> = HashMap::new();
-    while let Some(first) = rx.recv().await {
+    let mut tidy = tokio::time::interval(LEDGER_TIDY);
+    tidy.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let first = tokio::select! {
+            job = rx.recv() => match job {
+                Some(job) => job,
+                None => return,
+            },
+            _ = tidy.tick() => {
+                if !ledger.is_empty() {
+                    tidy_ledger(&mut ledger, &cached_holdings(&sessions));
+                }
+                continue;
+            }
+        };
         let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -142,12 +169,7 @@ async fn run(
             }
         }
         let cached = cached_holdings(&sessions);
-        // Drop entries the cache has caught up with; an entry the cache never shows (its
-        // status write was lost and the session went away) expires after a grace period.
-        ledger.retain(|uid, e| match cached.get(uid) {
-            Some(h) => *h != e.holding,
-            None => e.at.elapsed() < LEDGER_GRACE,
-        });
+        tidy_ledger(&mut ledger, &cached);
         // Sessions already placed get the same answer.
         let mut todo = Vec::new();
         for job in jobs {
@@ -338,6 +360,40 @@ async fn place_group(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_ledger_forgets_what_the_cache_shows_and_what_it_never_showed_after_the_grace() {
+        let holding = |node: &str| Holding {
+            node: node.into(),
+            gpu: None,
+            resources: EffectiveResources::default(),
+        };
+        let entry = |node: &str, age: Duration| LedgerEntry {
+            holding: holding(node),
+            reason: String::new(),
+            at: Instant::now().checked_sub(age).unwrap_or_else(Instant::now),
+        };
+        let mut ledger = HashMap::from([
+            ("caught-up".to_owned(), entry("local", Duration::ZERO)),
+            ("moved".to_owned(), entry("local", Duration::ZERO)),
+            (
+                "in-flight".to_owned(),
+                entry("local", Duration::from_secs(1)),
+            ),
+            (
+                "lost".to_owned(),
+                entry("local", LEDGER_GRACE + Duration::from_secs(1)),
+            ),
+        ]);
+        let cached = HashMap::from([
+            ("caught-up".to_owned(), holding("local")),
+            ("moved".to_owned(), holding("other")),
+        ]);
+        tidy_ledger(&mut ledger, &cached);
+        let mut left: Vec<&str> = ledger.keys().map(String::as_str).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["in-flight", "moved"]);
+    }
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs
