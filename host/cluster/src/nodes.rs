@@ -210,7 +210,23 @@ impl SimulatedNodes {
         name: &str,
     ) -> Result<()> {
         let mut pod = store.get(pod_t, ns, name)?;
-        if !well_formed("pods", &pod) {
+        let started = pod["status"]["phase"]
+            .as_str()
+            .is_some_and(|p| p != "Pending")
+            || pod["status"]["conditions"]
+                .as_array()
+                .is_some_and(|c| c.iter().any(|c| c["type"] == "Initialized"));
+        if !well_formed("pods", &pod) || started {
+            return Ok(()); // an event about an earlier version: started already
+        }
+        if self.start_delay.is_zero() {
+            // Nothing to wait for: one status write, as a kubelet whose containers start at
+            // once reports them (no "starting" version first).
+            let status = self.final_status(name, &pod);
+            if let Some(o) = pod.as_object_mut() {
+                o.insert("status".into(), status);
+            }
+            store.update(pod_t, ns, name, pod, Part::Status)?;
             return Ok(());
         }
         let uid = pod["metadata"]["uid"].clone();

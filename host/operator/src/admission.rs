@@ -5,8 +5,8 @@
 use serde_json::Value;
 use vdi_crd::change::{frozen_change, frozen_message};
 use vdi_crd::{
-    AdmittedSpec, DecisionRecord, SessionPhase, SessionUser, VDISession, VDISessionSpec,
-    VDITemplateSpec,
+    AdmittedSpec, DecisionRecord, SESSION_FINALIZER, SessionPhase, SessionUser, VDISession,
+    VDISessionSpec, VDITemplateSpec,
 };
 use vdi_plugin_host::ChainVerdict;
 use vdi_plugin_host::types::AdmissionContext;
@@ -278,6 +278,9 @@ impl Admission<'_> {
         ) {
             Review::Allowed { spec, .. } => {
                 obj["spec"] = serde_json::to_value(&spec).map_err(|e| invalid(e.to_string()))?;
+                if create && stamp {
+                    add_finalizer(obj).map_err(invalid)?;
+                }
                 Ok(())
             }
             Review::Denied {
@@ -292,6 +295,29 @@ impl Admission<'_> {
             }),
         }
     }
+}
+
+/// Puts the session's cleanup finalizer on a new session, as a mutating webhook may: the
+/// operator would otherwise spend its first write on it. (It still adds it to a session that
+/// came in without, e.g. while no mutating webhook was configured.)
+fn add_finalizer(obj: &mut Value) -> Result<(), String> {
+    let meta = obj
+        .get_mut("metadata")
+        .and_then(Value::as_object_mut)
+        .ok_or("metadata: must be an object")?;
+    let list = meta
+        .entry("finalizers")
+        .or_insert_with(|| Value::Array(Vec::new()));
+    if list.is_null() {
+        *list = Value::Array(Vec::new());
+    }
+    let list = list
+        .as_array_mut()
+        .ok_or("metadata.finalizers: must be a list")?;
+    if !list.iter().any(|f| f == SESSION_FINALIZER) {
+        list.push(Value::String(SESSION_FINALIZER.to_owned()));
+    }
+    Ok(())
 }
 
 /// The rules on `spec.user`: it never changes once the session exists (whoever asks); an
@@ -365,6 +391,29 @@ mod tests {
             name: name.into(),
             groups: groups.iter().map(|g| (*g).to_owned()).collect(),
         }
+    }
+
+    #[test]
+    fn new_sessions_get_the_cleanup_finalizer_once_and_keep_others() {
+        let mut obj = serde_json::json!({"metadata": {"name": "s"}});
+        add_finalizer(&mut obj).unwrap();
+        add_finalizer(&mut obj).unwrap();
+        assert_eq!(
+            obj["metadata"]["finalizers"],
+            serde_json::json!([SESSION_FINALIZER])
+        );
+        let mut obj = serde_json::json!({"metadata": {"finalizers": ["x.example/hold"]}});
+        add_finalizer(&mut obj).unwrap();
+        assert_eq!(
+            obj["metadata"]["finalizers"],
+            serde_json::json!(["x.example/hold", SESSION_FINALIZER])
+        );
+        let mut bad = serde_json::json!({"metadata": {"finalizers": "x"}});
+        assert_eq!(
+            add_finalizer(&mut bad).unwrap_err(),
+            "metadata.finalizers: must be a list"
+        );
+        assert!(add_finalizer(&mut serde_json::json!({"metadata": 1})).is_err());
     }
 
     #[test]

@@ -61,6 +61,8 @@ pub struct Context {
     pub(crate) prober: Prober,
     /// Wakes the warm pool's loop (a pool session was claimed: refill now).
     pub(crate) pool_wake: Arc<tokio::sync::Notify>,
+    /// Provisioned statuses not written yet (see [`crate::session::held`]).
+    pub(crate) held: crate::session::held::HeldStatuses,
 }
 
 /// Admission reads templates and the user's sessions from the operator's caches.

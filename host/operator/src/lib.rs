@@ -377,6 +377,7 @@ async fn run_controllers(shared: Shared, stop: watch::Receiver<bool>) {
         activities: Arc::new(activity::Activities::default()),
         prober: activity::Prober::default(),
         pool_wake: Arc::default(),
+        held: Default::default(),
     });
     // Rotated connect keys reach every session namespace.
     let keys_task = {

@@ -28,6 +28,7 @@ use crate::wit;
 pub use vdi_crd::phase::{UNSCHEDULABLE_RETRY_MAX, UNSCHEDULABLE_RETRY_MIN, unschedulable_retry};
 
 mod claim;
+pub(crate) mod held;
 mod readmit;
 mod running;
 
@@ -64,6 +65,7 @@ pub(crate) async fn on_activity(ctx: &Context, session: &VDISession) {
         api: Api::namespaced(ctx.client.clone(), &session.namespace().unwrap_or_default()),
         name: session.name_any(),
         rv,
+        stored: SessionPhase::Running,
     };
     if let Err(e) = pass.running(&mut status).await {
         tracing::debug!(session = %session.name_any(), error = %e, "activity not recorded yet");
@@ -91,6 +93,8 @@ struct Pass<'a> {
     name: String,
     /// The resourceVersion the next write must match (moves on with each write).
     rv: String,
+    /// The phase the stored status has (moves on with each write).
+    stored: SessionPhase,
 }
 
 #[tracing::instrument(skip_all, fields(session = %format!("{}/{}", session.namespace().unwrap_or_default(), session.name_any())))]
@@ -99,12 +103,22 @@ async fn reconcile_inner(session: &VDISession, ctx: &Context) -> Result<Action> 
     let name = session.name_any();
     let mut status = session.status.clone().unwrap_or_default();
     let uid = session.uid().unwrap_or_default();
+    // A desktop provisioned by an earlier pass whose status is held back (see `held`).
+    let mut held = ctx.held.continuing(&uid, &status);
+    if let Some(h) = &held {
+        status = h.status.clone();
+    }
     let mut pass = Pass {
         ctx,
         session,
         api: Api::namespaced(ctx.client.clone(), &ns),
         name: name.clone(),
         rv: session.resource_version().unwrap_or_default(),
+        stored: session
+            .status
+            .as_ref()
+            .map(VDISessionStatus::phase)
+            .unwrap_or_default(),
     };
     if ctx.cache_is_behind(&uid, &pass.rv) {
         // Acting on an older version would redo steps (and their writes) already done.
@@ -128,7 +142,6 @@ async fn reconcile_inner(session: &VDISession, ctx: &Context) -> Result<Action> 
         };
         let step = next_step(view, &observed, Timestamp::now());
         tracing::debug!(?step, phase = status.phase().as_str(), "step");
-        let before = status.phase();
         match step {
             Step::AddFinalizer => {
                 let mut finalizers = session.finalizers().to_vec();
@@ -156,7 +169,7 @@ async fn reconcile_inner(session: &VDISession, ctx: &Context) -> Result<Action> 
                 } => {
                     let generation = session.metadata.generation;
                     status.deny(&reason, &message, decisions, generation, Timestamp::now());
-                    pass.write_status(before, &status).await?;
+                    pass.write_status(&status).await?;
                     ctx.event(session, true, &reason, "Admit", message).await;
                     return Ok(Action::await_change());
                 }
@@ -187,8 +200,20 @@ async fn reconcile_inner(session: &VDISession, ctx: &Context) -> Result<Action> 
                     Ok((objects, decision)) => {
                         let url = ctx.settings.url_of(&ns, &name);
                         status.provision(url, objects, decision, Timestamp::now());
-                        pass.write_status(before, &status).await?;
-                        return Ok(Action::await_change());
+                        if pass.stored == SessionPhase::Provisioning {
+                            // Provisioning was written already (the pod went missing since).
+                            pass.write_status(&status).await?;
+                            return Ok(Action::await_change());
+                        }
+                        // Held, not written: a desktop ready within the grace goes straight
+                        // to Running in one write. The pod's events wake this session.
+                        let h = held::Held {
+                            status: status.clone(),
+                            applied: Instant::now(),
+                        };
+                        ctx.held.hold(&uid, h.status.clone(), h.applied);
+                        held = Some(h);
+                        continue;
                     }
                     Err(ProvisionError::Fatal {
                         reason,
@@ -196,7 +221,7 @@ async fn reconcile_inner(session: &VDISession, ctx: &Context) -> Result<Action> 
                         decision,
                     }) => {
                         status.fail(reason, &message, decision, Timestamp::now());
-                        pass.fail(before, &status).await?;
+                        pass.fail(&status).await?;
                         return Ok(Action::await_change());
                     }
                     Err(ProvisionError::Api(e)) => return Err(e),
@@ -204,18 +229,24 @@ async fn reconcile_inner(session: &VDISession, ctx: &Context) -> Result<Action> 
             }
             Step::MarkRunning => {
                 status.run(Timestamp::now(), ready_at);
-                pass.write_status(before, &status).await?;
+                pass.write_status(&status).await?;
                 if let Some(created) = &session.metadata.creation_timestamp {
                     let secs = Timestamp::now().duration_since(created.0).as_secs_f64();
                     ctx.metrics.observe_startup(secs.max(0.0));
                 }
                 let url = status.url.clone().unwrap_or_default();
-                let note = format!("desktop ready at {url}");
+                let note = match (&status.node, status.gpu) {
+                    (Some(node), Some(gpu)) => {
+                        format!("desktop ready at {url} (on {node}, GPU {gpu})")
+                    }
+                    (Some(node), None) => format!("desktop ready at {url} (on {node})"),
+                    _ => format!("desktop ready at {url}"),
+                };
                 ctx.event(session, false, "Running", "Start", note).await;
             }
             Step::MarkFailed { reason, message } => {
                 status.fail(&reason, &message, None, Timestamp::now());
-                pass.fail(before, &status).await?;
+                pass.fail(&status).await?;
                 return Ok(Action::await_change());
             }
             Step::Expire => {
@@ -226,7 +257,7 @@ async fn reconcile_inner(session: &VDISession, ctx: &Context) -> Result<Action> 
             }
             Step::Cleanup => {
                 if status.terminate() {
-                    pass.write_status(before, &status).await?;
+                    pass.write_status(&status).await?;
                 }
                 delete_objects(ctx, session, &status.objects).await?;
                 claim::delete_served(ctx, session, &status).await?;
@@ -235,7 +266,7 @@ async fn reconcile_inner(session: &VDISession, ctx: &Context) -> Result<Action> 
             Step::Finish => {
                 status.finish();
                 // The object is going: a failed status write must not keep the finalizer.
-                if let Err(e) = pass.write_status(before, &status).await {
+                if let Err(e) = pass.write_status(&status).await {
                     tracing::debug!(error = %e, "terminated status not written");
                 }
                 let finalizers: Vec<String> = session
@@ -249,10 +280,23 @@ async fn reconcile_inner(session: &VDISession, ctx: &Context) -> Result<Action> 
                     Err(Error::Kube(kube::Error::Api(e))) if e.code == 404 => {}
                     Err(e) => return Err(e),
                 }
+                ctx.held.release(&uid);
                 ctx.wake_waiting();
                 return Ok(Action::await_change());
             }
             Step::Wait(mut after) => {
+                if let Some(h) = held.take() {
+                    // Still starting: write Provisioning once the grace is over.
+                    let due = h.due_in(Instant::now());
+                    if due.is_zero() {
+                        pass.write_status(&status).await?;
+                        let message = status.message.clone().unwrap_or_default();
+                        ctx.event(session, false, "Provisioned", "Provision", message)
+                            .await;
+                    } else {
+                        after = [after, Some(due)].into_iter().flatten().min();
+                    }
+                }
                 if status.phase() == SessionPhase::Running && !deleting {
                     match pass.running(&mut status).await? {
                         running::Next::Ended => return Ok(Action::await_change()),
@@ -285,20 +329,20 @@ impl Pass<'_> {
     }
 
     /// Writes the status if the session is still at `rv` (a stale read must not overwrite a
-    /// newer status), and moves `rv` on. `before` is the phase the session was read in.
-    async fn write_status(
-        &mut self,
-        before: SessionPhase,
-        status: &VDISessionStatus,
-    ) -> Result<()> {
+    /// newer status), and moves `rv` on.
+    async fn write_status(&mut self, status: &VDISessionStatus) -> Result<()> {
+        let before = self.stored;
         let patch = json!({ "metadata": {"resourceVersion": self.rv}, "status": status });
         let written = self
             .api
             .patch_status(&self.name, &PatchParams::default(), &Patch::Merge(&patch))
             .await?;
         self.rv = written.resource_version().unwrap_or_default();
-        self.ctx.wrote(&written.uid().unwrap_or_default(), &self.rv);
+        let uid = written.uid().unwrap_or_default();
+        self.ctx.wrote(&uid, &self.rv);
+        self.ctx.held.release(&uid);
         let after = status.phase();
+        self.stored = after;
         if after != before {
             self.ctx.metrics.transition(before, after);
         }
@@ -328,9 +372,9 @@ impl Pass<'_> {
 
     /// Writes the `Failed` status `status` after deleting the desktop's pods: a failed desktop
     /// gives its node and GPU back, the rest stays to inspect.
-    async fn fail(&mut self, before: SessionPhase, status: &VDISessionStatus) -> Result<()> {
+    async fn fail(&mut self, status: &VDISessionStatus) -> Result<()> {
         delete_objects(self.ctx, self.session, &status.pods()).await?;
-        self.write_status(before, status).await?;
+        self.write_status(status).await?;
         let reason = status.reason.clone().unwrap_or_default();
         let message = status.message.clone().unwrap_or_default();
         self.ctx
@@ -348,7 +392,6 @@ impl Pass<'_> {
         status: &mut VDISessionStatus,
     ) -> Result<Option<Action>> {
         let (ctx, session) = (self.ctx, self.session);
-        let before = status.phase();
         let Some(resources) = status.admitted.as_ref().map(|a| a.resources) else {
             return Err(Error::Other("scheduling before admission".into()));
         };
@@ -364,10 +407,10 @@ impl Pass<'_> {
             .await;
         let (reason, message, decision) = match placement {
             Placement::Placed(p, decision) => {
-                let message = status.place(&p.node, p.gpu, &p.reason, decision, Timestamp::now());
-                self.write_status(before, status).await?;
-                ctx.event(session, false, "Scheduled", "Schedule", message)
-                    .await;
+                // No Event of its own: the Running event names the place, and one that is
+                // slow to start gets a `Provisioned` event with it (see `held`).
+                status.place(&p.node, p.gpu, &p.reason, decision, Timestamp::now());
+                self.write_status(status).await?;
                 return Ok(None);
             }
             Placement::Unschedulable(why, d) => ("Unschedulable", why, Some(d)),
@@ -375,7 +418,7 @@ impl Pass<'_> {
         };
         ctx.wait_for_wake(session);
         if status.wait_for_capacity(reason, &message, decision, Timestamp::now()) {
-            self.write_status(before, status).await?;
+            self.write_status(status).await?;
             ctx.event(session, true, "FailedScheduling", "Schedule", message)
                 .await;
         }

@@ -111,9 +111,25 @@ fn the_mutating_webhook_stamps_the_requester_in_a_base64_json_patch() {
 }
 
 #[test]
-fn an_unchanged_object_gets_no_patch() {
+fn an_own_session_is_only_given_the_cleanup_finalizer() {
     let own = session("alice", &["staff"]);
     let response = answer(&review("CREATE", "alice", &["staff"], &own, None), true);
+    assert_eq!(response["allowed"], true, "{response}");
+    let encoded = response["patch"]
+        .as_str()
+        .expect("patch is a base64 string");
+    let patch: json_patch::Patch =
+        serde_json::from_slice(&STANDARD.decode(encoded).expect("valid base64")).unwrap();
+    let mut patched = own.clone();
+    json_patch::patch(&mut patched, &patch).unwrap();
+    let mut expected = own.clone();
+    expected["metadata"]["finalizers"] = json!(["vdi.dev/session-cleanup"]);
+    assert_eq!(patched, expected, "nothing else changes");
+    // An update that leaves spec and labels alone is not patched at all.
+    let response = answer(
+        &review("UPDATE", "alice", &["staff"], &own, Some(&own)),
+        true,
+    );
     assert_eq!(response["allowed"], true, "{response}");
     assert!(response.get("patch").is_none() && response.get("patchType").is_none());
 }

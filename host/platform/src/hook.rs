@@ -9,6 +9,9 @@ use vdi_cluster::{AdmissionHook, ApiError, Operation, Requester, ResourceType, S
 use vdi_crd::{GROUP, SessionPhase, VDISessionSpec, VDISessionStatus, VDITemplateSpec};
 use vdi_operator::{Admission, AdmissionSettings, AdmissionSources, Registry};
 
+/// How long a create or update may wait for admission: a webhook's default `timeoutSeconds`.
+const WEBHOOK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Runs the operator's admission chain on `VDISession` creates and updates.
 pub(crate) struct SessionAdmission {
     registry: Arc<Registry>,
@@ -119,19 +122,27 @@ impl AdmissionHook for SessionAdmission {
             let r = admission.mutate(&who, create, &mut judged_obj, old.as_ref());
             r.map(|()| judged_obj)
         };
-        let wait = || {
-            pool.run_blocking(budget, job).unwrap_or_else(|e| {
-                Err(vdi_operator::Refusal {
-                    code: 500,
-                    message: e.to_string(),
-                })
-            })
-        };
+        let failed = |message: String| vdi_operator::Refusal { code: 500, message };
         let judged = match tokio::runtime::Handle::try_current() {
             Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-                tokio::task::block_in_place(wait)
+                // A burst of creates waits for a plugin thread, as requests queue at a webhook
+                // server, up to the webhook's timeout; only then is the create refused.
+                tokio::task::block_in_place(|| {
+                    h.block_on(async {
+                        match tokio::time::timeout(WEBHOOK_TIMEOUT, pool.run(budget, job)).await {
+                            Ok(Ok(judged)) => judged,
+                            Ok(Err(e)) => Err(failed(e.to_string())),
+                            Err(_) => Err(failed(format!(
+                                "no plugin thread free within the webhook timeout ({}s)",
+                                WEBHOOK_TIMEOUT.as_secs()
+                            ))),
+                        }
+                    })
+                })
             }
-            _ => wait(),
+            _ => pool
+                .run_blocking(budget, job)
+                .unwrap_or_else(|e| Err(failed(e.to_string()))),
         };
         let judged = judged.map(|admitted| *obj = admitted);
         judged.map_err(|r| match r.code {

@@ -17,6 +17,11 @@ pub const TRAEFIK_CRD: &str =
     include_str!("../../../deploy/embedded/traefik-ingressroute-crd.yaml");
 /// The default templates.
 pub const DEFAULT_TEMPLATES: &str = include_str!("../../../deploy/defaults/templates.yaml");
+/// Settings of the desktop template plugin on the embedded platform: no Traefik IngressRoute
+/// (the platform's front proxy routes `/sessions/<ns>/<name>/` to the session's Service itself)
+/// and no NetworkPolicy (the embedded control plane has no CNI to enforce one). A real cluster
+/// installs the plugin with its defaults, which render both.
+pub const EMBEDDED_DESKTOP_SETTINGS: &str = r#"{"ingressRoute": false, "networkPolicy": false}"#;
 /// Settings of the default quota policy: staff may start the Ubuntu desktops, admins anything.
 /// (Users signed in with OIDC carry their IdP's groups with the `oidc:` prefix.)
 pub const QUOTA_SETTINGS: &str = r#"{"maxSessionsPerUser": 3, "maxGpuSlicesPerUser": 4, "maxTimeoutSeconds": 14400, "templatesByGroup": {"staff": ["ubuntu-desktop", "ubuntu-cpu", "local-desktop"], "oidc:staff": ["ubuntu-desktop", "ubuntu-cpu", "local-desktop"], "admins": ["*"], "oidc:vdi-admins": ["*"], "system:vdi-pool": ["*"]}}"#;
@@ -52,7 +57,7 @@ pub const DEFAULT_PLUGINS: &[DefaultPlugin] = &[
         name: "desktop",
         file: "vdi_desktop.wasm",
         hook: "template",
-        settings: "{}",
+        settings: EMBEDDED_DESKTOP_SETTINGS,
     },
 ];
 

@@ -19,7 +19,9 @@ async fn desktop_path_prefix(env: &common::Env, prefix: &str) {
         .patch(
             "desktop",
             &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"settings": {"pathPrefix": prefix}}})),
+            &Patch::Merge(
+                json!({"spec": {"settings": {"pathPrefix": prefix, "ingressRoute": true}}}),
+            ),
         )
         .await
         .unwrap();

@@ -132,11 +132,10 @@ impl Pass<'_> {
                 .await
             {
                 Ok(claimed) => {
-                    let before = status.phase();
                     let pool_status = claimed.status.clone().unwrap_or_default();
                     let pool_uid = claimed.uid().unwrap_or_default();
                     let message = status.claim(&name, &pool_uid, &pool_status, Timestamp::now());
-                    self.write_status(before, status).await?;
+                    self.write_status(status).await?;
                     if let Some(created) = &session.metadata.creation_timestamp {
                         let secs = Timestamp::now().duration_since(created.0).as_secs_f64();
                         ctx.metrics.observe_startup(secs.max(0.0));

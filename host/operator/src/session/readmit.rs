@@ -14,7 +14,6 @@ impl Pass<'_> {
     /// Runs the admission chain over the changed spec and writes what it settled, with a
     /// Normal `Extended` or a Warning `ExtendDenied` event.
     pub(super) async fn readmit(&mut self, status: &mut VDISessionStatus) -> Result<()> {
-        let before = status.phase();
         let generation = self.session.metadata.generation;
         match self.review(false).await? {
             Review::Allowed {
@@ -24,7 +23,7 @@ impl Pass<'_> {
             } => {
                 let timeout = admitted.timeout_seconds;
                 let at = status.readmit(timeout, decisions, generation, Timestamp::now());
-                self.write_status(before, status).await?;
+                self.write_status(status).await?;
                 let note = at.map_or_else(
                     || "the session no longer expires".to_owned(),
                     |t| {
@@ -42,7 +41,7 @@ impl Pass<'_> {
                 message, decisions, ..
             } => {
                 status.refuse_readmission(decisions, generation);
-                self.write_status(before, status).await?;
+                self.write_status(status).await?;
                 let expiry = status.expires_at.as_deref().unwrap_or("never");
                 let note = format!("{message}; the session still expires at {expiry}");
                 self.ctx

@@ -81,7 +81,6 @@ impl Pass<'_> {
     /// Records the first frame, and warns, clears the warning or ends the session for idleness.
     pub(super) async fn running(&mut self, status: &mut VDISessionStatus) -> Result<Next> {
         let (ctx, session) = (self.ctx, self.session);
-        let before = status.phase();
         let uid = session.uid().unwrap_or_default();
         let now = Timestamp::now();
         let mut activity = ctx.activities.get(&uid);
@@ -124,7 +123,7 @@ impl Pass<'_> {
                         status.first_frame(at);
                     }
                     let message = status.end_idle(idle_since, timeout, now);
-                    self.write_status(before, status).await?;
+                    self.write_status(status).await?;
                     ctx.event(session, true, IDLE_TIMEOUT, "Cull", message)
                         .await;
                     self.delete_session().await?;
@@ -136,7 +135,7 @@ impl Pass<'_> {
             .and_then(|a| a.first_frame_at)
             .is_some_and(|at| status.first_frame(at));
         if changed || first_frame || warning.is_some() {
-            self.write_status(before, status).await?;
+            self.write_status(status).await?;
         }
         if let Some(message) = warning {
             ctx.event(session, true, IDLE_WARNING, "Cull", message)
