@@ -4,6 +4,7 @@
 
 mod auth;
 mod kubelet;
+mod list;
 mod patch;
 mod watch;
 
@@ -27,8 +28,8 @@ use crate::error::{ApiError, Result};
 use crate::input::{json_body, object_body};
 use crate::rbac::UserInfo;
 use crate::resources::ResourceType;
-use crate::selectors::{FieldSelector, LabelSelector};
 use crate::store::{DryRun, Part, Propagation, Store};
+use list::{filter_for, json_response, list, list_items};
 use patch::{Apply, patch};
 use watch::watch;
 
@@ -293,10 +294,26 @@ async fn resource_request(
         [group, version] => {
             resource_list(&state, group, version).unwrap_or_else(IntoResponse::into_response)
         }
-        [group, version, rest @ ..] => {
+        [group, version, rest @ ..] if call.method == Method::GET => {
             dispatch(&state, group, version, rest, call).unwrap_or_else(IntoResponse::into_response)
         }
+        [group, version, rest @ ..] => {
+            // A write waits for its group commit ([`crate::store`]): off the runtime's worker
+            // threads, so other requests are served (and their writes join the next
+            // transaction) meanwhile.
+            blocking(|| dispatch(&state, group, version, rest, call))
+                .unwrap_or_else(IntoResponse::into_response)
+        }
         _ => not_found(),
+    }
+}
+
+/// Runs `f`, which may block, on this thread, telling a multi-threaded runtime to move its
+/// other tasks elsewhere first (a single-threaded one, as in some tests, just runs it).
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }
 
@@ -392,7 +409,7 @@ fn dispatch(
                 .to_owned();
             ok(crate::table::render(&t.rt, &[obj], &rv))
         }
-        (Method::GET, Some(name)) => ok(store.get(&t.rt, &t.ns, name)?),
+        (Method::GET, Some(name)) => Ok(json_response(store.get_json(&t.rt, &t.ns, name)?)),
         (Method::GET, None) if wants_watch(q) => watch(state, &t, q, as_table),
         (Method::GET, None) if as_table => {
             let items = list_items(state, &t, q)?;
@@ -503,83 +520,6 @@ fn bind_pod(store: &Store, t: &Target, body: &Bytes) -> Result<Response> {
     pod["spec"]["nodeName"] = json!(node);
     store.update(&t.rt, &t.ns, name, pod, Part::Main)?;
     Ok((StatusCode::CREATED, axum::Json(json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}))).into_response())
-}
-
-/// The label and field selectors of a list, watch or collection delete of `t`, as one filter
-/// on stored objects.
-fn filter_for(
-    state: &AppState,
-    t: &Target,
-    q: &HashMap<String, String>,
-) -> Result<impl Fn(&Value) -> bool + use<>> {
-    let labels = LabelSelector::parse(q.get("labelSelector").map_or("", String::as_str))?;
-    let fields = match q.get("fieldSelector").filter(|s| !s.is_empty()) {
-        Some(s) => {
-            let selectable = crate::selectors::selectable_fields(&state.store, &t.rt);
-            FieldSelector::for_type(&t.rt, s, &selectable)?
-        }
-        None => FieldSelector::default(),
-    };
-    Ok(move |o: &Value| labels.matches(o) && fields.matches(o))
-}
-
-fn list_items(state: &AppState, t: &Target, q: &HashMap<String, String>) -> Result<Vec<Value>> {
-    let filter = filter_for(state, t, q)?;
-    Ok(state
-        .store
-        .list(
-            &t.rt,
-            t.ns_in_path.then_some(t.ns.as_str()),
-            None,
-            None,
-            &filter,
-        )
-        .0)
-}
-
-fn list(state: &AppState, t: &Target, q: &HashMap<String, String>) -> Result<Response> {
-    let filter = filter_for(state, t, q)?;
-    let limit = q
-        .get("limit")
-        .and_then(|l| l.parse::<usize>().ok())
-        .filter(|l| *l > 0);
-    let after = match q.get("continue").filter(|c| !c.is_empty()) {
-        Some(token) => Some(decode_continue(token)?),
-        None => None,
-    };
-    let (items, rv, next) = state.store.list(
-        &t.rt,
-        t.ns_in_path.then_some(t.ns.as_str()),
-        after.as_ref(),
-        limit,
-        &filter,
-    );
-    let mut metadata = json!({"resourceVersion": rv.to_string()});
-    if let Some(next) = next {
-        metadata["continue"] = json!(encode_continue(&next));
-    }
-    Ok(axum::Json(json!({"kind": format!("{}List", t.rt.kind), "apiVersion": t.rt.api_version(), "metadata": metadata, "items": items})).into_response())
-}
-
-fn encode_continue((ns, name): &(String, String)) -> String {
-    serde_json::to_string(&[ns, name])
-        .map(|s| s.bytes().map(|b| format!("{b:02x}")).collect())
-        .unwrap_or_default()
-}
-
-fn decode_continue(token: &str) -> Result<(String, String)> {
-    let bad = || ApiError::BadRequest("invalid continue token".into());
-    let bytes: Vec<u8> = (0..token.len())
-        .step_by(2)
-        .map(|i| {
-            token
-                .get(i..i + 2)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        })
-        .collect::<Option<_>>()
-        .ok_or_else(bad)?;
-    let [ns, name]: [String; 2] = serde_json::from_slice(&bytes).map_err(|_| bad())?;
-    Ok((ns, name))
 }
 
 /// Whether a request's (decoded) query asks for a watch: what the handler serves and what

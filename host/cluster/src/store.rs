@@ -1,18 +1,23 @@
 //! The object store: every object in memory for reads and watches, every write committed to
 //! SQLite (WAL) before it is acknowledged, one global, monotonic resourceVersion.
 //!
-//! Writes are serialised by one mutex; a commit takes tens of microseconds, so one writer is not
-//! the bottleneck of a one-machine control plane. Watches get a history of recent events and a
-//! broadcast of new ones, taken under the same lock so none is missed or repeated.
+//! Writes are checked and staged one at a time under one mutex, then committed in groups
+//! ([`commit`]): whoever holds the database writes every staged change in one transaction. A
+//! write is answered, and readers and watchers see it, only once its transaction committed, so
+//! nothing observed is ever lost. Each stored object keeps its JSON (the SQLite row's body), so
+//! lists and watch events are stitched from bytes serialized once per write. Watches get a
+//! history of recent events and a broadcast of new ones, taken under the same lock so none is
+//! missed or repeated.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-use rusqlite::{Connection, params};
+use axum::body::Bytes;
+use rusqlite::Connection;
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
-use crate::admission::{AdmissionHook, Operation, Requester};
+use crate::admission::AdmissionHook;
 use crate::error::{ApiError, Result};
 use crate::resources::{Registry, ResourceType};
 
@@ -58,6 +63,83 @@ pub struct WatchEvent {
     pub kind: EventType,
     /// The object after the change (before it, for deletions, with the deletion's version).
     pub object: Value,
+    /// `object` serialized (the stored form).
+    json: Bytes,
+    /// The watch line for watchers of the stored form, made by the first one that needs it.
+    line: OnceLock<Bytes>,
+}
+
+impl WatchEvent {
+    fn new(rv: u64, key: String, namespace: String, kind: EventType, stored: &Stored) -> Self {
+        Self {
+            rv,
+            key,
+            namespace,
+            kind,
+            object: stored.value.clone(),
+            json: stored.json.clone(),
+            line: OnceLock::new(),
+        }
+    }
+
+    /// The event as a watch line (`{"type":...,"object":...}` and a newline) for a watcher of
+    /// `rt`, serialized once and shared by every watcher; `None` when `rt` serves the object
+    /// in another form than it is stored (the `events.k8s.io` view, another version), which
+    /// the watcher renders itself.
+    pub(crate) fn shared_line(&self, rt: &ResourceType) -> Option<Bytes> {
+        if !servable_as_stored(&self.object, rt) {
+            return None;
+        }
+        let line = self.line.get_or_init(|| {
+            let kind = self.kind.as_str();
+            let mut line = Vec::with_capacity(self.json.len() + kind.len() + 24);
+            line.extend_from_slice(b"{\"type\":\"");
+            line.extend_from_slice(kind.as_bytes());
+            line.extend_from_slice(b"\",\"object\":");
+            line.extend_from_slice(&self.json);
+            line.extend_from_slice(b"}\n");
+            Bytes::from(line)
+        });
+        Some(line.clone())
+    }
+}
+
+/// One stored object and its JSON, serialized once when it was written.
+#[derive(Debug)]
+pub(crate) struct Stored {
+    value: Value,
+    json: Bytes,
+}
+
+impl Stored {
+    /// Serializes `value`.
+    fn new(value: Value) -> Result<Self> {
+        let json = Bytes::from(serde_json::to_vec(&value).map_err(internal)?);
+        Ok(Self { value, json })
+    }
+
+    /// The object as `rt` serves it, serialized: the stored bytes when they are that form.
+    fn served_json(&self, rt: &ResourceType) -> Result<Bytes> {
+        if servable_as_stored(&self.value, rt) {
+            return Ok(self.json.clone());
+        }
+        let mut obj = self.value.clone();
+        stamp_api_version(&mut obj, rt);
+        Ok(Bytes::from(serde_json::to_vec(&obj).map_err(internal)?))
+    }
+}
+
+impl std::ops::Deref for Stored {
+    type Target = Value;
+
+    fn deref(&self) -> &Value {
+        &self.value
+    }
+}
+
+/// Whether `obj`, as stored, is already the form `rt` serves (no relabelling, no view).
+fn servable_as_stored(obj: &Value, rt: &ResourceType) -> bool {
+    !crate::events::is_view(rt) && obj["apiVersion"].as_str() == Some(rt.api_version().as_str())
 }
 
 /// Where a watch starts.
@@ -92,20 +174,31 @@ pub enum Part {
     Status,
 }
 
+mod commit;
 mod dry_run;
 mod gc;
 mod open;
+mod write;
 
 pub use dry_run::DryRun;
 
-use gc::{has_dependents, orphan_dependents};
+type Objects = HashMap<String, BTreeMap<(String, String), Arc<Stored>>>;
 
-type Objects = HashMap<String, BTreeMap<(String, String), Value>>;
+/// A page of a list: the items, the version it was read at, and the key to continue after when
+/// more remain.
+pub(crate) type Listed<T> = (Vec<T>, u64, Option<(String, String)>);
 
 struct Inner {
-    db: Connection,
+    /// The last committed resourceVersion: what readers see.
     rv: u64,
+    /// Committed objects: what readers and watches see.
+    committed: Objects,
+    /// Committed objects with the staged writes applied: what writers check against.
     objects: Objects,
+    /// The last resourceVersion given to a staged write (`rv` when none waits).
+    staged_rv: u64,
+    /// Staged writes no committer has taken yet, in resourceVersion order.
+    queue: Vec<commit::Staged>,
     history: VecDeque<Arc<WatchEvent>>,
     /// Every change after this version is in `history`.
     history_from: u64,
@@ -114,36 +207,28 @@ struct Inner {
 }
 
 impl Inner {
-    /// Runs `sql` and records `rv` as the current resourceVersion in one transaction; the write
-    /// is acknowledged only once this returns.
-    fn persist(&mut self, rv: u64, sql: &str, args: impl rusqlite::Params) -> Result<()> {
-        let tx = self.db.transaction().map_err(internal)?;
-        tx.execute(sql, args).map_err(internal)?;
-        tx.execute(
-            "INSERT OR REPLACE INTO meta (k, v) VALUES ('rv', ?1)",
-            params![rv as i64],
-        )
-        .map_err(internal)?;
-        tx.commit().map_err(internal)?;
-        self.rv = rv;
-        Ok(())
-    }
-
-    /// The stored object, or NotFound.
+    /// The object as writers see it (staged writes included), or NotFound.
     fn find(&self, rt: &ResourceType, ns: &str, name: &str) -> Result<&Value> {
-        self.objects
-            .get(&rt.key())
-            .and_then(|m| m.get(&(ns.to_owned(), name.to_owned())))
-            .ok_or_else(|| ApiError::NotFound {
-                resource: rt.key(),
-                name: name.to_owned(),
-            })
+        lookup(&self.objects, rt, ns, name).map(|s| &s.value)
     }
+}
+
+fn lookup<'a>(objects: &'a Objects, rt: &ResourceType, ns: &str, name: &str) -> Result<&'a Stored> {
+    objects
+        .get(&rt.key())
+        .and_then(|m| m.get(&(ns.to_owned(), name.to_owned())))
+        .map(|s| &**s)
+        .ok_or_else(|| ApiError::NotFound {
+            resource: rt.key(),
+            name: name.to_owned(),
+        })
 }
 
 /// The store.
 pub struct Store {
     inner: Mutex<Inner>,
+    /// The database; whoever holds it commits every staged write ([`commit`]).
+    db: Mutex<Connection>,
     events: broadcast::Sender<Arc<WatchEvent>>,
     /// Served resource types.
     pub registry: Registry,
@@ -251,9 +336,24 @@ impl Store {
 
     /// Gets one object.
     pub fn get(&self, rt: &ResourceType, ns: &str, name: &str) -> Result<Value> {
+        let mut obj = lookup(&self.lock().committed, rt, ns, name)?.value.clone();
+        stamp_api_version(&mut obj, rt);
+        Ok(obj)
+    }
+
+    /// Gets one object including writes staged but not yet committed, for a read-modify-write
+    /// whose own write is staged after them: it is answered only after they committed, and a
+    /// failed one fails it too (its version check no longer matches). Never answer a client
+    /// with what this returns.
+    pub(crate) fn get_latest(&self, rt: &ResourceType, ns: &str, name: &str) -> Result<Value> {
         let mut obj = self.lock().find(rt, ns, name)?.clone();
         stamp_api_version(&mut obj, rt);
         Ok(obj)
+    }
+
+    /// Gets one object as `rt` serves it, serialized.
+    pub(crate) fn get_json(&self, rt: &ResourceType, ns: &str, name: &str) -> Result<Bytes> {
+        lookup(&self.lock().committed, rt, ns, name)?.served_json(rt)
     }
 
     /// Lists objects of `rt` (in `ns`, or everywhere when `None`) that `filter` accepts, from
@@ -268,33 +368,30 @@ impl Store {
         filter: &dyn Fn(&Value) -> bool,
     ) -> (Vec<Value>, u64, Option<(String, String)>) {
         let inner = self.lock();
-        let mut items = Vec::new();
-        let (mut last, mut more) = (None, false);
-        if let Some(map) = inner.objects.get(&rt.key()) {
-            let range = match after {
-                Some(k) => map.range::<(String, String), _>((
-                    std::ops::Bound::Excluded(k),
-                    std::ops::Bound::Unbounded,
-                )),
-                None => map.range::<(String, String), _>(..),
-            };
-            for (key, obj) in range {
-                if ns.is_some_and(|n| n != key.0) || !filter(obj) {
-                    continue;
-                }
-                if limit.is_some_and(|l| items.len() >= l) {
-                    more = true;
-                    break;
-                }
-                let mut obj = obj.clone();
-                stamp_api_version(&mut obj, rt);
-                items.push(obj);
-                last = Some(key.clone());
-            }
-        }
-        // The continue token names the last item returned; the next page starts after it.
-        let cont = if more { last } else { None };
+        let (items, cont) = select(&inner.committed, rt, ns, after, limit, filter, |s| {
+            let mut obj = s.value.clone();
+            stamp_api_version(&mut obj, rt);
+            obj
+        });
         (items, inner.rv, cont)
+    }
+
+    /// [`Store::list`], each item serialized as `rt` serves it: the bytes stored with the
+    /// object (shared, not copied) unless `rt` serves another form.
+    pub(crate) fn list_json(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        after: Option<&(String, String)>,
+        limit: Option<usize>,
+        filter: &dyn Fn(&Value) -> bool,
+    ) -> Result<Listed<Bytes>> {
+        let inner = self.lock();
+        let (items, cont) = select(&inner.committed, rt, ns, after, limit, filter, |s| {
+            s.served_json(rt)
+        });
+        let items = items.into_iter().collect::<Result<Vec<_>>>()?;
+        Ok((items, inner.rv, cont))
     }
 
     /// Starts a watch on `rt` in `ns` (everywhere when `None`) from `from` (`None`: send the
@@ -311,19 +408,19 @@ impl Store {
         let in_scope = |e_ns: &str| ns.is_none_or(|n| n == e_ns);
         let backlog = match from {
             None => inner
-                .objects
+                .committed
                 .get(&key)
                 .into_iter()
                 .flat_map(|m| m.iter())
                 .filter(|((o_ns, _), _)| in_scope(o_ns))
                 .map(|((o_ns, _), obj)| {
-                    Arc::new(WatchEvent {
-                        rv: inner.rv,
-                        key: key.clone(),
-                        namespace: o_ns.clone(),
-                        kind: EventType::Added,
-                        object: obj.clone(),
-                    })
+                    Arc::new(WatchEvent::new(
+                        inner.rv,
+                        key.clone(),
+                        o_ns.clone(),
+                        EventType::Added,
+                        obj,
+                    ))
                 })
                 .collect(),
             Some(rv) if rv < inner.history_from => {
@@ -332,10 +429,11 @@ impl Store {
                     oldest: inner.history_from,
                 });
             }
+            // The history is in version order: start at the first event after `rv`.
             Some(rv) => inner
                 .history
-                .iter()
-                .filter(|e| e.rv > rv && e.key == key && in_scope(&e.namespace))
+                .range(inner.history.partition_point(|e| e.rv <= rv)..)
+                .filter(|e| e.key == key && in_scope(&e.namespace))
                 .cloned()
                 .collect(),
         };
@@ -344,450 +442,6 @@ impl Store {
             receiver,
             rv: inner.rv,
         })
-    }
-
-    /// Creates an object as the admin identity.
-    pub fn create(&self, rt: &ResourceType, ns: &str, obj: Value) -> Result<Value> {
-        self.create_as(rt, ns, obj, &Requester::admin())
-    }
-
-    /// Creates an object on behalf of `requester` (whom admission hooks see).
-    pub fn create_as(
-        &self,
-        rt: &ResourceType,
-        ns: &str,
-        mut obj: Value,
-        requester: &Requester,
-    ) -> Result<Value> {
-        self.check_identity(rt, ns, &mut obj)?;
-        let md = obj["metadata"]
-            .as_object_mut()
-            .ok_or_else(|| ApiError::BadRequest("metadata is required".into()))?;
-        if md
-            .get("name")
-            .and_then(Value::as_str)
-            .is_none_or(str::is_empty)
-        {
-            let prefix = md
-                .get("generateName")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned();
-            if prefix.is_empty() {
-                return Err(invalid(
-                    rt,
-                    "",
-                    "metadata.name",
-                    "name or generateName is required",
-                ));
-            }
-            let suffix: String = uuid::Uuid::new_v4()
-                .simple()
-                .to_string()
-                .chars()
-                .take(5)
-                .collect();
-            md.insert("name".into(), json!(format!("{prefix}{suffix}")));
-        }
-        let name = meta(&obj, "name");
-        // RBAC objects are named like paths (`system:discovery`), everything else like DNS.
-        if rt.group == crate::rbac::RBAC_GROUP {
-            // Kubernetes allows any path segment; printable ASCII without the characters a
-            // URL would have to escape keeps every such object addressable by kubectl.
-            let addressable = name.len() <= 253
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_graphic() && !b"/%?#\\".contains(&b));
-            if name == "." || name == ".." || !addressable {
-                return Err(invalid(
-                    rt,
-                    &name,
-                    "metadata.name",
-                    "must be at most 253 printable ASCII characters without '/', '%', '?', '#' or '\\', and not '.' or '..'",
-                ));
-            }
-        } else if !valid_name(&name) {
-            return Err(invalid(
-                rt,
-                &name,
-                "metadata.name",
-                "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character",
-            ));
-        }
-        if rt.status_subresource
-            && rt.schema.is_some()
-            && let Some(o) = obj.as_object_mut()
-        {
-            o.remove("status");
-        }
-        self.admit(Operation::Create, requester, rt, &mut obj, None)?;
-        crate::schema::validate(rt, &obj)?;
-        let mut inner = self.lock();
-        if rt.namespaced {
-            let namespace = inner
-                .objects
-                .get("namespaces")
-                .and_then(|m| m.get(&(String::new(), ns.to_owned())));
-            match namespace {
-                None => {
-                    return Err(ApiError::NotFound {
-                        resource: "namespaces".into(),
-                        name: ns.to_owned(),
-                    });
-                }
-                Some(n) if !meta(n, "deletionTimestamp").is_empty() => {
-                    return Err(ApiError::Forbidden(format!(
-                        "{} {name:?} is forbidden: unable to create new content in namespace {ns} because it is being terminated",
-                        rt.key()
-                    )));
-                }
-                Some(_) => {}
-            }
-        }
-        if inner
-            .objects
-            .get(&rt.key())
-            .is_some_and(|m| m.contains_key(&(ns.to_owned(), name.clone())))
-        {
-            return Err(ApiError::AlreadyExists {
-                resource: rt.key(),
-                name,
-            });
-        }
-        let md = obj["metadata"]
-            .as_object_mut()
-            .ok_or_else(|| internal("metadata vanished"))?;
-        md.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
-        md.insert("creationTimestamp".into(), json!(now()));
-        md.insert("generation".into(), json!(1));
-        md.remove("deletionTimestamp");
-        md.remove("resourceVersion");
-        if rt.key() == "customresourcedefinitions.apiextensions.k8s.io" {
-            self.serve_crd(&obj)
-                .map_err(|e| invalid(rt, &name, "spec", &e))?;
-            establish_crd(&mut obj);
-        }
-        let created = self.commit(&mut inner, rt, ns, obj, EventType::Added)?;
-        drop(inner);
-        if rt.key() == "namespaces" && !dry_run::active() {
-            self.ensure_default_service_account(&name)?;
-        }
-        Ok(created)
-    }
-
-    /// Replaces an object (or its status) as the admin identity. A non-empty
-    /// `metadata.resourceVersion` must match.
-    pub fn update(
-        &self,
-        rt: &ResourceType,
-        ns: &str,
-        name: &str,
-        obj: Value,
-        part: Part,
-    ) -> Result<Value> {
-        self.update_as(rt, ns, name, obj, part, &Requester::admin())
-    }
-
-    /// Replaces an object (or its status) on behalf of `requester`.
-    pub fn update_as(
-        &self,
-        rt: &ResourceType,
-        ns: &str,
-        name: &str,
-        mut obj: Value,
-        part: Part,
-        requester: &Requester,
-    ) -> Result<Value> {
-        self.check_identity(rt, ns, &mut obj)?;
-        if meta(&obj, "name") != name {
-            return Err(ApiError::BadRequest(format!(
-                "the name of the object ({}) does not match the name on the URL ({name})",
-                meta(&obj, "name")
-            )));
-        }
-        let old = self.get(rt, ns, name)?;
-        let wanted_rv = meta(&obj, "resourceVersion");
-        if !wanted_rv.is_empty() && wanted_rv != meta(&old, "resourceVersion") {
-            return Err(ApiError::Conflict {
-                resource: rt.key(),
-                name: name.to_owned(),
-            });
-        }
-        let mut new = match part {
-            Part::Status => {
-                let mut n = old.clone();
-                if let Some(o) = n.as_object_mut() {
-                    o.insert(
-                        "status".into(),
-                        obj.get("status").cloned().unwrap_or(Value::Null),
-                    );
-                }
-                n
-            }
-            Part::Main => {
-                let mut n = obj;
-                if rt.status_subresource {
-                    match old.get("status") {
-                        Some(s) => n["status"] = s.clone(),
-                        None => {
-                            if let Some(o) = n.as_object_mut() {
-                                o.remove("status");
-                            }
-                        }
-                    }
-                }
-                // The server owns these.
-                for f in [
-                    "uid",
-                    "creationTimestamp",
-                    "deletionTimestamp",
-                    "deletionGracePeriodSeconds",
-                    "generation",
-                ] {
-                    match old["metadata"].get(f) {
-                        Some(v) => n["metadata"][f] = v.clone(),
-                        None => {
-                            if let Some(md) = n["metadata"].as_object_mut() {
-                                md.remove(f);
-                            }
-                        }
-                    }
-                }
-                if spec_part(&n) != spec_part(&old) {
-                    let generation = old["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
-                    n["metadata"]["generation"] = json!(generation);
-                }
-                n
-            }
-        };
-        if part == Part::Main {
-            self.admit(Operation::Update, requester, rt, &mut new, Some(&old))?;
-            crate::schema::validate(rt, &new)?;
-        }
-        let mut inner = self.lock();
-        // Re-check under the lock: another writer may have won since `get`.
-        let current = inner.find(rt, ns, name)?;
-        if meta(current, "resourceVersion") != meta(&old, "resourceVersion") {
-            return Err(ApiError::Conflict {
-                resource: rt.key(),
-                name: name.to_owned(),
-            });
-        }
-        if rt.key() == "customresourcedefinitions.apiextensions.k8s.io" {
-            self.serve_crd(&new)
-                .map_err(|e| invalid(rt, name, "spec", &e))?;
-            establish_crd(&mut new);
-        }
-        let deleting = !meta(&new, "deletionTimestamp").is_empty();
-        if deleting && finalizers(&new).is_empty() {
-            let gone = self.remove(&mut inner, rt, ns, name)?;
-            drop(inner);
-            self.collect_garbage()?;
-            return Ok(gone);
-        }
-        self.commit(&mut inner, rt, ns, new, EventType::Modified)
-    }
-
-    /// Deletes an object: at once without finalizers, else marks it with a deletionTimestamp.
-    pub fn delete(
-        &self,
-        rt: &ResourceType,
-        ns: &str,
-        name: &str,
-        propagation: Propagation,
-    ) -> Result<Value> {
-        if rt.key() == "namespaces" && ["default", "kube-system", "kube-public"].contains(&name) {
-            return Err(ApiError::Forbidden(format!(
-                "namespaces {name:?} is forbidden: this namespace may not be deleted"
-            )));
-        }
-        let mut inner = self.lock();
-        let obj = inner.find(rt, ns, name)?.clone();
-        let uid = meta(&obj, "uid");
-        let mut fins = finalizers(&obj);
-        if propagation == Propagation::Foreground
-            && has_dependents(&inner.objects, &uid)
-            && !fins.iter().any(|f| f == FOREGROUND_FINALIZER)
-        {
-            fins.push(FOREGROUND_FINALIZER.to_owned());
-        }
-        if propagation == Propagation::Orphan {
-            orphan_dependents(self, &mut inner, &uid)?;
-        }
-        // A namespace goes after everything in it (the collector deletes its contents); until
-        // then it is Terminating and refuses new objects.
-        if rt.key() == "namespaces"
-            && gc::namespace_has_contents(&inner.objects, name)
-            && !fins.iter().any(|f| f == NAMESPACE_FINALIZER)
-        {
-            fins.push(NAMESPACE_FINALIZER.to_owned());
-        }
-        let mut result = if fins.is_empty() {
-            self.remove(&mut inner, rt, ns, name)?
-        } else if meta(&obj, "deletionTimestamp").is_empty() || fins != finalizers(&obj) {
-            let mut marked = obj;
-            let first = meta(&marked, "deletionTimestamp").is_empty();
-            let md = metadata_mut(&mut marked)?;
-            if first {
-                md.insert("deletionTimestamp".into(), json!(now()));
-                md.insert("deletionGracePeriodSeconds".into(), json!(0));
-            }
-            md.insert("finalizers".into(), json!(fins));
-            if rt.key() == "namespaces" {
-                marked["status"]["phase"] = json!("Terminating");
-            }
-            self.commit(&mut inner, rt, ns, marked, EventType::Modified)?
-        } else {
-            obj
-        };
-        drop(inner);
-        stamp_api_version(&mut result, rt);
-        self.collect_garbage()?;
-        Ok(result)
-    }
-
-    /// Checks the object's envelope (see [`crate::input::check_object`]) and fills in its kind,
-    /// apiVersion and namespace from the request.
-    fn check_identity(&self, rt: &ResourceType, ns: &str, obj: &mut Value) -> Result<()> {
-        crate::input::check_object(obj).map_err(|m| m.invalid(&rt.kind, &meta(obj, "name")))?;
-        match obj.get("kind").and_then(Value::as_str) {
-            Some(k) if k != rt.kind => {
-                return Err(ApiError::BadRequest(format!(
-                    "the kind {k:?} does not match the URL's resource {} ({})",
-                    rt.plural, rt.kind
-                )));
-            }
-            _ => obj["kind"] = json!(rt.kind),
-        }
-        obj["apiVersion"] = json!(rt.api_version());
-        if obj["metadata"].is_null() {
-            obj["metadata"] = json!({});
-        }
-        let body_ns = meta(obj, "namespace");
-        if rt.namespaced {
-            if !body_ns.is_empty() && body_ns != ns {
-                return Err(ApiError::BadRequest(format!(
-                    "the namespace of the provided object ({body_ns}) does not match the namespace sent on the request ({ns})"
-                )));
-            }
-            obj["metadata"]["namespace"] = json!(ns);
-        } else if let Some(md) = obj["metadata"].as_object_mut() {
-            md.remove("namespace");
-        }
-        Ok(())
-    }
-
-    fn admit(
-        &self,
-        op: Operation,
-        requester: &Requester,
-        rt: &ResourceType,
-        obj: &mut Value,
-        old: Option<&Value>,
-    ) -> Result<()> {
-        let hooks = self
-            .hooks
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
-        for hook in hooks.iter().filter(|h| h.handles(rt)) {
-            hook.admit(op, requester, rt, obj, old)?;
-        }
-        Ok(())
-    }
-
-    /// Persists `obj` with the next resourceVersion and publishes the event.
-    fn commit(
-        &self,
-        inner: &mut Inner,
-        rt: &ResourceType,
-        ns: &str,
-        mut obj: Value,
-        kind: EventType,
-    ) -> Result<Value> {
-        crate::events::to_storage(&mut obj, rt);
-        // The last check before it is stored: whatever is stored must load again.
-        crate::input::check_stored(&obj).map_err(|m| m.invalid(&rt.kind, &meta(&obj, "name")))?;
-        if dry_run::active() {
-            return dry_run::preview(inner, rt, ns, obj);
-        }
-        let rv = inner.rv + 1;
-        metadata_mut(&mut obj)?.insert("resourceVersion".into(), json!(rv.to_string()));
-        let name = meta(&obj, "name");
-        let body = serde_json::to_string(&obj).map_err(internal)?;
-        inner.persist(
-            rv,
-            "INSERT OR REPLACE INTO objects (resource, namespace, name, rv, body) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![rt.key(), ns, name, rv as i64, body],
-        )?;
-        inner
-            .objects
-            .entry(rt.key())
-            .or_default()
-            .insert((ns.to_owned(), name), obj.clone());
-        self.publish(
-            inner,
-            WatchEvent {
-                rv,
-                key: rt.key(),
-                namespace: ns.to_owned(),
-                kind,
-                object: obj.clone(),
-            },
-        );
-        stamp_api_version(&mut obj, rt);
-        Ok(obj)
-    }
-
-    fn remove(&self, inner: &mut Inner, rt: &ResourceType, ns: &str, name: &str) -> Result<Value> {
-        if dry_run::active() {
-            return dry_run::preview(inner, rt, ns, inner.find(rt, ns, name)?.clone());
-        }
-        let rv = inner.rv + 1;
-        inner.persist(
-            rv,
-            "DELETE FROM objects WHERE resource = ?1 AND namespace = ?2 AND name = ?3",
-            params![rt.key(), ns, name],
-        )?;
-        let mut obj = inner
-            .objects
-            .get_mut(&rt.key())
-            .and_then(|m| m.remove(&(ns.to_owned(), name.to_owned())))
-            .ok_or_else(|| ApiError::NotFound {
-                resource: rt.key(),
-                name: name.to_owned(),
-            })?;
-        if let Ok(md) = metadata_mut(&mut obj) {
-            md.insert("resourceVersion".into(), json!(rv.to_string()));
-        }
-        if rt.key() == "customresourcedefinitions.apiextensions.k8s.io" {
-            self.registry.unregister_crd(&obj);
-        }
-        self.publish(
-            inner,
-            WatchEvent {
-                rv,
-                key: rt.key(),
-                namespace: ns.to_owned(),
-                kind: EventType::Deleted,
-                object: obj.clone(),
-            },
-        );
-        stamp_api_version(&mut obj, rt);
-        Ok(obj)
-    }
-
-    fn publish(&self, inner: &mut Inner, event: WatchEvent) {
-        let event = Arc::new(event);
-        if inner.history.len() == HISTORY_EVENTS
-            && let Some(old) = inner.history.pop_front()
-        {
-            inner.history_from = old.rv;
-        }
-        inner.changed.insert(event.key.clone(), event.rv);
-        inner.history.push_back(event.clone());
-        // No receiver is fine: nobody watches.
-        let _ = self.events.send(event);
     }
 
     fn type_for_key(&self, key: &str) -> Option<ResourceType> {
@@ -815,4 +469,42 @@ fn establish_crd(crd: &mut Value) {
             vs.iter().filter(|v| v["storage"].as_bool() == Some(true)).map(|v| v["name"].clone()).collect::<Vec<_>>()
         }).unwrap_or_default(),
     });
+}
+
+/// The objects of `rt` in `ns` (everywhere when `None`) that `filter` accepts, from the key
+/// after `after` on, at most `limit`, each made into a `T`; and the key to continue after when
+/// more remain.
+fn select<T>(
+    objects: &Objects,
+    rt: &ResourceType,
+    ns: Option<&str>,
+    after: Option<&(String, String)>,
+    limit: Option<usize>,
+    filter: &dyn Fn(&Value) -> bool,
+    mut make: impl FnMut(&Stored) -> T,
+) -> (Vec<T>, Option<(String, String)>) {
+    let mut items = Vec::new();
+    let (mut last, mut more) = (None, false);
+    if let Some(map) = objects.get(&rt.key()) {
+        let range = match after {
+            Some(k) => map.range::<(String, String), _>((
+                std::ops::Bound::Excluded(k),
+                std::ops::Bound::Unbounded,
+            )),
+            None => map.range::<(String, String), _>(..),
+        };
+        for (key, obj) in range {
+            if ns.is_some_and(|n| n != key.0) || !filter(&obj.value) {
+                continue;
+            }
+            if limit.is_some_and(|l| items.len() >= l) {
+                more = true;
+                break;
+            }
+            items.push(make(obj));
+            last = Some(key.clone());
+        }
+    }
+    // The continue token names the last item returned; the next page starts after it.
+    (items, if more { last } else { None })
 }

@@ -90,7 +90,8 @@ fn patch_once(
 ) -> Result<Response, Attempt> {
     let media = ctype.split(';').next().unwrap_or_default().trim();
     let kind = t.rt.kind.as_str();
-    let current = match store.get(&t.rt, &t.ns, name) {
+    // Staged writes included: this patch's write is staged after them (see `get_latest`).
+    let current = match store.get_latest(&t.rt, &t.ns, name) {
         Ok(c) => c,
         // Server-side apply creates what does not exist yet.
         Err(ApiError::NotFound { .. }) if media == APPLY && part == Part::Main => {

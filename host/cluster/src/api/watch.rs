@@ -1,12 +1,16 @@
 //! `GET ...?watch=true`: a resource's events as a stream of JSON lines, from the store's
 //! history or its current objects, with bookmarks and a timeout, as kube-apiserver sends them.
+//!
+//! An event's line is serialized once and shared by every watcher it reaches
+//! ([`WatchEvent::shared_line`]); each watcher only filters (namespace, selectors). Tables and
+//! the forms a resource serves other than its stored one are rendered per watcher.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::http::header;
 use axum::response::Response;
 use futures::StreamExt;
@@ -54,9 +58,12 @@ pub(super) fn watch(
         Err(e) => return Err(e),
     };
     let table_type = t.rt.clone();
-    let render = move |e: &WatchEvent| -> Option<String> {
+    let render = move |e: &WatchEvent| -> Option<Bytes> {
         if e.key != key || ns.as_ref().is_some_and(|n| *n != e.namespace) || !filter(&e.object) {
             return None;
+        }
+        if !as_table && let Some(line) = e.shared_line(&table_type) {
+            return Some(line);
         }
         let mut obj = e.object.clone();
         crate::events::present(&mut obj, &table_type);
@@ -66,10 +73,10 @@ pub(super) fn watch(
         if as_table {
             obj = crate::table::render(&table_type, &[obj], &e.rv.to_string());
         }
-        Some(format!(
+        Some(Bytes::from(format!(
             "{}\n",
             json!({"type": e.kind.as_str(), "object": obj})
-        ))
+        )))
     };
     let render = Arc::new(render);
     let backlog_render = render.clone();
@@ -90,7 +97,7 @@ pub(super) fn watch(
         .filter_map(move |_| {
             let line = bookmarks.then(|| {
                 let rv = store.resource_version();
-                format!("{}\n", json!({"type": "BOOKMARK", "object": {"kind": kind, "apiVersion": bookmark_api_version, "metadata": {"resourceVersion": rv.to_string(), "annotations": {"k8s.io/initial-events-end": "true"}}}}))
+                Bytes::from(format!("{}\n", json!({"type": "BOOKMARK", "object": {"kind": kind, "apiVersion": bookmark_api_version, "metadata": {"resourceVersion": rv.to_string(), "annotations": {"k8s.io/initial-events-end": "true"}}}})))
             });
             async move { line }
         });

@@ -3,6 +3,7 @@
 
 use serde_json::{Value, json};
 
+use super::commit::Ticket;
 use super::{
     EventType, FOREGROUND_FINALIZER, Inner, NAMESPACE_FINALIZER, Objects, Part, Propagation, Store,
     finalizers, meta, metadata_mut,
@@ -131,7 +132,13 @@ pub(super) fn has_dependents(objects: &Objects, uid: &str) -> bool {
         })
 }
 
-pub(super) fn orphan_dependents(store: &Store, inner: &mut Inner, uid: &str) -> Result<()> {
+/// Stages the removal of `uid` from its dependents' owner references; the tickets of the
+/// staged writes.
+pub(super) fn orphan_dependents(
+    store: &Store,
+    inner: &mut Inner,
+    uid: &str,
+) -> Result<Vec<Ticket>> {
     let mut changed = Vec::new();
     for (key, map) in &inner.objects {
         for ((ns, _), obj) in map {
@@ -139,7 +146,7 @@ pub(super) fn orphan_dependents(store: &Store, inner: &mut Inner, uid: &str) -> 
                 && refs.iter().any(|r| r["uid"].as_str() == Some(uid))
                 && well_formed(key, ns, &meta(obj, "name"), obj)
             {
-                let mut o = obj.clone();
+                let mut o = obj.value.clone();
                 let kept: Vec<Value> = refs
                     .iter()
                     .filter(|r| r["uid"].as_str() != Some(uid))
@@ -150,12 +157,13 @@ pub(super) fn orphan_dependents(store: &Store, inner: &mut Inner, uid: &str) -> 
             }
         }
     }
+    let mut tickets = Vec::new();
     for (key, ns, o) in changed {
         if let Some(rt) = store.type_for_key(&key) {
-            store.commit(inner, &rt, &ns, o, EventType::Modified)?;
+            tickets.push(store.stage(inner, &rt, &ns, o, EventType::Modified)?.1);
         }
     }
-    Ok(())
+    Ok(tickets)
 }
 
 /// Whether the collector may write to `obj`; reports it when not.

@@ -4,13 +4,13 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
-use super::{HISTORY_EVENTS, Inner, Objects, Store, internal, meta};
+use super::{HISTORY_EVENTS, Inner, Objects, Store, Stored, internal, meta};
 use crate::error::Result;
 use crate::resources::Registry;
 
@@ -60,9 +60,12 @@ impl Store {
                         continue;
                     }
                 };
-                match loadable(&body) {
+                match loadable(&body).and_then(|obj| Stored::new(obj).map_err(|e| e.to_string())) {
                     Ok(obj) => {
-                        objects.entry(resource).or_default().insert((ns, name), obj);
+                        objects
+                            .entry(resource)
+                            .or_default()
+                            .insert((ns, name), Arc::new(obj));
                     }
                     Err(reason) => tracing::warn!(
                         object = %format!("{resource}/{ns}/{name}"),
@@ -86,13 +89,16 @@ impl Store {
         let (events, _) = broadcast::channel(HISTORY_EVENTS);
         let store = Self {
             inner: Mutex::new(Inner {
-                db,
                 rv,
+                committed: objects.clone(),
                 objects,
+                staged_rv: rv,
+                queue: Vec::new(),
                 history: VecDeque::new(),
                 history_from: rv,
                 changed: HashMap::new(),
             }),
+            db: Mutex::new(db),
             events,
             registry,
             hooks: Mutex::new(Vec::new()),
@@ -145,7 +151,7 @@ fn move_legacy_events(db: &Connection, objects: &mut Objects) {
         return;
     };
     for ((ns, name), obj) in legacy {
-        let core = crate::events::stored_form(&obj);
+        let core = crate::events::stored_form(&obj.value);
         let rv: i64 = meta(&core, "resourceVersion").parse().unwrap_or(0);
         let moved = serde_json::to_string(&core)
             .map_err(|e| e.to_string())
@@ -164,12 +170,12 @@ fn move_legacy_events(db: &Connection, objects: &mut Objects) {
                 .and_then(|_| tx.commit())
                 .map_err(|e| e.to_string())
             });
-        match moved {
-            Ok(()) => {
+        match moved.and_then(|()| Stored::new(core).map_err(|e| e.to_string())) {
+            Ok(core) => {
                 objects
                     .entry("events".into())
                     .or_default()
-                    .insert((ns, name), core);
+                    .insert((ns, name), Arc::new(core));
             }
             Err(e) => {
                 tracing::warn!(event = %format!("{ns}/{name}"), error = %e, "stored events.k8s.io Event not moved")
