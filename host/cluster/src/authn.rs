@@ -17,6 +17,7 @@ mod jwt;
 mod oidc;
 mod service_account;
 mod token_request;
+mod verified;
 
 use crate::error::{ApiError, Result};
 use crate::rbac::{UNAUTHENTICATED_GROUP, UserInfo};

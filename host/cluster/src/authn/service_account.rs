@@ -95,6 +95,8 @@ pub struct ServiceAccountTokens {
     encoding: EncodingKey,
     decoding: DecodingKey,
     public_jwk: Jwk,
+    /// Signatures verified recently (see [`super::verified`]).
+    verified: std::sync::Arc<super::verified::VerifiedTokens>,
 }
 
 fn key_err(e: impl std::fmt::Display) -> ApiError {
@@ -138,6 +140,7 @@ impl ServiceAccountTokens {
             encoding,
             decoding,
             public_jwk,
+            verified: std::sync::Arc::default(),
         })
     }
 
@@ -291,7 +294,9 @@ impl ServiceAccountTokens {
         if header.kid.as_deref().is_some_and(|kid| kid != self.key_id) {
             return Err(Rejected::new("unknown signing key"));
         }
-        let claims = jwt::verify(token, &self.decoding, ALG)?;
+        let claims = self.verified.claims(token, std::time::Instant::now(), || {
+            jwt::verify(token, &self.decoding, ALG)
+        })?;
         jwt::check_times(&claims, now, false)?;
         let audiences = jwt::audiences(&claims)?;
         if !audiences
