@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use vdi_gpu_binpack::GpuBinpack;
-use vdi_plugin_host::{CacheOutcome, Hook, Limits, Plugin, RenderPolicy, Runtime, RuntimeConfig};
+use vdi_plugin_host::{
+    CacheOutcome, Hook, Language, Limits, Plugin, RenderPolicy, Runtime, RuntimeConfig, ratio_line,
+    ratio_target,
+};
 use vdi_plugin_sdk::{Admission, Scheduler};
 use vdi_quota::Quota;
 
@@ -190,10 +193,12 @@ pub(crate) fn run(args: &BenchArgs) -> Result<ExitCode> {
         .file_stem()
         .map_or("plugin".into(), |s| s.to_string_lossy().into_owned());
     let (plugin, _) = rt.load(&name, &bytes, None, limits, &args.settings)?;
+    let language = Language::detect(&bytes);
     println!(
-        "plugin    {} ({}, {}, {:.1} KiB)",
+        "plugin    {} ({}, {}, {}, {:.1} KiB)",
         args.wasm.display(),
         plugin.hook().name(),
+        language.name(),
         plugin.digest(),
         bytes.len() as f64 / 1024.0
     );
@@ -221,12 +226,26 @@ pub(crate) fn run(args: &BenchArgs) -> Result<ExitCode> {
         Hook::Template => (bench_template(&plugin, n, threads)?, None),
     };
     println!("{}", wasm.line("wasm", n, threads));
+    // The sandbox alone: a fresh instance built and dropped as for a decision, never called.
+    let floor = measure(n, threads, "floor", &|| {
+        plugin.instantiate_only()?;
+        Ok(())
+    })?;
+    println!(
+        "floor     fresh instance, no call: p50 {}, p99 {} ({:.0}% of a decision's p50)",
+        micros(floor.p50),
+        micros(floor.p99),
+        100.0 * floor.p50.as_secs_f64() / wasm.p50.as_secs_f64().max(1e-9)
+    );
     if let Some(native) = native {
         println!("{}", native.line("native", n, threads));
+        let ratio = wasm.p50.as_secs_f64() / native.p50.as_secs_f64().max(1e-9);
+        let target = ratio_target(plugin.hook(), language);
         println!(
-            "ratio     wasm/native: p50 {:.1}x, throughput {:.1}x slower",
-            wasm.p50.as_secs_f64() / native.p50.as_secs_f64().max(1e-9),
-            native.per_second / wasm.per_second
+            "ratio     {}  (throughput {:.1}x slower; floor alone {:.1}x)",
+            ratio_line(ratio, target),
+            native.per_second / wasm.per_second,
+            floor.p50.as_secs_f64() / native.p50.as_secs_f64().max(1e-9)
         );
         if matches!(plugin.hook(), Hook::Scheduler) {
             println!(

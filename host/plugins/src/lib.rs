@@ -28,6 +28,7 @@ mod pool;
 mod render;
 mod runtime;
 mod stdio;
+mod targets;
 pub mod vectors;
 
 pub use chain::{
@@ -43,6 +44,7 @@ pub use plugin::{
 pub use pool::{PluginPool, PoolError, WATCHDOG_GRACE};
 pub use render::{RenderError, RenderPolicy};
 pub use runtime::{CacheOutcome, Inspection, LoadStats, Runtime, RuntimeConfig};
+pub use targets::{Language, ratio_line, ratio_target};
 
 /// The values plugins exchange with the host, as generated from `wit/types.wit`.
 pub mod types {

@@ -385,6 +385,19 @@ impl Plugin {
             })
     }
 
+    /// Builds a fresh instance exactly as a decision does (Store, WASI context, limits,
+    /// instantiation) and drops it without calling it: the sandbox's own cost per decision,
+    /// which `vdi plugin bench` reports next to the decision so the floor shows in one run.
+    /// Not recorded in the plugin's metrics.
+    pub fn instantiate_only(&self) -> Result<(), CallError> {
+        let outcome = match &self.inner.pre {
+            HookPre::Admission(p) => self.run_in_store(|s| p.instantiate(s).map(drop)),
+            HookPre::Scheduler(p) => self.run_in_store(|s| p.instantiate(s).map(drop)),
+            HookPre::Template(p) => self.run_in_store(|s| p.instantiate(s).map(drop)),
+        };
+        outcome.result
+    }
+
     fn wrong_hook(&self, called: Hook) -> CallError {
         CallError::WrongHook {
             called: called.name(),

@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use common::{create, load, load_with, request, runtime, wasm};
 use vdi_plugin_host::types::{Gpu, Node, Placement, PlacementDecision, TemplateInfo, Verdict};
 use vdi_plugin_host::{
-    CacheOutcome, CallError, Digest, Hook, Limits, LoadError, RenderPolicy, Runtime, RuntimeConfig,
+    CacheOutcome, CallError, Digest, Hook, Language, Limits, LoadError, RenderPolicy, Runtime,
+    RuntimeConfig,
 };
 
 #[test]
@@ -330,4 +331,21 @@ fn concurrent_calls_each_get_their_own_instance() {
         }
     });
     assert_eq!(rt.metrics().calls("vdi_quota", Hook::Admission), 401);
+}
+
+#[test]
+fn a_bare_instance_is_built_for_every_hook_and_is_not_metered() {
+    let rt = runtime();
+    for (name, hook) in [
+        ("vdi_quota", Hook::Admission),
+        ("vdi_gpu_binpack", Hook::Scheduler),
+        ("vdi_desktop", Hook::Template),
+    ] {
+        let p = load(&rt, name, "");
+        let configured = rt.metrics().calls(name, hook);
+        p.instantiate_only().expect("instantiate");
+        // The bench measures the sandbox's floor with it; a decision's metrics stay untouched.
+        assert_eq!(rt.metrics().calls(name, hook), configured, "{name}");
+        assert_eq!(Language::detect(&wasm(name)), Language::Rust, "{name}");
+    }
 }
