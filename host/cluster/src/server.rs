@@ -128,8 +128,12 @@ impl Cluster {
         let tls_config = pki.server_config()?;
         let tls = RustlsConfig::from_config(tls_config.clone());
         let handle = Handle::new();
+        // TCP_NODELAY, as kube-apiserver (Go) sets on every connection: a watch event written
+        // while the client still delays its ACK of the previous write (a bookmark) would
+        // otherwise wait for that ACK (Nagle), up to the client's delayed-ACK timeout.
         let server = axum_server::from_tcp_rustls(listener, tls)
             .map_err(|e| ApiError::Internal(e.to_string()))?
+            .map(|tls| tls.acceptor(axum_server::accept::NoDelayAcceptor::new()))
             .handle(handle.clone());
         let task = tokio::spawn(async move {
             if let Err(e) = server.serve(router.into_make_service()).await {

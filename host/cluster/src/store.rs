@@ -282,14 +282,17 @@ fn finalizers(obj: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Everything but metadata and status: what `metadata.generation` tracks.
-fn spec_part(obj: &Value) -> Value {
-    let mut v = obj.clone();
-    if let Some(o) = v.as_object_mut() {
-        o.remove("metadata");
-        o.remove("status");
+/// Whether two objects agree on everything but metadata and status: what
+/// `metadata.generation` tracks. Compared in place (no copies of either).
+fn same_spec(a: &Value, b: &Value) -> bool {
+    fn spec(o: &serde_json::Map<String, Value>) -> impl Iterator<Item = (&String, &Value)> {
+        o.iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "metadata" | "status"))
     }
-    v
+    match (a.as_object(), b.as_object()) {
+        (Some(a), Some(b)) => spec(a).eq(spec(b)),
+        _ => a == b,
+    }
 }
 
 /// Checks a DNS-1123 subdomain name.
@@ -507,4 +510,28 @@ fn select<T>(
     }
     // The continue token names the last item returned; the next page starts after it.
     (items, if more { last } else { None })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_spec_is_everything_but_metadata_and_status() {
+        let a =
+            json!({"kind": "Pod", "metadata": {"name": "a"}, "spec": {"x": 1}, "status": {"s": 1}});
+        let relabelled =
+            json!({"kind": "Pod", "metadata": {"name": "b"}, "spec": {"x": 1}, "status": {"s": 2}});
+        assert!(same_spec(&a, &relabelled));
+        let respecced =
+            json!({"kind": "Pod", "metadata": {"name": "a"}, "spec": {"x": 2}, "status": {"s": 1}});
+        assert!(!same_spec(&a, &respecced));
+        let extra = json!({"kind": "Pod", "metadata": {"name": "a"}, "spec": {"x": 1}, "data": {}});
+        assert!(!same_spec(&a, &extra));
+        assert!(!same_spec(
+            &json!({"kind": "Pod"}),
+            &json!({"kind": "Pod", "spec": null})
+        ));
+        assert!(same_spec(&json!("x"), &json!("x")));
+    }
 }

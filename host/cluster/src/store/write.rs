@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use super::gc::{has_dependents, orphan_dependents};
 use super::{
     EventType, FOREGROUND_FINALIZER, NAMESPACE_FINALIZER, Part, Propagation, Store, dry_run,
-    establish_crd, finalizers, internal, invalid, meta, metadata_mut, now, spec_part,
+    establish_crd, finalizers, internal, invalid, meta, metadata_mut, now, same_spec,
     stamp_api_version, valid_name,
 };
 use crate::admission::{Operation, Requester};
@@ -223,7 +223,7 @@ impl Store {
                         }
                     }
                 }
-                if spec_part(&n) != spec_part(&old) {
+                if !same_spec(&n, &old) {
                     let generation = old["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
                     n["metadata"]["generation"] = json!(generation);
                 }
