@@ -242,7 +242,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<ExitCode> {
         let ratio = wasm.p50.as_secs_f64() / native.p50.as_secs_f64().max(1e-9);
         let target = ratio_target(plugin.hook(), language);
         println!(
-            "ratio     {}  (throughput {:.1}x slower; floor alone {:.1}x)",
+            "ratio     {}  (throughput {:.1}x slower; floor alone {:.2}x)",
             ratio_line(ratio, target),
             native.per_second / wasm.per_second,
             floor.p50.as_secs_f64() / native.p50.as_secs_f64().max(1e-9)

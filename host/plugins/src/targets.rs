@@ -67,7 +67,7 @@ pub fn ratio_line(ratio: f64, target: Option<f64>) -> String {
             "p50 {ratio:.1}x  target ≤ {t}x  {}",
             if ratio <= t { "✔" } else { "✘" }
         ),
-        None => format!("p50 {ratio:.1}x  (no target)"),
+        None => format!("p50 {ratio:.1}x  no target"),
     }
 }
 
@@ -117,6 +117,6 @@ mod tests {
             ratio_line(850.0, Some(1_000.0)),
             "p50 850.0x  target ≤ 1000x  ✔"
         );
-        assert_eq!(ratio_line(3.4, None), "p50 3.4x  (no target)");
+        assert_eq!(ratio_line(3.4, None), "p50 3.4x  no target");
     }
 }
