@@ -279,54 +279,80 @@ async fn apply(
         let api = ctx.discovery.dynamic(&ns, &o.api_version, &o.kind).await?;
         planned.push((o, obj, api));
     }
-    // All are checked before any is applied, so a conflict leaves nothing half-applied. (An
-    // object created in the moment between the check and the apply is not caught.)
-    let mut conflicts = Vec::new();
-    let mut present = Vec::with_capacity(planned.len());
-    for (o, obj, api) in &planned {
-        let existing = api.get_opt(&o.name).await?;
-        let keep = retained(obj);
-        let ours = existing.as_ref().is_none_or(|e| {
-            if keep {
-                serde_json::to_value(e).is_ok_and(|v| retained(&v))
-            } else {
-                owned_by(e, uid)
-            }
-        });
-        if !ours {
-            conflicts.push(format!(
-                "{}/{} already exists and is not owned by this session",
-                o.kind, o.name
-            ));
-        }
-        present.push(keep && existing.is_some());
-    }
-    if !conflicts.is_empty() {
-        return Err(ProvisionError::Fatal {
-            reason: OBJECT_CONFLICT,
-            message: format!("{}; nothing was applied", conflicts.join("; ")),
-            decision: Some(record),
-        });
-    }
+    // Fresh names (the common case) are created: one request each and no read. A taken name
+    // is looked at: the session's own object (from an earlier pass) is applied again, a
+    // retained one is kept; anything else is a conflict, and what this pass created is deleted
+    // again, so a conflict leaves nothing applied.
     let manager = session_field_manager(uid);
+    let mut created = Vec::new();
+    let mut conflicts = Vec::new();
     let mut records = Vec::with_capacity(planned.len());
-    for ((o, obj, api), kept) in planned.into_iter().zip(present) {
-        if !kept {
-            let manager = if retained(&obj) {
-                FIELD_MANAGER
-            } else {
-                manager.as_str()
-            };
-            api.patch(
-                &o.name,
-                &PatchParams::apply(manager).force(),
-                &Patch::Apply(&obj),
-            )
-            .await?;
+    for (o, obj, api) in &planned {
+        let keep = retained(obj);
+        let manager = if keep {
+            FIELD_MANAGER
+        } else {
+            manager.as_str()
+        };
+        match create(api, obj, manager).await {
+            Ok(true) => created.push((o, api)),
+            Ok(false) => {
+                let existing = api.get_opt(&o.name).await?;
+                match existing {
+                    Some(e) if keep && serde_json::to_value(&e).is_ok_and(|v| retained(&v)) => {}
+                    Some(e) if !keep && owned_by(&e, uid) => {
+                        let params = PatchParams::apply(manager).force();
+                        api.patch(&o.name, &params, &Patch::Apply(obj)).await?;
+                    }
+                    // Deleted since the create was refused: created on the next pass.
+                    None => {
+                        return Err(Error::Other(format!("{} {} went away", o.kind, o.name)).into());
+                    }
+                    Some(_) => conflicts.push(format!(
+                        "{}/{} already exists and is not owned by this session",
+                        o.kind, o.name
+                    )),
+                }
+            }
+            Err(e) => return Err(e.into()),
         }
-        records.push(o);
+        records.push(o.clone());
     }
-    Ok((records, record))
+    if conflicts.is_empty() {
+        return Ok((records, record));
+    }
+    for (o, api) in created {
+        match api.delete(&o.name, &DeleteParams::background()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ProvisionError::Fatal {
+        reason: OBJECT_CONFLICT,
+        message: format!("{}; nothing was applied", conflicts.join("; ")),
+        decision: Some(record),
+    })
+}
+
+/// Creates `obj` through `api` as `manager`: `true` when created, `false` when the name is
+/// taken.
+async fn create(
+    api: &kube::Api<DynamicObject>,
+    obj: &Value,
+    manager: &str,
+) -> std::result::Result<bool, Error> {
+    let object: DynamicObject =
+        serde_json::from_value(obj.clone()).map_err(|e| Error::Other(e.to_string()))?;
+    let params = kube::api::PostParams {
+        dry_run: false,
+        field_manager: Some(manager.to_owned()),
+    };
+    match api.create(&params, &object).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(e)) if e.code == 409 && e.reason == "AlreadyExists" => Ok(false),
+        Err(e) => Err(e.into()),
+    }
 }
 
 #[cfg(test)]
