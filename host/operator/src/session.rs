@@ -206,14 +206,10 @@ async fn reconcile_inner(session: &VDISession, ctx: &Context) -> Result<Action> 
                             return Ok(Action::await_change());
                         }
                         // Held, not written: a desktop ready within the grace goes straight
-                        // to Running in one write. The pod's events wake this session.
-                        let h = held::Held {
-                            status: status.clone(),
-                            applied: Instant::now(),
-                        };
-                        ctx.held.hold(&uid, h.status.clone(), h.applied);
-                        held = Some(h);
-                        continue;
+                        // to Running in one write. The pod's events wake this session (a pod
+                        // just created is not ready: looking at it now would be a wasted read).
+                        ctx.held.hold(&uid, status, Instant::now());
+                        return Ok(Action::requeue(held::PROVISIONED_GRACE));
                     }
                     Err(ProvisionError::Fatal {
                         reason,
