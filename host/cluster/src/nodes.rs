@@ -139,6 +139,9 @@ impl SimulatedNodes {
             agent.clone().handle(&store, &pod_t, &e.object);
         }
         let mut rx = start.receiver;
+        // Each node starts its pods on its own, as kubelets do: a pod's writes do not wait for
+        // the pods before it (one loop writing each status in turn fell seconds behind a burst).
+        let starting = Arc::new(tokio::sync::Semaphore::new(CONCURRENT_STARTS));
         loop {
             match rx.recv().await {
                 Ok(e) if e.key == "pods" && e.kind == EventType::Deleted => {
@@ -151,7 +154,18 @@ impl SimulatedNodes {
                     ) {
                         retry_pending(&store, &pod_t);
                     }
-                    agent.clone().handle(&store, &pod_t, &e.object);
+                    if !agent.wants(&e.object) {
+                        continue;
+                    }
+                    let Ok(permit) = starting.clone().acquire_owned().await else {
+                        return Ok(());
+                    };
+                    let (agent, store, pod_t) = (agent.clone(), store.clone(), pod_t.clone());
+                    // The store's writes block while their commit is under way.
+                    tokio::task::spawn_blocking(move || {
+                        agent.handle(&store, &pod_t, &e.object);
+                        drop(permit);
+                    });
                 }
                 Ok(_) => {}
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
@@ -164,6 +178,15 @@ impl SimulatedNodes {
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return Ok(()),
             }
         }
+    }
+
+    /// Whether `pod` (as an event carried it) may need this agent: a live pod still Pending.
+    fn wants(&self, pod: &Value) -> bool {
+        pod["metadata"]["deletionTimestamp"].is_null()
+            && pod["status"]["phase"]
+                .as_str()
+                .is_none_or(|p| p == "Pending")
+            && !pod["status"]["reason"].is_string()
     }
 
     fn handle(self: Arc<Self>, store: &Arc<Store>, pod_t: &ResourceType, pod: &Value) {
@@ -310,6 +333,9 @@ impl SimulatedNodes {
         }
     }
 }
+
+/// Pods a simulated node agent starts at once.
+const CONCURRENT_STARTS: usize = 32;
 
 /// Binds a pod without `nodeName` that names its node, unless it already waits as
 /// unschedulable (it waits for capacity to free up: see [`retry_pending`]). Every node agent

@@ -32,6 +32,9 @@ pub(crate) mod held;
 mod readmit;
 mod running;
 
+/// When a session whose cache is older than our last write is looked at again at the latest.
+const CACHE_BEHIND_RETRY: Duration = Duration::from_millis(500);
+
 /// How often a terminating session checks its objects are gone.
 pub const CLEANUP_POLL: Duration = Duration::from_secs(1);
 
@@ -103,11 +106,6 @@ async fn reconcile_inner(session: &VDISession, ctx: &Context) -> Result<Action> 
     let name = session.name_any();
     let mut status = session.status.clone().unwrap_or_default();
     let uid = session.uid().unwrap_or_default();
-    // A desktop provisioned by an earlier pass whose status is held back (see `held`).
-    let mut held = ctx.held.continuing(&uid, &status);
-    if let Some(h) = &held {
-        status = h.status.clone();
-    }
     let mut pass = Pass {
         ctx,
         session,
@@ -121,9 +119,18 @@ async fn reconcile_inner(session: &VDISession, ctx: &Context) -> Result<Action> 
             .unwrap_or_default(),
     };
     if ctx.cache_is_behind(&uid, &pass.rv) {
-        // Acting on an older version would redo steps (and their writes) already done.
-        tracing::trace!("cache behind our last write; looking again shortly");
-        return Ok(Action::requeue(Duration::from_millis(20)));
+        // Acting on an older version would redo steps (and their writes) already done. Our
+        // write's own watch event reconciles the session again once the cache has it; the
+        // requeue is only a fallback (polling every few ms kept a burst's reconcilers busy
+        // re-reading a lagging cache: 17-24 reconciles per session).
+        tracing::trace!("cache behind our last write; waiting for it");
+        return Ok(Action::requeue(CACHE_BEHIND_RETRY));
+    }
+    // A desktop provisioned by an earlier pass whose status is held back (see `held`). Looked
+    // up only now: a cache older than our last write would not show the `Scheduled` it follows.
+    let mut held = ctx.held.continuing(&uid, &status);
+    if let Some(h) = &held {
+        status = h.status.clone();
     }
     // What the scheduler and the renderer see, built once (again only when admission settles it).
     let mut request: Option<SessionRequest> = status
