@@ -31,6 +31,9 @@ pub fn claimable(
     let Some(status) = &s.status else {
         return false;
     };
+    if s.metadata.namespace.as_deref() != Some(POOL_NAMESPACE) {
+        return false; // the common case, before any parsing
+    }
     let pool_expiry = status.expires_at.as_deref().and_then(parse_time);
     let lives_long_enough = match (pool_expiry, expires_at) {
         (Some(pool), Some(launch)) => pool >= launch,

@@ -6,6 +6,7 @@
 
 use jiff::Timestamp;
 use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt as _};
 use serde_json::json;
 use vdi_crd::phase::{Observed, parse_time};
@@ -89,6 +90,15 @@ impl Pass<'_> {
         let Some(admitted) = status.admitted.clone() else {
             return Ok(false);
         };
+        let pooled = ctx
+            .templates
+            .get(&ObjectRef::new(&admitted.template))
+            .is_some_and(|t| t.spec.warm_pool > 0);
+        if !pooled {
+            // No pool to claim from: no scan of every session (a burst of N launches made
+            // that N x N).
+            return Ok(false);
+        }
         let expires_at = status.expires_at.as_deref().and_then(parse_time);
         let uid = session.uid().unwrap_or_default();
         // One this session claimed already counts first: a claim whose status write was lost
@@ -97,10 +107,9 @@ impl Pass<'_> {
             .sessions
             .state()
             .into_iter()
+            .filter(|p| p.metadata.namespace.as_deref() == Some(POOL_NAMESPACE))
             .filter(|p| {
-                let mine = p.namespace().as_deref() == Some(POOL_NAMESPACE)
-                    && claimed_by(p, &uid)
-                    && p.metadata.deletion_timestamp.is_none();
+                let mine = claimed_by(p, &uid) && p.metadata.deletion_timestamp.is_none();
                 mine || claimable(p, &admitted.template, &admitted.resources, expires_at)
             })
             .collect();
