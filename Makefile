@@ -49,6 +49,8 @@ bench: plugins
 	$(CARGO_TARGET_DIR_OR_DEFAULT)/release/vdi plugin bench $(PLUGINS_OUT)/vdi_gpu_binpack.wasm --iterations 1000 --batch 16
 	$(CARGO_TARGET_DIR_OR_DEFAULT)/release/vdi bench-cluster
 	$(CARGO_TARGET_DIR_OR_DEFAULT)/release/vdi bench-operator --plugins-dir $(PLUGINS_OUT)
+	$(CARGO_TARGET_DIR_OR_DEFAULT)/release/vdi bench-operator --plugins-dir $(PLUGINS_OUT) --sessions 4000 --nodes 500 --probes 5
+	$(CARGO_TARGET_DIR_OR_DEFAULT)/release/vdi bench-operator --plugins-dir $(PLUGINS_OUT) --sessions 16000 --nodes 2000 --probes 5
 	$(CARGO_TARGET_DIR_OR_DEFAULT)/release/vdi-streamer-bench
 	$(CARGO_TARGET_DIR_OR_DEFAULT)/release/vdi bench-startup --plugins-dir $(PLUGINS_OUT)
 	$(CARGO_TARGET_DIR_OR_DEFAULT)/release/vdi bench-api
