@@ -409,7 +409,7 @@ const ROWS: &[Row] = &[
     ),
     ok(
         &["describe", "vds", "alice-desktop"],
-        &["Events:", "Scheduled"],
+        &["Events:", "Running"],
     ),
     ok(
         &[
@@ -418,7 +418,8 @@ const ROWS: &[Row] = &[
             "--field-selector",
             "involvedObject.name=alice-desktop",
         ],
-        &["Scheduled"],
+        // The Running event names where the desktop runs (no separate Scheduled event).
+        &["Running", "(on local)"],
     ),
     ok(
         &[
