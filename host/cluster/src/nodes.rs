@@ -190,11 +190,7 @@ impl SimulatedNodes {
     }
 
     fn handle(self: Arc<Self>, store: &Arc<Store>, pod_t: &ResourceType, pod: &Value) {
-        if !well_formed("pods", pod) || pod["metadata"]["deletionTimestamp"].is_string() {
-            return;
-        }
-        let phase = pod["status"]["phase"].as_str().unwrap_or("Pending");
-        if phase != "Pending" || pod["status"]["reason"].is_string() {
+        if !well_formed("pods", pod) || !self.wants(pod) {
             return;
         }
         let ns = pod["metadata"]["namespace"]

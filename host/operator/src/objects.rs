@@ -111,9 +111,9 @@ impl From<kube::Error> for ProvisionError {
 }
 
 /// Renders the objects of the session (`request`, built by the reconcile) with its template's
-/// renderer, finishes them, checks that none of their names is taken by an object the session
-/// does not own, and only then server-side applies each one. Returns what was applied and the
-/// renderer's decision.
+/// renderer, finishes them and creates them (see [`apply`]: a name taken by an object the
+/// session does not own leaves nothing applied). Returns what was applied and the renderer's
+/// decision.
 pub(crate) async fn provision(
     ctx: &Context,
     session: &VDISession,
